@@ -1,0 +1,71 @@
+// Package resources is the single source of truth for the names and settings
+// of the AWS resources orderledger uses. The Go adapters, `ledger aws
+// bootstrap` and the Terraform checks all read them from here, so the code and
+// the infrastructure cannot drift apart.
+package resources
+
+import "time"
+
+// DefaultEnv is the environment prefix used when none is configured; the seed
+// deployment calls it "dev".
+const DefaultEnv = "dev"
+
+// Settings shared by the code and Terraform.
+const (
+	// MaxReceiveCount is how many times SQS delivers a processing message
+	// before moving it to the dead-letter queue (the seed's "3 attempts").
+	MaxReceiveCount = 3
+	// StreamViewType is the DynamoDB Streams view the projector and publisher read.
+	StreamViewType = "NEW_IMAGE"
+	// StatusIndex is the read table's global secondary index for listing by status.
+	StatusIndex = "status-index"
+	// CustomerIndex is the read table's global secondary index for listing by customer.
+	CustomerIndex = "customer-index"
+	// IdempotencyTTLAttribute is the events table attribute that expires idempotency records.
+	IdempotencyTTLAttribute = "expires_at"
+	// ProcessorTimeout is the processor Lambda's timeout.
+	ProcessorTimeout = 30 * time.Second
+	// VisibilityTimeout is the processing queue's visibility timeout: 6x the
+	// processor timeout, as AWS recommends for Lambda event sources.
+	VisibilityTimeout = 6 * ProcessorTimeout
+	// EventTypeAttribute is the message attribute that carries the event type
+	// on every published message, used by subscription filter policies.
+	EventTypeAttribute = "event_type"
+	// OrderIDAttribute is the message attribute that carries the order ID.
+	OrderIDAttribute = "order_id"
+)
+
+// Names are the names of one environment's resources.
+type Names struct {
+	Env             string
+	EventsTable     string // the append-only event log: stream_id / version
+	OrdersTable     string // the read table (projections), the seed's dev-orders
+	EventsTopic     string // SNS topic for OrderPlaced, feeds the processing queue
+	CompletedTopic  string // SNS topic for OrderCompleted / OrderFailed / OrderCancelled
+	ProcessingQueue string // SQS queue the processor Lambda consumes
+	DeadLetterQueue string // SQS dead-letter queue of ProcessingQueue
+	ProcessorFunc   string // Lambda: SQS -> order saga
+	ProjectorFunc   string // Lambda: events stream -> read table
+	PublisherFunc   string // Lambda: events stream -> SNS
+	APIFunc         string // Lambda: API Gateway HTTP API -> REST API
+}
+
+// For returns the resource names of environment env ("dev" when empty).
+func For(env string) Names {
+	if env == "" {
+		env = DefaultEnv
+	}
+	return Names{
+		Env:             env,
+		EventsTable:     env + "-order-event-log",
+		OrdersTable:     env + "-orders",
+		EventsTopic:     env + "-order-events",
+		CompletedTopic:  env + "-order-completed",
+		ProcessingQueue: env + "-order-processing",
+		DeadLetterQueue: env + "-order-dlq",
+		ProcessorFunc:   env + "-order-processor",
+		ProjectorFunc:   env + "-order-projector",
+		PublisherFunc:   env + "-order-publisher",
+		APIFunc:         env + "-order-api",
+	}
+}
