@@ -1,0 +1,233 @@
+package order
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/orderledger/orderledger/domain"
+)
+
+// Validation limits.
+const (
+	MaxNameLength = 200
+	MinQuantity   = 1
+	MaxQuantity   = 10_000
+)
+
+// Named errors of the order aggregate.
+var (
+	ErrNotFound          = &domain.Error{Code: domain.NotFound, Message: "order not found"}
+	ErrAlreadyPlaced     = &domain.Error{Code: domain.Conflict, Message: "order already placed"}
+	ErrTerminal          = &domain.Error{Code: domain.Conflict, Message: "order is already in a terminal state"}
+	ErrNotPaid           = &domain.Error{Code: domain.Conflict, Message: "order has no successful payment"}
+	ErrAlreadyPaid       = &domain.Error{Code: domain.Conflict, Message: "order payment already succeeded"}
+	ErrPaymentFailed     = &domain.Error{Code: domain.Conflict, Message: "order payment failed"}
+	ErrNotReserved       = &domain.Error{Code: domain.Conflict, Message: "order inventory is not reserved"}
+	ErrAlreadyReserved   = &domain.Error{Code: domain.Conflict, Message: "order inventory already reserved"}
+	ErrReservationFailed = &domain.Error{Code: domain.Conflict, Message: "order inventory reservation failed"}
+	ErrAlreadyRefunded   = &domain.Error{Code: domain.Conflict, Message: "order payment already refunded"}
+	ErrCannotCancel      = &domain.Error{Code: domain.Conflict, Message: "order can no longer be cancelled: payment succeeded"}
+)
+
+// Command is something asked of an order.
+type Command interface{ command() }
+
+// Place places a new order.
+type Place struct {
+	CustomerName string
+	ProductName  string
+	Quantity     int
+}
+
+// RecordPayment records a successful charge.
+type RecordPayment struct {
+	PaymentID string
+	Amount    int64
+}
+
+// RecordPaymentFailure records that payment failed for good (declined, or
+// unreachable after every attempt); the order fails with it.
+type RecordPaymentFailure struct {
+	Reason   string
+	Attempts int
+}
+
+// RecordReservation records a successful stock reservation.
+type RecordReservation struct{ ReservationID string }
+
+// RecordReservationFailure records that stock could not be reserved. When
+// payment had succeeded the saga must refund before the order fails.
+type RecordReservationFailure struct {
+	Reason string
+}
+
+// RecordRefund records that the charge was refunded.
+type RecordRefund struct {
+	PaymentID string
+	Reason    string
+}
+
+// Complete completes a paid and reserved order.
+type Complete struct{}
+
+// Fail fails a pending order at a step.
+type Fail struct {
+	Reason   string
+	Step     string
+	Attempts int
+}
+
+// Cancel cancels a pending order whose payment has not succeeded.
+type Cancel struct{ Reason string }
+
+func (Place) command()                    {}
+func (RecordPayment) command()            {}
+func (RecordPaymentFailure) command()     {}
+func (RecordReservation) command()        {}
+func (RecordReservationFailure) command() {}
+func (RecordRefund) command()             {}
+func (Complete) command()                 {}
+func (Fail) command()                     {}
+func (Cancel) command()                   {}
+
+// Decide returns the events that cmd causes on o, or a named error. It never
+// changes o; apply the events to see the new state.
+func Decide(o Order, cmd Command) ([]Event, error) {
+	if p, ok := cmd.(Place); ok {
+		if o.Exists() {
+			return nil, ErrAlreadyPlaced
+		}
+		return place(p)
+	}
+	if !o.Exists() {
+		return nil, ErrNotFound
+	}
+	switch c := cmd.(type) {
+	case Cancel:
+		if o.Status == StatusCancelled {
+			return nil, nil // already cancelled: nothing changes
+		}
+		if o.Status.Terminal() {
+			return nil, ErrTerminal
+		}
+		if o.Paid {
+			return nil, ErrCannotCancel
+		}
+		return []Event{Cancelled{Reason: strings.TrimSpace(c.Reason)}}, nil
+	case Complete:
+		if o.Status == StatusCompleted {
+			return nil, nil
+		}
+	case Fail:
+		if o.Status == StatusFailed {
+			return nil, nil
+		}
+	}
+	if o.Status.Terminal() {
+		return nil, ErrTerminal
+	}
+	switch c := cmd.(type) {
+	case RecordPayment:
+		switch {
+		case o.Paid && o.PaymentID == c.PaymentID:
+			return nil, nil // the same charge again: a redelivery
+		case o.Paid:
+			return nil, ErrAlreadyPaid
+		case o.PaymentFailed:
+			return nil, ErrPaymentFailed
+		}
+		return []Event{PaymentSucceeded{PaymentID: c.PaymentID, Amount: c.Amount}}, nil
+	case RecordPaymentFailure:
+		if o.Paid {
+			return nil, ErrAlreadyPaid
+		}
+		return []Event{
+			PaymentFailed{Reason: c.Reason},
+			Failed{Reason: c.Reason, Step: string(StepCharge), Attempts: max(c.Attempts, 1)},
+		}, nil
+	case RecordReservation:
+		switch {
+		case !o.Paid:
+			return nil, ErrNotPaid
+		case o.Reserved && o.ReservationID == c.ReservationID:
+			return nil, nil
+		case o.Reserved:
+			return nil, ErrAlreadyReserved
+		case o.ReserveFailed:
+			return nil, ErrReservationFailed
+		}
+		return []Event{InventoryReserved{ReservationID: c.ReservationID}}, nil
+	case RecordReservationFailure:
+		switch {
+		case o.ReserveFailed:
+			return nil, nil
+		case !o.Paid:
+			return nil, ErrNotPaid
+		case o.Reserved:
+			return nil, ErrAlreadyReserved
+		}
+		return []Event{InventoryReservationFailed{Reason: c.Reason}}, nil
+	case RecordRefund:
+		switch {
+		case o.Refunded:
+			return nil, nil
+		case !o.Paid:
+			return nil, ErrNotPaid
+		}
+		return []Event{PaymentRefunded{PaymentID: o.PaymentID, Reason: c.Reason}}, nil
+	case Complete:
+		switch {
+		case !o.Paid:
+			return nil, ErrNotPaid
+		case !o.Reserved:
+			return nil, ErrNotReserved
+		}
+		return []Event{Completed{}}, nil
+	case Fail:
+		if o.Paid && !o.Refunded {
+			// Failing a charged order without compensation would keep the money.
+			return nil, ErrAlreadyPaid
+		}
+		return []Event{Failed{Reason: c.Reason, Step: c.Step, Attempts: c.Attempts}}, nil
+	}
+	return nil, domain.Errorf(domain.Invalid, "order: unknown command %T", cmd)
+}
+
+func place(p Place) ([]Event, error) {
+	fields := map[string]string{}
+	customer, product := strings.TrimSpace(p.CustomerName), strings.TrimSpace(p.ProductName)
+	if msg := checkName(customer); msg != "" {
+		fields["customer_name"] = msg
+	}
+	if msg := checkName(product); msg != "" {
+		fields["product_name"] = msg
+	}
+	if p.Quantity < MinQuantity || p.Quantity > MaxQuantity {
+		fields["quantity"] = "must be an integer from 1 to 10000"
+	}
+	if len(fields) > 0 {
+		return nil, &domain.Error{Code: domain.Invalid, Message: "order: invalid order", Fields: fields}
+	}
+	return []Event{Placed{CustomerName: customer, ProductName: product, Quantity: p.Quantity}}, nil
+}
+
+// checkName returns what is wrong with a trimmed name, or "".
+func checkName(s string) string {
+	if !utf8.ValidString(s) {
+		return "must be valid UTF-8"
+	}
+	n := utf8.RuneCountInString(s)
+	if n == 0 {
+		return "is required"
+	}
+	if n > MaxNameLength {
+		return "must be at most 200 characters"
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return "must contain printable characters only"
+		}
+	}
+	return ""
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs every test of orderledger: vet, the Go tests (with the race detector),
+# the AWS adapters against a moto server this script installs and starts, the
+# Terraform checks (checkov) and short fuzz runs. `make test` calls it and so
+# does CI (.ci/run). Set FUZZTIME to fuzz longer (default 5s per target).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "go mod download"
+go mod download
+
+step "go vet"
+go vet ./...
+
+unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+# The AWS adapters' tests need moto; scripts/moto.sh installs it into a venv
+# and starts it on a free loopback port, printing the endpoint.
+if [ -x scripts/moto.sh ]; then
+  step "moto server"
+  LEDGER_TEST_AWS_ENDPOINT=$(scripts/moto.sh start)
+  export LEDGER_TEST_AWS_ENDPOINT
+  trap 'scripts/moto.sh stop >/dev/null 2>&1 || true' EXIT
+  echo "moto at $LEDGER_TEST_AWS_ENDPOINT"
+fi
+
+step "go test -race"
+go test -race -count=1 -timeout 20m ./...
+
+if [ -x scripts/checkov.sh ]; then
+  step "checkov"
+  scripts/checkov.sh
+fi
+
+if [ -x scripts/fuzz.sh ]; then
+  step "fuzz"
+  scripts/fuzz.sh
+fi
+
+if [ -x scripts/contract.sh ]; then
+  step "API contract (schemathesis)"
+  scripts/contract.sh
+fi
+echo
+echo "all tests passed"
