@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Installs and runs moto (an AWS-protocol emulator, PyPI moto[server], pinned)
+# on loopback for the AWS adapters' tests and for `ledger serve --backend aws`
+# on a laptop.
+#
+#   scripts/moto.sh start   install into .cache/moto (reused), start on a free
+#                           port, wait until ready, print ONLY the endpoint URL
+#   scripts/moto.sh stop    stop the server started by `start`
+#
+# Logs go to stderr and .cache/moto/server.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MOTO_VERSION=5.2.5
+dir=.cache/moto
+pidfile=$dir/server.pid
+portfile=$dir/server.port
+log=$dir/server.log
+
+say() { echo "moto.sh: $*" >&2; }
+
+installed() {
+  [ -x "$dir/bin/moto_server" ] &&
+    [ "$("$dir/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null)" = "$MOTO_VERSION" ]
+}
+
+running() {
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+ready() {
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/moto-api/" 2>/dev/null || true)
+  [ "$code" = 200 ]
+}
+
+start() {
+  mkdir -p "$dir"
+  if running && [ -f "$portfile" ] && ready "$(cat "$portfile")"; then
+    say "already running (pid $(cat "$pidfile"))"
+    echo "http://127.0.0.1:$(cat "$portfile")"
+    return
+  fi
+  if ! installed; then
+    say "installing moto[server]==$MOTO_VERSION into $dir"
+    python3 -m venv "$dir" >&2
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" >&2
+  fi
+  local port
+  port=$("$dir/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+  say "starting on 127.0.0.1:$port (log $log)"
+  nohup "$dir/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+  echo "$port" >"$portfile"
+  for _ in $(seq 1 300); do
+    if ready "$port"; then
+      echo "http://127.0.0.1:$port"
+      return
+    fi
+    if ! running; then
+      say "server exited; last lines of $log:"; tail -n 20 "$log" >&2; exit 1
+    fi
+    sleep 0.1
+  done
+  say "server not ready after 30s"; stop; exit 1
+}
+
+stop() {
+  if running; then
+    local pid
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    say "stopped (pid $pid)"
+  fi
+  rm -f "$pidfile" "$portfile"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: scripts/moto.sh start|stop" >&2; exit 2 ;;
+esac
