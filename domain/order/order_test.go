@@ -1,0 +1,249 @@
+package order_test
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/domain/order"
+)
+
+// scenario is a Given/When/Then case: prior events, a command, then either
+// the expected events or the expected named error.
+type scenario struct {
+	name  string
+	given []order.Event
+	when  order.Command
+	then  []order.Event
+	err   error
+}
+
+var (
+	placed    = order.Placed{CustomerName: "Test Customer", ProductName: "Test Product", Quantity: 1}
+	paid      = order.PaymentSucceeded{PaymentID: "pay-1", Amount: 1999}
+	declined  = order.PaymentFailed{Reason: "card declined"}
+	failedPay = order.Failed{Reason: "card declined", Step: "payment", Attempts: 1}
+	reserved  = order.InventoryReserved{ReservationID: "res-1"}
+	noStock   = order.InventoryReservationFailed{Reason: "out of stock"}
+	refunded  = order.PaymentRefunded{PaymentID: "pay-1", Reason: "out of stock"}
+	completed = order.Completed{}
+	failedInv = order.Failed{Reason: "out of stock", Step: "inventory", Attempts: 1}
+	cancelled = order.Cancelled{Reason: "changed my mind"}
+)
+
+func run(t *testing.T, cases []scenario) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			state := order.Fold("01J0000000000000000000000A", c.given...)
+			got, err := order.Decide(state, c.when)
+			if c.err != nil {
+				if !errors.Is(err, c.err) {
+					t.Fatalf("Decide error = %v, want %v", err, c.err)
+				}
+				if got != nil {
+					t.Fatalf("Decide returned events %v together with error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Decide: unexpected error %v", err)
+			}
+			if len(got) == 0 && len(c.then) == 0 {
+				return
+			}
+			if !reflect.DeepEqual(got, c.then) {
+				t.Fatalf("Decide events =\n  %#v\nwant\n  %#v", got, c.then)
+			}
+		})
+	}
+}
+
+func TestLegalTransitions(t *testing.T) {
+	t.Parallel()
+	run(t, []scenario{
+		{name: "place", when: order.Place{CustomerName: "  Test Customer ", ProductName: "Test Product", Quantity: 1}, then: []order.Event{placed}},
+		{name: "place max quantity", when: order.Place{CustomerName: "a", ProductName: "b", Quantity: 10000},
+			then: []order.Event{order.Placed{CustomerName: "a", ProductName: "b", Quantity: 10000}}},
+		{name: "place unicode names", when: order.Place{CustomerName: "Zoë Ångström", ProductName: "茶碗 🍵", Quantity: 2},
+			then: []order.Event{order.Placed{CustomerName: "Zoë Ångström", ProductName: "茶碗 🍵", Quantity: 2}}},
+		{name: "payment succeeds", given: []order.Event{placed}, when: order.RecordPayment{PaymentID: "pay-1", Amount: 1999}, then: []order.Event{paid}},
+		{name: "payment declined fails the order", given: []order.Event{placed}, when: order.RecordPaymentFailure{Reason: "card declined", Attempts: 1},
+			then: []order.Event{declined, failedPay}},
+		{name: "payment unreachable after 3 attempts", given: []order.Event{placed}, when: order.RecordPaymentFailure{Reason: "timeout", Attempts: 3},
+			then: []order.Event{order.PaymentFailed{Reason: "timeout"}, order.Failed{Reason: "timeout", Step: "payment", Attempts: 3}}},
+		{name: "inventory reserved", given: []order.Event{placed, paid}, when: order.RecordReservation{ReservationID: "res-1"}, then: []order.Event{reserved}},
+		{name: "inventory fails after payment", given: []order.Event{placed, paid}, when: order.RecordReservationFailure{Reason: "out of stock"}, then: []order.Event{noStock}},
+		{name: "refund after reservation failure", given: []order.Event{placed, paid, noStock}, when: order.RecordRefund{Reason: "out of stock"}, then: []order.Event{refunded}},
+		{name: "fail after refund", given: []order.Event{placed, paid, noStock, refunded}, when: order.Fail{Reason: "out of stock", Step: "inventory", Attempts: 1}, then: []order.Event{failedInv}},
+		{name: "complete when paid and reserved", given: []order.Event{placed, paid, reserved}, when: order.Complete{}, then: []order.Event{completed}},
+		{name: "fail pending unpaid order", given: []order.Event{placed}, when: order.Fail{Reason: "unprocessable", Step: "payment", Attempts: 3},
+			then: []order.Event{order.Failed{Reason: "unprocessable", Step: "payment", Attempts: 3}}},
+		{name: "cancel pending", given: []order.Event{placed}, when: order.Cancel{Reason: " changed my mind "}, then: []order.Event{cancelled}},
+		{name: "cancel after payment declined is terminal", given: []order.Event{placed, declined, failedPay}, when: order.Cancel{}, err: order.ErrTerminal},
+	})
+}
+
+func TestCommandsThatChangeNothingEmitNothing(t *testing.T) {
+	t.Parallel()
+	run(t, []scenario{
+		{name: "same payment again", given: []order.Event{placed, paid}, when: order.RecordPayment{PaymentID: "pay-1", Amount: 1999}},
+		{name: "same reservation again", given: []order.Event{placed, paid, reserved}, when: order.RecordReservation{ReservationID: "res-1"}},
+		{name: "reservation failure again", given: []order.Event{placed, paid, noStock}, when: order.RecordReservationFailure{Reason: "x"}},
+		{name: "refund again", given: []order.Event{placed, paid, noStock, refunded}, when: order.RecordRefund{Reason: "x"}},
+		{name: "complete completed", given: []order.Event{placed, paid, reserved, completed}, when: order.Complete{}},
+		{name: "fail failed", given: []order.Event{placed, declined, failedPay}, when: order.Fail{Reason: "x", Step: "payment", Attempts: 3}},
+		{name: "cancel cancelled", given: []order.Event{placed, cancelled}, when: order.Cancel{Reason: "again"}},
+	})
+}
+
+func TestIllegalTransitions(t *testing.T) {
+	t.Parallel()
+	terminals := map[string][]order.Event{
+		"completed": {placed, paid, reserved, completed},
+		"failed":    {placed, declined, failedPay},
+		"cancelled": {placed, cancelled},
+	}
+	var cases []scenario
+	for name, given := range terminals {
+		for _, cmd := range []order.Command{
+			order.RecordPayment{PaymentID: "pay-2", Amount: 1}, order.RecordPaymentFailure{Reason: "x"},
+			order.RecordReservation{ReservationID: "res-2"}, order.RecordReservationFailure{Reason: "x"},
+			order.RecordRefund{Reason: "x"},
+		} {
+			cases = append(cases, scenario{name: name + "/" + reflect.TypeOf(cmd).Name(), given: given, when: cmd, err: order.ErrTerminal})
+		}
+	}
+	cases = append(cases,
+		scenario{name: "complete after failure", given: terminals["failed"], when: order.Complete{}, err: order.ErrTerminal},
+		scenario{name: "complete after cancel", given: terminals["cancelled"], when: order.Complete{}, err: order.ErrTerminal},
+		scenario{name: "fail after completion", given: terminals["completed"], when: order.Fail{Reason: "x"}, err: order.ErrTerminal},
+		scenario{name: "cancel after completion", given: terminals["completed"], when: order.Cancel{}, err: order.ErrTerminal},
+		scenario{name: "cancel after failure", given: terminals["failed"], when: order.Cancel{}, err: order.ErrTerminal},
+		scenario{name: "place twice", given: []order.Event{placed}, when: order.Place{CustomerName: "a", ProductName: "b", Quantity: 1}, err: order.ErrAlreadyPlaced},
+		scenario{name: "pay unknown order", when: order.RecordPayment{PaymentID: "p", Amount: 1}, err: order.ErrNotFound},
+		scenario{name: "cancel unknown order", when: order.Cancel{}, err: order.ErrNotFound},
+		scenario{name: "complete without payment", given: []order.Event{placed}, when: order.Complete{}, err: order.ErrNotPaid},
+		scenario{name: "complete without reservation", given: []order.Event{placed, paid}, when: order.Complete{}, err: order.ErrNotReserved},
+		scenario{name: "reserve before payment", given: []order.Event{placed}, when: order.RecordReservation{ReservationID: "r"}, err: order.ErrNotPaid},
+		scenario{name: "reservation failure before payment", given: []order.Event{placed}, when: order.RecordReservationFailure{Reason: "x"}, err: order.ErrNotPaid},
+		scenario{name: "refund without payment", given: []order.Event{placed}, when: order.RecordRefund{Reason: "x"}, err: order.ErrNotPaid},
+		scenario{name: "second different payment", given: []order.Event{placed, paid}, when: order.RecordPayment{PaymentID: "pay-2", Amount: 1}, err: order.ErrAlreadyPaid},
+		scenario{name: "payment failure after success", given: []order.Event{placed, paid}, when: order.RecordPaymentFailure{Reason: "x"}, err: order.ErrAlreadyPaid},
+		scenario{name: "cancel after payment", given: []order.Event{placed, paid}, when: order.Cancel{}, err: order.ErrCannotCancel},
+		scenario{name: "second different reservation", given: []order.Event{placed, paid, reserved}, when: order.RecordReservation{ReservationID: "res-2"}, err: order.ErrAlreadyReserved},
+		scenario{name: "reservation failure after reservation", given: []order.Event{placed, paid, reserved}, when: order.RecordReservationFailure{Reason: "x"}, err: order.ErrAlreadyReserved},
+		scenario{name: "reserve after reservation failure", given: []order.Event{placed, paid, noStock}, when: order.RecordReservation{ReservationID: "r"}, err: order.ErrReservationFailed},
+		scenario{name: "fail a charged order without refund", given: []order.Event{placed, paid, noStock}, when: order.Fail{Reason: "x", Step: "inventory"}, err: order.ErrAlreadyPaid},
+	)
+	run(t, cases)
+}
+
+func TestPlaceValidation(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("é", 201)
+	cases := []struct {
+		name   string
+		cmd    order.Place
+		fields []string
+	}{
+		{"empty names", order.Place{Quantity: 1}, []string{"customer_name", "product_name"}},
+		{"blank names", order.Place{CustomerName: "   ", ProductName: "\t", Quantity: 1}, []string{"customer_name", "product_name"}},
+		{"too long", order.Place{CustomerName: long, ProductName: "p", Quantity: 1}, []string{"customer_name"}},
+		{"control character", order.Place{CustomerName: "a\x00b", ProductName: "p", Quantity: 1}, []string{"customer_name"}},
+		{"newline inside", order.Place{CustomerName: "c", ProductName: "p\nq", Quantity: 1}, []string{"product_name"}},
+		{"invalid utf-8", order.Place{CustomerName: "c\xff", ProductName: "p", Quantity: 1}, []string{"customer_name"}},
+		{"zero quantity", order.Place{CustomerName: "c", ProductName: "p"}, []string{"quantity"}},
+		{"negative quantity", order.Place{CustomerName: "c", ProductName: "p", Quantity: -3}, []string{"quantity"}},
+		{"too many", order.Place{CustomerName: "c", ProductName: "p", Quantity: 10001}, []string{"quantity"}},
+		{"everything wrong", order.Place{Quantity: 0}, []string{"customer_name", "product_name", "quantity"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			evs, err := order.Decide(order.Order{}, c.cmd)
+			if evs != nil {
+				t.Fatalf("events %v on invalid input", evs)
+			}
+			var de *domain.Error
+			if !errors.As(err, &de) || de.Code != domain.Invalid {
+				t.Fatalf("error = %v, want a domain.Invalid error", err)
+			}
+			if len(de.Fields) != len(c.fields) {
+				t.Fatalf("fields = %v, want exactly %v", de.Fields, c.fields)
+			}
+			for _, f := range c.fields {
+				if de.Fields[f] == "" {
+					t.Errorf("no message for field %q in %v", f, de.Fields)
+				}
+			}
+		})
+	}
+	// 200 characters (not bytes) is allowed.
+	if _, err := order.Decide(order.Order{}, order.Place{CustomerName: strings.Repeat("é", 200), ProductName: "p", Quantity: 1}); err != nil {
+		t.Fatalf("200 two-byte characters rejected: %v", err)
+	}
+}
+
+func TestApplyAndNextStep(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		events []order.Event
+		status order.Status
+		next   order.Step
+	}{
+		{"unknown", nil, "", order.StepNone},
+		{"placed", []order.Event{placed}, order.StatusPending, order.StepCharge},
+		{"declined", []order.Event{placed, declined}, order.StatusPending, order.StepFail},
+		{"paid", []order.Event{placed, paid}, order.StatusPending, order.StepReserve},
+		{"out of stock", []order.Event{placed, paid, noStock}, order.StatusPending, order.StepRefund},
+		{"refunded", []order.Event{placed, paid, noStock, refunded}, order.StatusPending, order.StepFail},
+		{"reserved", []order.Event{placed, paid, reserved}, order.StatusPending, order.StepComplete},
+		{"completed", []order.Event{placed, paid, reserved, completed}, order.StatusCompleted, order.StepNone},
+		{"failed", []order.Event{placed, paid, noStock, refunded, failedInv}, order.StatusFailed, order.StepNone},
+		{"cancelled", []order.Event{placed, cancelled}, order.StatusCancelled, order.StepNone},
+	}
+	for _, c := range cases {
+		o := order.Fold("id", c.events...)
+		if o.Status != c.status || o.NextStep() != c.next || o.Version != int64(len(c.events)) {
+			t.Errorf("%s: status %q next %q version %d, want %q %q %d", c.name, o.Status, o.NextStep(), o.Version, c.status, c.next, len(c.events))
+		}
+	}
+	o := order.Fold("id", placed, paid, noStock, refunded, failedInv)
+	if o.PaymentID != "pay-1" || o.Amount != 1999 || !o.Refunded || o.FailedStep != "inventory" || o.FailureReason != "out of stock" {
+		t.Errorf("folded state lost fields: %+v", o)
+	}
+}
+
+// TestApplyNeverFails: appliers accept any event in any state, including
+// nonsense ones a correct store never holds, and only bump the version.
+func TestApplyNeverFails(t *testing.T) {
+	t.Parallel()
+	all := []order.Event{placed, paid, declined, reserved, noStock, refunded, completed, failedInv, cancelled}
+	o := order.Order{ID: "x"}
+	for i := 0; i < 3; i++ {
+		for _, e := range all {
+			o = o.Apply(e)
+		}
+	}
+	if o.Version != int64(3*len(all)) {
+		t.Fatalf("version %d after %d events", o.Version, 3*len(all))
+	}
+}
+
+func TestEventTypesRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, typ := range order.Types {
+		e := order.New(typ)
+		if e == nil || e.EventType() != typ {
+			t.Errorf("order.New(%q) = %#v", typ, e)
+		}
+	}
+	if order.New("Nope") != nil {
+		t.Error("order.New of an unknown type is not nil")
+	}
+}
