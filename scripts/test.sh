@@ -14,6 +14,9 @@ go mod download
 step "go vet"
 go vet ./...
 
+step "staticcheck"
+go tool staticcheck ./...
+
 unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
