@@ -1,0 +1,304 @@
+// Package processing is the order saga: for a placed order it charges
+// payment, then reserves inventory, recording each outcome in the order's
+// stream, and completes or fails the order; when inventory fails after a
+// successful charge it refunds first (compensation), then fails.
+//
+// The saga is a function of one queue message: (*Processor).Handle takes a
+// messaging.Message whose body is the OrderPlaced envelope (eventstore.Event
+// as JSON) and returns nil when the message is done (delete it) or an error
+// when it must be delivered again. The SQS Lambda and the embedded workers
+// call the same Handle.
+//
+// Guarantees:
+//   - Idempotent: what to do next is order.Order.NextStep of the stored state,
+//     so a redelivered message never repeats a recorded step; every external
+//     call carries the idempotency key services.Key(orderID, step), so a step
+//     whose outcome was not recorded is repeated at the service without
+//     effect.
+//   - Every append carries the expected version; on *eventstore.ConflictError
+//     the processor reloads and decides again, never appending twice.
+//   - Transient service failures are retried by redelivery (the queue's
+//     visibility timeout, or --retry-backoff on the embedded runtime). The
+//     attempt number is the message's ReceiveCount; a transient failure on
+//     attempt MaxAttempts (3) ends the order Failed{step, attempts: 3,
+//     reason}, refunding first if payment had succeeded, and the message is
+//     removed.
+//   - A message that can never be processed (undecodable, not OrderPlaced,
+//     unknown order) returns an error wrapping ErrPoison; the queue retries it
+//     and dead-letters it after its maximum receive count without blocking
+//     other messages.
+package processing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/messaging"
+	"github.com/orderledger/orderledger/services"
+)
+
+// MaxAttempts is how many attempts a step gets before the order fails; it
+// equals the processing queue's maximum receive count.
+const MaxAttempts = messaging.MaxReceiveCount
+
+// maxDecisions bounds the steps and conflict retries of one Handle call.
+const maxDecisions = 32
+
+// ErrPoison marks a message that will never succeed: undecodable, not an
+// OrderPlaced envelope, or naming an unknown order. Handle still returns it
+// as an error so that the queue dead-letters the message after its maximum
+// receive count (an SQS Lambda cannot dead-letter directly).
+var ErrPoison = errors.New("processing: poison message")
+
+// TransientError wraps a failure worth retrying (a service that did not
+// answer, a store that was unavailable).
+type TransientError struct {
+	Step string
+	Err  error
+}
+
+func (e *TransientError) Error() string {
+	return fmt.Sprintf("processing: %s: transient: %v", e.Step, e.Err)
+}
+
+func (e *TransientError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err returned by Handle can never succeed on
+// redelivery (the message is poison). Every other error is transient.
+func IsPermanent(err error) bool { return errors.Is(err, ErrPoison) }
+
+// Config wires a Processor.
+type Config struct {
+	Store     eventstore.Store
+	Codec     *eventstore.Codec // nil: eventstore.NewCodec()
+	Payment   services.Payment
+	Inventory services.Inventory
+	Clock     domain.Clock    // nil: domain.SystemClock
+	IDs       domain.IDSource // nil: crypto-random ULIDs
+	Logger    *slog.Logger    // nil: slog.Default()
+}
+
+// Processor runs the saga. It is safe for concurrent use.
+type Processor struct {
+	store     eventstore.Store
+	codec     *eventstore.Codec
+	payment   services.Payment
+	inventory services.Inventory
+	clock     domain.Clock
+	ids       domain.IDSource
+	log       *slog.Logger
+}
+
+// New returns a Processor, or an error naming a missing dependency.
+func New(cfg Config) (*Processor, error) {
+	switch {
+	case cfg.Store == nil:
+		return nil, errors.New("processing: new: Store is required")
+	case cfg.Payment == nil:
+		return nil, errors.New("processing: new: Payment is required")
+	case cfg.Inventory == nil:
+		return nil, errors.New("processing: new: Inventory is required")
+	}
+	p := &Processor{store: cfg.Store, codec: cfg.Codec, payment: cfg.Payment, inventory: cfg.Inventory,
+		clock: cfg.Clock, ids: cfg.IDs, log: cfg.Logger}
+	if p.codec == nil {
+		p.codec = eventstore.NewCodec()
+	}
+	if p.clock == nil {
+		p.clock = domain.SystemClock
+	}
+	if p.ids == nil {
+		p.ids = domain.NewULIDSource(nil)
+	}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	return p, nil
+}
+
+// Handle processes one message of the processing queue. nil means done
+// (delete the message); an error means deliver it again later. See the
+// package doc for the retry and dead-letter rules.
+func (p *Processor) Handle(ctx context.Context, msg messaging.Message) error {
+	var env eventstore.Event
+	if err := json.Unmarshal(msg.Body, &env); err != nil {
+		return fmt.Errorf("processing: message %s: undecodable body: %v: %w", msg.ID, err, ErrPoison)
+	}
+	if env.Type != order.TypePlaced {
+		return fmt.Errorf("processing: message %s: unexpected event type %q: %w", msg.ID, env.Type, ErrPoison)
+	}
+	if !domain.ValidULID(env.StreamID) {
+		return fmt.Errorf("processing: message %s: invalid order ID %q: %w", msg.ID, env.StreamID, ErrPoison)
+	}
+	attempt := max(msg.ReceiveCount, 1)
+	meta := eventstore.Metadata{CorrelationID: env.Metadata.CorrelationID, CausationID: env.EventID}
+	if meta.CorrelationID == "" {
+		meta.CorrelationID = env.StreamID
+	}
+	return p.Process(ctx, env.StreamID, attempt, meta)
+}
+
+// Process drives order orderID as far as it can go on this attempt
+// (1-based). It is Handle without the message decoding.
+func (p *Processor) Process(ctx context.Context, orderID string, attempt int, meta eventstore.Metadata) error {
+	var charged *services.Charge // a charge made in this call, for the cancel race
+	rejectedAt := int64(-1)      // the version at which Decide last refused
+	for range maxDecisions {
+		o, err := p.load(ctx, orderID)
+		if err != nil {
+			return err
+		}
+		if !o.Exists() {
+			return fmt.Errorf("processing: order %s: %w", orderID, errors.Join(order.ErrNotFound, ErrPoison))
+		}
+		step := o.NextStep()
+		if step == order.StepNone {
+			if charged != nil && !o.Paid {
+				// The order was cancelled while we charged it: give the money back.
+				p.refundOrphan(ctx, o, *charged)
+			}
+			return nil
+		}
+		cmd, err := p.perform(ctx, o, step, attempt)
+		if err != nil {
+			return err
+		}
+		if rp, ok := cmd.(order.RecordPayment); ok {
+			charged = &services.Charge{PaymentID: rp.PaymentID, Amount: rp.Amount}
+		}
+		events, err := order.Decide(o, cmd)
+		if err != nil {
+			if rejectedAt == o.Version {
+				return &TransientError{Step: string(step), Err: fmt.Errorf("order %s: %w", orderID, err)}
+			}
+			// The state may have moved under us in a way the command no
+			// longer fits (e.g. the order was cancelled): reload and decide again.
+			rejectedAt = o.Version
+			p.log.WarnContext(ctx, "processing: decision rejected, reloading", "order_id", orderID, "step", step, "err", err)
+			continue
+		}
+		if len(events) == 0 {
+			continue
+		}
+		if err := p.append(ctx, o, meta, events); err != nil {
+			var conflict *eventstore.ConflictError
+			if errors.As(err, &conflict) {
+				continue // someone else wrote: reload and decide again
+			}
+			return &TransientError{Step: string(step), Err: err}
+		}
+	}
+	return &TransientError{Step: "decide", Err: fmt.Errorf("order %s: no progress after %d decisions", orderID, maxDecisions)}
+}
+
+// perform carries out step for o and returns the command recording its
+// outcome, or an error when the message must be retried.
+func (p *Processor) perform(ctx context.Context, o order.Order, step order.Step, attempt int) (order.Command, error) {
+	final := attempt >= MaxAttempts
+	switch step {
+	case order.StepCharge:
+		ch, err := p.payment.Charge(ctx, services.ChargeRequest{
+			IdempotencyKey: services.Key(o.ID, services.StepCharge), OrderID: o.ID,
+			CustomerName: o.CustomerName, ProductName: o.ProductName, Quantity: o.Quantity,
+		})
+		if err == nil {
+			return order.RecordPayment{PaymentID: ch.PaymentID, Amount: ch.Amount}, nil
+		}
+		if reason, ok := services.IsRejected(err); ok {
+			return order.RecordPaymentFailure{Reason: reason, Attempts: attempt}, nil
+		}
+		if final {
+			return order.RecordPaymentFailure{Reason: "payment service unavailable: " + err.Error(), Attempts: attempt}, nil
+		}
+		return nil, &TransientError{Step: string(step), Err: err}
+	case order.StepReserve:
+		r, err := p.inventory.Reserve(ctx, services.ReserveRequest{
+			IdempotencyKey: services.Key(o.ID, services.StepReserve), OrderID: o.ID,
+			ProductName: o.ProductName, Quantity: o.Quantity,
+		})
+		if err == nil {
+			return order.RecordReservation{ReservationID: r.ReservationID}, nil
+		}
+		if reason, ok := services.IsRejected(err); ok {
+			return order.RecordReservationFailure{Reason: reason}, nil
+		}
+		if final {
+			return order.RecordReservationFailure{Reason: "inventory service unavailable: " + err.Error()}, nil
+		}
+		return nil, &TransientError{Step: string(step), Err: err}
+	case order.StepRefund:
+		// A refund is never given up: failing a charged order without
+		// compensation would keep the money. It is retried, then
+		// dead-lettered and redriven by the operator.
+		reason := "inventory reservation failed: " + o.FailureReason
+		if _, err := p.payment.Refund(ctx, services.RefundRequest{
+			IdempotencyKey: services.Key(o.ID, services.StepRefund), OrderID: o.ID,
+			PaymentID: o.PaymentID, Amount: o.Amount, Reason: reason,
+		}); err != nil {
+			return nil, &TransientError{Step: string(step), Err: err}
+		}
+		return order.RecordRefund{PaymentID: o.PaymentID, Reason: reason}, nil
+	case order.StepFail:
+		s := string(order.StepReserve)
+		if o.PaymentFailed {
+			s = string(order.StepCharge)
+		}
+		return order.Fail{Reason: o.FailureReason, Step: s, Attempts: attempt}, nil
+	case order.StepComplete:
+		return order.Complete{}, nil
+	}
+	return nil, fmt.Errorf("processing: order %s: unknown step %q: %w", o.ID, step, ErrPoison)
+}
+
+// refundOrphan refunds a charge made for an order that was cancelled before
+// the charge could be recorded. It is best effort with a few immediate tries;
+// a failure is logged as an error for the operator, never dropped silently.
+func (p *Processor) refundOrphan(ctx context.Context, o order.Order, ch services.Charge) {
+	req := services.RefundRequest{IdempotencyKey: services.Key(o.ID, services.StepRefund), OrderID: o.ID,
+		PaymentID: ch.PaymentID, Amount: ch.Amount, Reason: "order cancelled during payment"}
+	var err error
+	for range MaxAttempts {
+		if _, err = p.payment.Refund(ctx, req); err == nil {
+			p.log.WarnContext(ctx, "processing: refunded a charge of a cancelled order", "order_id", o.ID, "payment_id", ch.PaymentID)
+			return
+		}
+	}
+	p.log.ErrorContext(ctx, "processing: could not refund a charge of a cancelled order", "order_id", o.ID,
+		"payment_id", ch.PaymentID, "amount", ch.Amount, "err", err)
+}
+
+func (p *Processor) load(ctx context.Context, orderID string) (order.Order, error) {
+	envs, err := p.store.Load(ctx, orderID, 1)
+	if err != nil {
+		return order.Order{}, &TransientError{Step: "load", Err: err}
+	}
+	evs, err := p.codec.DecodeAll(envs)
+	if err != nil {
+		return order.Order{}, fmt.Errorf("processing: order %s: %v: %w", orderID, err, ErrPoison)
+	}
+	return order.Fold(orderID, evs...), nil
+}
+
+func (p *Processor) append(ctx context.Context, o order.Order, meta eventstore.Metadata, events []order.Event) error {
+	now := p.clock()
+	envs := make([]eventstore.Event, len(events))
+	for i, e := range events {
+		env, err := p.codec.Encode(e, p.ids(now), now, meta)
+		if err != nil {
+			return err
+		}
+		env.StreamID = o.ID
+		envs[i] = env
+	}
+	_, err := p.store.Append(ctx, o.ID, o.Version, envs...)
+	if err != nil {
+		return fmt.Errorf("processing: append to %s: %w", o.ID, err)
+	}
+	return nil
+}

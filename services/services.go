@@ -1,0 +1,114 @@
+// Package services holds the ports of the external services the order saga
+// calls: Payment (charge, refund) and Inventory (reserve). Every request
+// carries an idempotency key (order ID + step, see Key) that the services
+// honour, so a retried call never charges or reserves twice.
+//
+// A call fails in one of two ways. A business refusal (a declined card, no
+// stock) is a *RejectedError: final, never retried. Any other error (timeout,
+// connection refused, HTTP 5xx) is transient: the saga retries it with
+// backoff and gives up after the last attempt.
+//
+// Adapters: sub-package sim is an in-process simulator with knobs for decline
+// rate, error rate, stock, latency and seed (and an HTTP handler serving it,
+// used by `ledger simulate`); sub-package httpclient calls such a service over
+// HTTP with timeouts.
+package services
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Payment is the payment service port.
+type Payment interface {
+	// Charge charges an order. A repeated IdempotencyKey returns the
+	// original outcome (the same charge, or the same decline).
+	Charge(ctx context.Context, req ChargeRequest) (Charge, error)
+	// Refund refunds a charge; a repeated IdempotencyKey refunds once.
+	Refund(ctx context.Context, req RefundRequest) (Refund, error)
+}
+
+// Inventory is the inventory service port.
+type Inventory interface {
+	// Reserve reserves stock for an order; a repeated IdempotencyKey returns
+	// the original reservation (or the same refusal).
+	Reserve(ctx context.Context, req ReserveRequest) (Reservation, error)
+}
+
+// ChargeRequest asks the payment service to charge an order. The service
+// prices it.
+type ChargeRequest struct {
+	IdempotencyKey string `json:"idempotency_key"`
+	OrderID        string `json:"order_id"`
+	CustomerName   string `json:"customer_name"`
+	ProductName    string `json:"product_name"`
+	Quantity       int    `json:"quantity"`
+}
+
+// Charge is a successful charge.
+type Charge struct {
+	PaymentID string `json:"payment_id"`
+	// Amount charged in minor units (cents).
+	Amount int64 `json:"amount"`
+}
+
+// RefundRequest asks the payment service to refund a charge.
+type RefundRequest struct {
+	IdempotencyKey string `json:"idempotency_key"`
+	OrderID        string `json:"order_id"`
+	PaymentID      string `json:"payment_id"`
+	Amount         int64  `json:"amount"`
+	Reason         string `json:"reason"`
+}
+
+// Refund is a successful refund.
+type Refund struct {
+	RefundID string `json:"refund_id"`
+}
+
+// ReserveRequest asks the inventory service to reserve stock.
+type ReserveRequest struct {
+	IdempotencyKey string `json:"idempotency_key"`
+	OrderID        string `json:"order_id"`
+	ProductName    string `json:"product_name"`
+	Quantity       int    `json:"quantity"`
+}
+
+// Reservation is a successful reservation.
+type Reservation struct {
+	ReservationID string `json:"reservation_id"`
+}
+
+// Steps used in idempotency keys.
+const (
+	StepCharge  = "payment"
+	StepRefund  = "refund"
+	StepReserve = "inventory"
+)
+
+// Key returns the idempotency key of an order's step: "<orderID>:<step>".
+func Key(orderID, step string) string { return orderID + ":" + step }
+
+// RejectedError is a business refusal: final, not retried.
+type RejectedError struct {
+	// Reason says why, e.g. "card declined" or "out of stock".
+	Reason string
+}
+
+func (e *RejectedError) Error() string { return "services: rejected: " + e.Reason }
+
+// Rejected returns a *RejectedError with the formatted reason.
+func Rejected(format string, args ...any) error {
+	return &RejectedError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// IsRejected reports whether err is a business refusal and returns its reason.
+// Any other non-nil error is transient.
+func IsRejected(err error) (reason string, ok bool) {
+	var r *RejectedError
+	if errors.As(err, &r) {
+		return r.Reason, true
+	}
+	return "", false
+}
