@@ -1,0 +1,89 @@
+# The dev environment: the seed's deployment of orderledger.
+
+module "networking" {
+  source = "../../modules/networking"
+
+  env         = var.env
+  kms_key_arn = aws_kms_key.main.arn
+}
+
+module "eventstore" {
+  source = "../../modules/eventstore"
+
+  env                 = var.env
+  kms_key_arn         = aws_kms_key.main.arn
+  deletion_protection = var.deletion_protection
+}
+
+module "messaging" {
+  source = "../../modules/messaging"
+
+  env                       = var.env
+  kms_key_arn               = aws_kms_key.main.arn
+  processor_timeout_seconds = var.processor_timeout_seconds
+}
+
+module "lambda" {
+  source = "../../modules/lambda"
+
+  env                       = var.env
+  package_dir               = "${path.root}/../../../build/lambdas"
+  api_enabled               = var.api_backend == "lambda"
+  kms_key_arn               = aws_kms_key.main.arn
+  processor_timeout_seconds = var.processor_timeout_seconds
+  alarm_actions             = var.alarm_actions
+
+  events_table_arn          = module.eventstore.events_table_arn
+  events_stream_arn         = module.eventstore.events_stream_arn
+  orders_table_arn          = module.eventstore.orders_table_arn
+  events_topic_arn          = module.messaging.events_topic_arn
+  completed_topic_arn       = module.messaging.completed_topic_arn
+  processing_queue_arn      = module.messaging.processing_queue_arn
+  dlq_name                  = module.messaging.dlq_name
+  stream_failure_queue_arn  = module.messaging.stream_failure_queue_arn
+  stream_failure_queue_name = module.messaging.stream_failure_queue_name
+
+  vpc_id                  = module.networking.vpc_id
+  vpc_cidr_block          = module.networking.vpc_cidr_block
+  subnet_ids              = module.networking.private_subnet_ids
+  dynamodb_prefix_list_id = module.networking.dynamodb_prefix_list_id
+}
+
+module "container" {
+  source = "../../modules/container"
+
+  env                 = var.env
+  image_tag           = var.image_tag
+  kms_key_arn         = aws_kms_key.main.arn
+  certificate_arn     = var.certificate_arn
+  deletion_protection = var.deletion_protection
+
+  events_table_arn = module.eventstore.events_table_arn
+  orders_table_arn = module.eventstore.orders_table_arn
+
+  vpc_id                  = module.networking.vpc_id
+  vpc_cidr_block          = module.networking.vpc_cidr_block
+  public_subnet_ids       = module.networking.public_subnet_ids
+  private_subnet_ids      = module.networking.private_subnet_ids
+  dynamodb_prefix_list_id = module.networking.dynamodb_prefix_list_id
+  s3_prefix_list_id       = module.networking.s3_prefix_list_id
+}
+
+module "api_gateway" {
+  source = "../../modules/api_gateway"
+
+  env          = var.env
+  backend      = var.api_backend
+  kms_key_arn  = aws_kms_key.main.arn
+  jwt_issuer   = var.jwt_issuer
+  jwt_audience = var.jwt_audience
+
+  lambda_function_name = module.lambda.api_function_name
+  lambda_invoke_arn    = module.lambda.api_invoke_arn
+
+  alb_listener_arn      = module.container.listener_arn
+  alb_listener_port     = module.container.listener_port
+  alb_security_group_id = module.container.alb_security_group_id
+  vpc_id                = module.networking.vpc_id
+  vpc_link_subnet_ids   = module.networking.private_subnet_ids
+}

@@ -1,0 +1,58 @@
+variable "env" {
+  type        = string
+  description = "Environment prefix of every resource name; the code derives the same names from it (package resources)."
+  default     = "dev"
+}
+
+variable "region" {
+  type        = string
+  description = "AWS region to deploy to (the seed used us-west-2)."
+  default     = "us-west-2"
+}
+
+variable "image_tag" {
+  type        = string
+  description = "Tag of the ledger image pushed to the environment's ECR repository (the git commit)."
+}
+
+variable "api_backend" {
+  type        = string
+  description = "What API Gateway fronts: \"alb\" (the ECS service) or \"lambda\" (the api function)."
+  default     = "alb"
+}
+
+variable "processor_timeout_seconds" {
+  type        = number
+  description = "Timeout of the processor Lambda; the processing queue's visibility timeout is six times this."
+  default     = 30
+}
+
+variable "deletion_protection" {
+  type        = bool
+  description = "Deletion protection of the tables and the load balancer (set false before destroying the environment)."
+  default     = true
+}
+
+variable "certificate_arn" {
+  type        = string
+  description = "ACM certificate for HTTPS on the load balancer; null serves plain HTTP as in the seed."
+  default     = null
+}
+
+variable "alarm_actions" {
+  type        = list(string)
+  description = "ARNs notified when an alarm fires (for example an SNS topic with an e-mail subscription)."
+  default     = []
+}
+
+variable "jwt_issuer" {
+  type        = string
+  description = "Issuer URL of an optional JWT authorizer on the HTTP API."
+  default     = null
+}
+
+variable "jwt_audience" {
+  type        = list(string)
+  description = "Audiences the JWT authorizer accepts."
+  default     = []
+}
