@@ -1,0 +1,143 @@
+// Package api is orderledger's REST API: a chi router over the event store
+// (the command side) and the order read model (the query side).
+//
+// It owns the HTTP contract: routes with an optional trailing slash, RFC 9457
+// problem+json errors with one table from error kind to status, request IDs
+// carried into event metadata, JSON access logs, optional bearer-token
+// authentication, a 64 KiB body limit, and the OpenAPI 3.1 document served at
+// /openapi.json. It declares the narrow ports it needs (Views) and is wired
+// to real adapters by package app (embedded) and the API Lambda (AWS), which
+// both serve the handler NewRouter returns.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/eventstore"
+)
+
+// MaxBodyBytes is the largest request body accepted (HTTP 413 above it).
+const MaxBodyBytes = 64 << 10
+
+// Views is the read side the API queries.
+type Views interface {
+	// Get returns the view of order id, or an error of kind domain.NotFound.
+	Get(ctx context.Context, id string) (View, error)
+	// List returns one page of orders, newest first. A cursor it cannot
+	// read is an error of kind domain.Invalid.
+	List(ctx context.Context, q ListQuery) (Page, error)
+}
+
+// ListQuery filters and pages a listing.
+type ListQuery struct {
+	Status   string // "" for any
+	Customer string // exact customer name, "" for any
+	Limit    int    // 1..MaxLimit
+	Cursor   string // opaque, from a previous Page; "" for the first page
+}
+
+// Page is one page of a listing.
+type Page struct {
+	Items      []View
+	NextCursor string // "" on the last page
+}
+
+// Listing limits.
+const (
+	DefaultLimit = 20
+	MaxLimit     = 100
+)
+
+// Check is one readiness check.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// RebuildResult reports a finished read-model rebuild.
+type RebuildResult struct {
+	Events  int64   `json:"events"`
+	Orders  int64   `json:"orders"`
+	Seconds float64 `json:"seconds"`
+}
+
+// Deps is what the router needs. Store, Views and Codec are required.
+type Deps struct {
+	Store eventstore.Store
+	Views Views
+	Codec *eventstore.Codec
+	// Clock and IDs default to the wall clock and crypto-random ULIDs.
+	Clock domain.Clock
+	IDs   domain.IDSource
+	// Logger receives the JSON access log and server errors; nil discards.
+	Logger *slog.Logger
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// /orders and /admin; health and the OpenAPI document stay open.
+	Token string
+	// Ready reports readiness checks for /readyz; nil means always ready.
+	Ready func(ctx context.Context) []Check
+	// Rebuild rebuilds the read model from the event log for
+	// POST /admin/projections/rebuild; nil answers 503.
+	Rebuild func(ctx context.Context) (RebuildResult, error)
+}
+
+// server holds the handlers' dependencies.
+type server struct {
+	Deps
+	log *slog.Logger
+}
+
+// NewRouter returns the API handler. It panics when a required dependency is
+// missing: that is a wiring bug, found at start-up, never at request time.
+func NewRouter(d Deps) http.Handler {
+	switch {
+	case d.Store == nil:
+		panic("api: NewRouter: Deps.Store is required")
+	case d.Views == nil:
+		panic("api: NewRouter: Deps.Views is required")
+	case d.Codec == nil:
+		panic("api: NewRouter: Deps.Codec is required")
+	}
+	if d.Clock == nil {
+		d.Clock = domain.SystemClock
+	}
+	if d.IDs == nil {
+		d.IDs = domain.NewULIDSource(nil)
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &server{Deps: d, log: d.Logger}
+
+	r := chi.NewRouter()
+	r.Use(s.requestID, s.accessLog, s.recoverer, limitBody, middleware.StripSlashes, middleware.GetHead)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, domain.Errorf(domain.NotFound, "no such resource: %s", r.URL.Path))
+	})
+	r.MethodNotAllowed(s.methodNotAllowed(r))
+
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Get("/openapi.json", serveOpenAPI)
+	r.Group(func(r chi.Router) {
+		r.Use(s.auth)
+		r.Post("/orders", s.placeOrder)
+		r.Get("/orders", s.listOrders)
+		r.Get("/orders/{id}", s.getOrder)
+		r.Get("/orders/{id}/events", s.orderEvents)
+		r.Post("/orders/{id}/cancel", s.cancelOrder)
+		r.Post("/admin/projections/rebuild", s.rebuild)
+	})
+	return r
+}
+
+// now returns the injected clock's time in UTC.
+func (s *server) now() time.Time { return s.Clock().UTC() }
