@@ -1,0 +1,231 @@
+package awsconfig
+
+import (
+	"context"
+	"math"
+	"sort"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// Meter counts the requests made through the configurations it is attached
+// to, per "Service.Operation", and estimates the DynamoDB capacity units they
+// consume by the published on-demand rules: a write is 1 unit per started
+// KiB of item (2 in a transaction) plus one more per global secondary index
+// the table has; a strongly consistent read is 1 unit per started 4 KiB of
+// items returned (0.5 eventually consistent, 2 in a transaction), at least
+// one per request. Update and delete requests are counted at the size of
+// what they send, a lower bound. Safe for concurrent use.
+type Meter struct {
+	mu    sync.Mutex
+	calls map[string]int64
+	wcu   float64
+	rcu   float64
+	gsis  map[string]int
+}
+
+// NewMeter returns a meter. gsis maps table names to their number of global
+// secondary indexes, which multiply the cost of writes.
+func NewMeter(gsis map[string]int) *Meter {
+	g := map[string]int{}
+	for k, v := range gsis {
+		g[k] = v
+	}
+	return &Meter{calls: map[string]int64{}, gsis: g}
+}
+
+// Usage is what a meter has counted.
+type Usage struct {
+	// Calls maps "Service.Operation" (e.g. "DynamoDB.PutItem") to a count.
+	Calls map[string]int64 `json:"calls"`
+	// WriteUnits and ReadUnits are the estimated DynamoDB capacity units.
+	WriteUnits float64 `json:"write_units"`
+	ReadUnits  float64 `json:"read_units"`
+}
+
+// Sub returns u minus an earlier snapshot.
+func (u Usage) Sub(earlier Usage) Usage {
+	d := Usage{Calls: map[string]int64{}, WriteUnits: u.WriteUnits - earlier.WriteUnits, ReadUnits: u.ReadUnits - earlier.ReadUnits}
+	for k, v := range u.Calls {
+		if n := v - earlier.Calls[k]; n != 0 {
+			d.Calls[k] = n
+		}
+	}
+	return d
+}
+
+// Service returns the number of calls to one service ("DynamoDB", "SQS"...).
+func (u Usage) Service(name string) int64 {
+	var n int64
+	for k, v := range u.Calls {
+		if len(k) > len(name) && k[:len(name)] == name && k[len(name)] == '.' {
+			n += v
+		}
+	}
+	return n
+}
+
+// Operations returns the counted operation names, sorted.
+func (u Usage) Operations() []string {
+	out := make([]string, 0, len(u.Calls))
+	for k := range u.Calls {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Snapshot returns what has been counted so far.
+func (m *Meter) Snapshot() Usage {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := Usage{Calls: make(map[string]int64, len(m.calls)), WriteUnits: m.wcu, ReadUnits: m.rcu}
+	for k, v := range m.calls {
+		u.Calls[k] = v
+	}
+	return u
+}
+
+// Attach adds the meter to every client built from cfg from now on.
+func (m *Meter) Attach(cfg *aws.Config) {
+	cfg.APIOptions = append(cfg.APIOptions, func(s *middleware.Stack) error {
+		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("orderledgerMeter", m.handle), middleware.After)
+	})
+}
+
+func (m *Meter) handle(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+	key := awsmiddleware.GetServiceID(ctx) + "." + awsmiddleware.GetOperationName(ctx)
+	out, md, err := next.HandleInitialize(ctx, in)
+	w, r := m.units(in.Parameters, out.Result, err)
+	m.mu.Lock()
+	m.calls[key]++
+	m.wcu += w
+	m.rcu += r
+	m.mu.Unlock()
+	return out, md, err
+}
+
+func kib(size, unit int) float64 {
+	if size <= 0 {
+		return 1
+	}
+	return math.Ceil(float64(size) / float64(unit))
+}
+
+// units estimates the capacity one DynamoDB request consumed.
+func (m *Meter) units(params, result any, err error) (wcu, rcu float64) {
+	m.mu.Lock()
+	gsis := m.gsis
+	m.mu.Unlock()
+	write := func(table string, size int, factor float64) float64 {
+		return kib(size, 1024) * factor * float64(1+gsis[table])
+	}
+	readFactor := func(consistent *bool) float64 {
+		if consistent != nil && *consistent {
+			return 1
+		}
+		return 0.5
+	}
+	switch p := params.(type) {
+	case *dynamodb.PutItemInput:
+		return write(aws.ToString(p.TableName), ItemSize(p.Item), 1), 0
+	case *dynamodb.UpdateItemInput:
+		return write(aws.ToString(p.TableName), ItemSize(p.Key)+ItemSize(p.ExpressionAttributeValues), 1), 0
+	case *dynamodb.DeleteItemInput:
+		return write(aws.ToString(p.TableName), ItemSize(p.Key), 1), 0
+	case *dynamodb.TransactWriteItemsInput:
+		for _, it := range p.TransactItems {
+			switch {
+			case it.Put != nil:
+				wcu += write(aws.ToString(it.Put.TableName), ItemSize(it.Put.Item), 2)
+			case it.Update != nil:
+				wcu += write(aws.ToString(it.Update.TableName), ItemSize(it.Update.Key)+ItemSize(it.Update.ExpressionAttributeValues), 2)
+			case it.Delete != nil:
+				wcu += write(aws.ToString(it.Delete.TableName), ItemSize(it.Delete.Key), 2)
+			case it.ConditionCheck != nil:
+				wcu += 2
+			}
+		}
+		return wcu, 0
+	case *dynamodb.GetItemInput:
+		size := 0
+		if o, ok := result.(*dynamodb.GetItemOutput); ok && err == nil {
+			size = ItemSize(o.Item)
+		}
+		return 0, kib(size, 4096) * readFactor(p.ConsistentRead)
+	case *dynamodb.QueryInput:
+		size := 0
+		if o, ok := result.(*dynamodb.QueryOutput); ok && err == nil {
+			for _, it := range o.Items {
+				size += ItemSize(it)
+			}
+		}
+		return 0, kib(size, 4096) * readFactor(p.ConsistentRead)
+	case *dynamodb.ScanInput:
+		size := 0
+		if o, ok := result.(*dynamodb.ScanOutput); ok && err == nil {
+			for _, it := range o.Items {
+				size += ItemSize(it)
+			}
+		}
+		return 0, kib(size, 4096) * readFactor(p.ConsistentRead)
+	case *dynamodb.TransactGetItemsInput:
+		return 0, 2 * float64(len(p.TransactItems))
+	}
+	return 0, 0
+}
+
+// ItemSize returns the size DynamoDB bills for an item: the UTF-8 length of
+// every attribute name plus the size of its value.
+func ItemSize(item map[string]types.AttributeValue) int {
+	n := 0
+	for k, v := range item {
+		n += len(k) + valueSize(v)
+	}
+	return n
+}
+
+func valueSize(v types.AttributeValue) int {
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(v.Value)
+	case *types.AttributeValueMemberN:
+		return (len(v.Value)+1)/2 + 1
+	case *types.AttributeValueMemberB:
+		return len(v.Value)
+	case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
+		return 1
+	case *types.AttributeValueMemberSS:
+		n := 0
+		for _, s := range v.Value {
+			n += len(s)
+		}
+		return n
+	case *types.AttributeValueMemberNS:
+		n := 0
+		for _, s := range v.Value {
+			n += (len(s)+1)/2 + 1
+		}
+		return n
+	case *types.AttributeValueMemberBS:
+		n := 0
+		for _, b := range v.Value {
+			n += len(b)
+		}
+		return n
+	case *types.AttributeValueMemberM:
+		return 3 + ItemSize(v.Value) + len(v.Value)
+	case *types.AttributeValueMemberL:
+		n := 3
+		for _, e := range v.Value {
+			n += 1 + valueSize(e)
+		}
+		return n
+	}
+	return 0
+}
