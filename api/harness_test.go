@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -215,13 +214,4 @@ func (h *harness) appendEvents(id string, events ...order.Event) {
 	if _, err := h.store.Append(h.t.Context(), id, int64(len(cur)), envs...); err != nil {
 		h.t.Fatal(err)
 	}
-}
-
-func keys(m map[string]any) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -68,16 +68,6 @@ type FieldError struct {
 	Detail string `json:"detail"`
 }
 
-// statusOf returns the HTTP status for err.
-func statusOf(err error) int { return kindOf(domain.CodeOf(err)).status }
-
-func kindOf(code domain.Code) kind {
-	if k, ok := kinds[code]; ok {
-		return k
-	}
-	return kinds[domain.Internal]
-}
-
 // problemOf builds the problem for err. Server errors get a fixed detail:
 // their text may hold internals and is only logged.
 func problemOf(r *http.Request, err error) Problem {
