@@ -38,13 +38,14 @@ const MaxCancelReason = 500
 // decides again after losing a race with another writer.
 const cancelRetries = 5
 
-// eventsResponse is the body of GET /orders/{id}/events.
-type eventsResponse struct {
-	OrderID string          `json:"order_id"`
-	Events  []eventResponse `json:"events"`
+// History is an order's audit history, the body of GET /orders/{id}/events.
+type History struct {
+	OrderID string         `json:"order_id"`
+	Events  []HistoryEvent `json:"events"`
 }
 
-type eventResponse struct {
+// HistoryEvent is one event of a History, its data in today's schema.
+type HistoryEvent struct {
 	Version    int64               `json:"version"`
 	Type       string              `json:"type"`
 	EventID    string              `json:"event_id"`
@@ -221,26 +222,34 @@ func (s *server) orderEvents(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, order.ErrNotFound)
 		return
 	}
-	resp := eventsResponse{OrderID: id, Events: make([]eventResponse, 0, len(envs))}
+	h, err := HistoryOf(s.Codec, id, envs)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(envs[len(envs)-1].Version))
+	writeJSON(w, http.StatusOK, h)
+}
+
+// HistoryOf returns the audit history of order id from its envelopes,
+// each event's data decoded and upcast to today's schema.
+func HistoryOf(c *eventstore.Codec, id string, envs []eventstore.Event) (History, error) {
+	h := History{OrderID: id, Events: make([]HistoryEvent, 0, len(envs))}
 	for _, env := range envs {
-		// Data is shown in today's schema, whatever version it was stored in.
-		e, err := s.Codec.Decode(env)
+		e, err := c.Decode(env)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return History{}, err
 		}
 		data, err := json.Marshal(e)
 		if err != nil {
-			s.writeError(w, r, fmt.Errorf("api: order events: %w", err))
-			return
+			return History{}, fmt.Errorf("api: history of %s: %w", id, err)
 		}
-		resp.Events = append(resp.Events, eventResponse{
+		h.Events = append(h.Events, HistoryEvent{
 			Version: env.Version, Type: env.Type, EventID: env.EventID,
 			OccurredAt: env.OccurredAt.UTC(), Data: data, Metadata: env.Metadata,
 		})
 	}
-	w.Header().Set("ETag", etag(envs[len(envs)-1].Version))
-	writeJSON(w, http.StatusOK, resp)
+	return h, nil
 }
 
 func (s *server) listOrders(w http.ResponseWriter, r *http.Request) {
