@@ -1,0 +1,289 @@
+// Package embedded is the durable event store of the single-process runtime:
+// one pebble database (github.com/cockroachdb/pebble/v2, the storage engine
+// of CockroachDB) in a directory, holding every stream, the global change
+// feed and the consumers' checkpoints.
+//
+// Why pebble: measured on this project's kind of machine (2 vCPU, ext4,
+// 200-byte events, every append its own durable commit), pebble's write-ahead
+// log groups concurrent synced commits into one fsync and reached 5,852
+// events/s with 1 writer and 23,269 with 8 writers behind a single sequencer
+// goroutine, against 2,829 and 9,346 for the best bbolt design (a
+// leader-based group commit) and 3,005 and 2,439 for a popular Go
+// event-sourcing library's bbolt store. bbolt commits with two fsyncs and one
+// writer at a time; pebble needs one fsync per group and scales with
+// concurrency (~40x the bbolt library at 64 writers).
+//
+// How an append works: Append validates its input and encodes the records in
+// the caller's goroutine, then hands them to the sequencer, the one goroutine
+// that writes events. The sequencer takes every append waiting at that moment
+// (no fixed delay: a lone writer is committed at once), checks each expected
+// version against an in-memory map of stream heads (filled lazily from disk),
+// assigns versions and global positions, writes the whole group as one pebble
+// batch and commits it with pebble.Sync. Concurrent appenders therefore share
+// one fsync, and positions are gap-free and in commit order by construction.
+// Only after the commit returns does the sequencer publish the new feed head
+// and answer the appenders. Readers never look past the published head, so no
+// reader (Load, ReadFeed) can observe an event that is not yet durable, even
+// though pebble itself makes a batch visible just before its fsync ends.
+//
+// Durability is never relaxed: an acknowledged append has been fsynced, and
+// so has a saved checkpoint.
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/eventstore"
+)
+
+var (
+	_ eventstore.Store       = (*Store)(nil)
+	_ eventstore.Feed        = (*Store)(nil)
+	_ eventstore.Checkpoints = (*Store)(nil)
+)
+
+// Limits on input. Larger values are rejected with a domain.Invalid error.
+const (
+	// MaxIDLen is the longest stream ID, idempotency key or consumer name, in bytes.
+	MaxIDLen = 255
+	// MaxEventSize is the largest event body (Data), in bytes.
+	MaxEventSize = 1 << 20
+	// MaxEventsPerAppend is the most events one append may carry.
+	MaxEventsPerAppend = 1000
+	// MaxFeedPage is the most events ReadFeed returns at once.
+	MaxFeedPage = 10000
+)
+
+// Store is the embedded event store. It is safe for concurrent use.
+type Store struct {
+	db  *pebble.DB
+	cfg config
+
+	reqs chan *request // appends waiting for the sequencer (unbuffered)
+	quit chan struct{} // closed by Close
+	done chan struct{} // closed when the sequencer has stopped
+
+	// head is the position of the last durable event: the feed ends there and
+	// readers ignore any record beyond it.
+	head   atomic.Uint64
+	notify atomic.Pointer[chan struct{}] // closed and replaced on every commit
+
+	// failed is set when a commit failed; the store then refuses appends.
+	failed atomic.Pointer[error]
+
+	mu        sync.RWMutex // readers hold it shared; Close exclusive
+	closed    bool
+	closeOnce sync.Once
+	closeErr  error
+
+	// Owned by the sequencer goroutine.
+	heads map[string]int64
+	seq   sequencerState
+}
+
+type config struct {
+	maxHeads int
+	tune     func(*pebble.Options)
+}
+
+// Option configures Open.
+type Option func(*config)
+
+// WithHeadCache sets how many stream heads the sequencer keeps in memory
+// (default 1,000,000; about 100 bytes each). On overflow the map is emptied
+// and heads are read again from disk as streams are written.
+func WithHeadCache(n int) Option {
+	return func(c *config) { c.maxHeads = max(n, 1) }
+}
+
+// WithPebbleOptions lets the caller adjust pebble's options before the
+// database is opened (cache and memtable sizes, a filesystem for tests).
+// Options that would relax durability must not be set: DisableWAL is
+// rejected by Open.
+func WithPebbleOptions(f func(*pebble.Options)) Option {
+	return func(c *config) { c.tune = f }
+}
+
+// Open opens (creating if needed) the event store in dir.
+func Open(dir string, opts ...Option) (*Store, error) {
+	if dir == "" {
+		return nil, domain.Errorf(domain.Invalid, "eventstore/embedded: open: empty directory")
+	}
+	cfg := config{maxHeads: 1_000_000}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	po := &pebble.Options{
+		Logger:       panicLogger{},
+		MemTableSize: 64 << 20,
+		CacheSize:    64 << 20,
+	}
+	if cfg.tune != nil {
+		cfg.tune(po)
+	}
+	if po.DisableWAL {
+		return nil, domain.Errorf(domain.Invalid, "eventstore/embedded: open: the WAL cannot be disabled")
+	}
+	db, err := openPebble(dir, po)
+	if err != nil {
+		return nil, storageErr("open "+dir, err)
+	}
+	s := &Store{
+		db:    db,
+		cfg:   cfg,
+		reqs:  make(chan *request),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+		heads: make(map[string]int64),
+	}
+	if err := s.init(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	ch := make(chan struct{})
+	s.notify.Store(&ch)
+	go s.sequence()
+	return s, nil
+}
+
+// openPebble opens the database, turning a panic into an error.
+func openPebble(dir string, po *pebble.Options) (db *pebble.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pebble panicked: %v", r)
+		}
+	}()
+	return pebble.Open(dir, po)
+}
+
+// init checks the format marker (writing it into a new database) and finds
+// the feed head.
+func (s *Store) init() error {
+	v, closer, err := s.db.Get(metaFormatKey)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		if err := s.db.Set(metaFormatKey, metaFormatValue, pebble.Sync); err != nil {
+			return storageErr("open: write format", err)
+		}
+	case err != nil:
+		return storageErr("open: read format", err)
+	default:
+		ok := string(v) == string(metaFormatValue)
+		got := string(v)
+		_ = closer.Close()
+		if !ok {
+			return domain.Errorf(domain.Internal, "eventstore/embedded: open: unknown data format %q", got)
+		}
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{prefixFeed},
+		UpperBound: []byte{prefixFeed + 1},
+	})
+	if err != nil {
+		return storageErr("open: feed head", err)
+	}
+	defer it.Close()
+	if it.Last() {
+		pos, err := recordPosition(it.Value())
+		if err != nil {
+			return corruptErr("open: feed head", it.Key())
+		}
+		s.head.Store(pos)
+	}
+	if err := it.Error(); err != nil {
+		return storageErr("open: feed head", err)
+	}
+	s.seq.next = s.head.Load() + 1
+	return nil
+}
+
+// Close stops the sequencer (appends already handed to it are committed and
+// answered first) and closes the database. Every later call returns
+// eventstore.ErrClosed. Close is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		<-s.done
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.closed = true
+		s.closeErr = closePebble(s.db)
+	})
+	return s.closeErr
+}
+
+func closePebble(db *pebble.DB) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = storageErr("close", fmt.Errorf("pebble panicked: %v", r))
+		}
+	}()
+	if err := db.Close(); err != nil {
+		return storageErr("close", err)
+	}
+	return nil
+}
+
+// read runs f with the database held open, or returns ErrClosed.
+func (s *Store) read(f func() error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return eventstore.ErrClosed
+	}
+	return f()
+}
+
+// storageError is a failure of the disk or of pebble: the store may work
+// again later (or after a restart), so it is domain.Unavailable.
+type storageError struct {
+	op  string
+	err error
+}
+
+func (e *storageError) Error() string           { return "eventstore/embedded: " + e.op + ": " + e.err.Error() }
+func (e *storageError) Unwrap() error           { return e.err }
+func (e *storageError) DomainCode() domain.Code { return domain.Unavailable }
+
+func storageErr(op string, err error) error { return &storageError{op: op, err: err} }
+
+func corruptErr(op string, key []byte) error {
+	return domain.Errorf(domain.Internal, "eventstore/embedded: %s: corrupt record at key %q", op, key)
+}
+
+// panicLogger is pebble's logger. pebble calls Fatalf on errors it cannot
+// recover from (a failed WAL write or sync, a failed MANIFEST sync) and its
+// default logger then exits the process; panicking instead lets the
+// sequencer contain a failed commit and report it as an error. Error lines
+// (failed background compactions, for instance) go to the standard logger;
+// informational lines are dropped.
+type panicLogger struct{}
+
+func (panicLogger) Infof(string, ...any) {}
+func (panicLogger) Errorf(format string, args ...any) {
+	log.Printf("eventstore/embedded: pebble: "+format, args...)
+}
+func (panicLogger) Fatalf(format string, args ...any) {
+	panic(fatalError(fmt.Sprintf(format, args...)))
+}
+
+type fatalError string
+
+func (e fatalError) Error() string { return string(e) }
+
+func (s *Store) checkOpen(ctx context.Context) error {
+	select {
+	case <-s.quit:
+		return eventstore.ErrClosed
+	default:
+	}
+	return ctx.Err()
+}

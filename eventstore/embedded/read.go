@@ -1,0 +1,206 @@
+package embedded
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/eventstore"
+)
+
+// Load implements eventstore.Store. It returns only durable events: those at
+// or below the published feed head.
+func (s *Store) Load(ctx context.Context, streamID string, from int64) ([]eventstore.Event, error) {
+	if streamID == "" || len(streamID) > MaxIDLen {
+		return nil, domain.Errorf(domain.Invalid, "eventstore/embedded: load: stream ID must be 1..%d bytes", MaxIDLen)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []eventstore.Event
+	err := s.read(func() error {
+		head := s.head.Load()
+		keys := make([]byte, 0, 2*(10+len(streamID)))
+		keys = streamKey(keys, streamID, uint64(max(from, 1)))
+		lo := keys[:len(keys):len(keys)]
+		hi := streamKey(keys[len(keys):], streamID, math.MaxUint64)
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		if err != nil {
+			return storageErr("load", err)
+		}
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return storageErr("load", err)
+			}
+			pos, err := recordPosition(v)
+			if err != nil {
+				return corruptErr("load", it.Key())
+			}
+			if pos > head {
+				break // committed by a group whose fsync has not returned yet
+			}
+			out = append(out, eventstore.Event{})
+			if err := decodeRecord(v, &out[len(out)-1]); err != nil {
+				return corruptErr("load", it.Key())
+			}
+		}
+		if err := it.Error(); err != nil {
+			return storageErr("load", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReadFeed implements eventstore.Feed. limit is capped at MaxFeedPage.
+func (s *Store) ReadFeed(ctx context.Context, after uint64, limit int) ([]eventstore.Event, error) {
+	if limit < 1 {
+		return nil, domain.Errorf(domain.Invalid, "eventstore/embedded: read feed: limit %d (must be at least 1)", limit)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	limit = min(limit, MaxFeedPage)
+	var out []eventstore.Event
+	err := s.read(func() error {
+		head := s.head.Load()
+		if after >= head {
+			return nil
+		}
+		last := head
+		if head-after > uint64(limit) {
+			last = after + uint64(limit)
+		}
+		lo := feedKey(make([]byte, 0, 18), after+1)
+		hi := feedKey(lo[len(lo):], last+1)
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		if err != nil {
+			return storageErr("read feed", err)
+		}
+		defer it.Close()
+		out = make([]eventstore.Event, 0, last-after)
+		want := after + 1
+		for ok := it.First(); ok; ok = it.Next() {
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return storageErr("read feed", err)
+			}
+			out = out[:len(out)+1]
+			e := &out[len(out)-1]
+			if err := decodeRecord(v, e); err != nil || e.Position != want {
+				return corruptErr("read feed", it.Key())
+			}
+			want++
+		}
+		if err := it.Error(); err != nil {
+			return storageErr("read feed", err)
+		}
+		if want != last+1 {
+			return domain.Errorf(domain.Internal, "eventstore/embedded: read feed: position %d missing", want)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Head implements eventstore.Feed.
+func (s *Store) Head(ctx context.Context) (uint64, error) {
+	if err := s.checkOpen(ctx); err != nil {
+		return 0, err
+	}
+	return s.head.Load(), nil
+}
+
+// WaitFeed implements eventstore.Feed. It wakes as soon as a commit publishes
+// a head beyond after (no polling).
+func (s *Store) WaitFeed(ctx context.Context, after uint64) error {
+	for {
+		ch := *s.notify.Load() // before reading the head: a commit in between closes ch
+		if s.head.Load() > after {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.quit:
+			return eventstore.ErrClosed
+		}
+	}
+}
+
+func validConsumer(op, consumer string) error {
+	if consumer == "" || len(consumer) > MaxIDLen {
+		return domain.Errorf(domain.Invalid, "eventstore/embedded: %s: consumer name must be 1..%d bytes", op, MaxIDLen)
+	}
+	return nil
+}
+
+// Checkpoint implements eventstore.Checkpoints.
+func (s *Store) Checkpoint(ctx context.Context, consumer string) (uint64, error) {
+	if err := validConsumer("checkpoint", consumer); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var pos uint64
+	err := s.read(func() error {
+		v, closer, err := s.db.Get(checkpointKey(consumer))
+		if errors.Is(err, pebble.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return storageErr("checkpoint", err)
+		}
+		defer closer.Close()
+		if len(v) != 8 {
+			return corruptErr("checkpoint", checkpointKey(consumer))
+		}
+		pos = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return pos, err
+}
+
+// SaveCheckpoint implements eventstore.Checkpoints. The write is fsynced
+// before it returns. A position beyond the feed head is rejected.
+func (s *Store) SaveCheckpoint(ctx context.Context, consumer string, pos uint64) error {
+	if err := validConsumer("save checkpoint", consumer); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.read(func() error {
+		if head := s.head.Load(); pos > head {
+			return domain.Errorf(domain.Invalid, "eventstore/embedded: save checkpoint: position %d is beyond the feed head %d", pos, head)
+		}
+		if err := setSync(s.db, checkpointKey(consumer), binary.BigEndian.AppendUint64(nil, pos)); err != nil {
+			return storageErr("save checkpoint", err)
+		}
+		return nil
+	})
+}
+
+func setSync(db *pebble.DB, key, value []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pebble: %v", r)
+		}
+	}()
+	return db.Set(key, value, pebble.Sync)
+}

@@ -1,0 +1,228 @@
+package embedded
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/orderledger/orderledger/eventstore"
+)
+
+// On-disk layout. One pebble database holds everything; the first byte of a
+// key names its keyspace. These formats are stored forever: change them only
+// by adding a new record format byte and keeping the old decoder.
+//
+//	's' len(stream) stream version(8, big endian)  -> event record
+//	'f' position(8, big endian)                     -> event record (the same bytes)
+//	'i' idempotency key                             -> idempotency record
+//	'c' consumer                                    -> checkpoint: position(8, big endian)
+//	'm' "format"                                    -> "1"
+//
+// Every event is written twice in the same atomic batch, under its stream key
+// and under its feed key, so that both Load (one stream) and the change feed
+// (every stream in commit order) are sequential scans with no second lookup:
+// that costs disk space and write bandwidth, which fsync latency dwarfs, and
+// buys the load and replay rates. len(stream) is one byte, so stream IDs are
+// at most 255 bytes and no stream's keys can be a prefix of another's.
+//
+// Event record, format 1 (integers are unsigned varints unless stated):
+//
+//	byte     format = 1
+//	8 bytes  position, big endian
+//	8 bytes  version, big endian
+//	string   stream ID
+//	string   event ID
+//	string   type
+//	uvarint  schema version
+//	varint   occurred at, Unix seconds (signed)
+//	uvarint  occurred at, nanoseconds within the second
+//	string   correlation ID
+//	string   causation ID
+//	string   request ID
+//	string   data (the JSON body, byte for byte)
+//
+// where string is uvarint length then the bytes. Position and version are
+// fixed-width so the appender can encode a record before the sequencer knows
+// them and the sequencer patches them in place.
+//
+// Idempotency record, format 1: byte 1, uvarint version, then the stream ID.
+const (
+	prefixStream     = 's'
+	prefixFeed       = 'f'
+	prefixIdem       = 'i'
+	prefixCheckpoint = 'c'
+	prefixMeta       = 'm'
+
+	recordFormat1 = 1
+	// offsets of the fixed-width fields patched by the sequencer.
+	offPosition = 1
+	offVersion  = 9
+	recordHead  = 17
+)
+
+var (
+	metaFormatKey   = []byte{prefixMeta, 'f', 'o', 'r', 'm', 'a', 't'}
+	metaFormatValue = []byte("1")
+	errCorrupt      = errors.New("corrupt record")
+)
+
+// streamKey appends the key of (stream, version) to dst.
+func streamKey(dst []byte, stream string, version uint64) []byte {
+	dst = append(dst, prefixStream, byte(len(stream)))
+	dst = append(dst, stream...)
+	return binary.BigEndian.AppendUint64(dst, version)
+}
+
+// feedKey appends the key of a feed position to dst.
+func feedKey(dst []byte, pos uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, prefixFeed), pos)
+}
+
+func idemKey(key string) []byte {
+	return append([]byte{prefixIdem}, key...)
+}
+
+func checkpointKey(consumer string) []byte {
+	return append([]byte{prefixCheckpoint}, consumer...)
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// encodeRecord appends e's record to dst with position and version zero; the
+// sequencer patches them (setRecordPosition).
+func encodeRecord(dst []byte, stream string, e *eventstore.Event) []byte {
+	dst = append(dst, recordFormat1)
+	dst = append(dst, make([]byte, 16)...)
+	dst = appendString(dst, stream)
+	dst = appendString(dst, e.EventID)
+	dst = appendString(dst, e.Type)
+	dst = binary.AppendUvarint(dst, uint64(e.SchemaVersion))
+	dst = binary.AppendVarint(dst, e.OccurredAt.Unix())
+	dst = binary.AppendUvarint(dst, uint64(e.OccurredAt.Nanosecond()))
+	dst = appendString(dst, e.Metadata.CorrelationID)
+	dst = appendString(dst, e.Metadata.CausationID)
+	dst = appendString(dst, e.Metadata.RequestID)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Data)))
+	return append(dst, e.Data...)
+}
+
+func setRecordPosition(rec []byte, pos uint64, version int64) {
+	binary.BigEndian.PutUint64(rec[offPosition:], pos)
+	binary.BigEndian.PutUint64(rec[offVersion:], uint64(version))
+}
+
+// recordPosition returns the feed position of a record without decoding it.
+func recordPosition(rec []byte) (uint64, error) {
+	if len(rec) < recordHead || rec[0] != recordFormat1 {
+		return 0, errCorrupt
+	}
+	return binary.BigEndian.Uint64(rec[offPosition:]), nil
+}
+
+// decodeRecord decodes one record. String fields share one allocation made
+// from rec; Data gets its own copy, so the caller may keep or change it.
+func decodeRecord(rec []byte, e *eventstore.Event) error {
+	if len(rec) < recordHead || rec[0] != recordFormat1 {
+		return errCorrupt
+	}
+	s := string(rec) // one allocation for every string field
+	d := decoder{s: s, i: recordHead}
+	e.Position = binary.BigEndian.Uint64(rec[offPosition:])
+	e.Version = int64(binary.BigEndian.Uint64(rec[offVersion:]))
+	e.StreamID = d.str()
+	e.EventID = d.str()
+	e.Type = d.str()
+	sv := d.uvarint()
+	if sv > math.MaxInt32 {
+		return errCorrupt
+	}
+	e.SchemaVersion = int(sv)
+	sec := d.varint()
+	nsec := d.uvarint()
+	if nsec >= 1e9 {
+		return errCorrupt
+	}
+	e.OccurredAt = time.Unix(sec, int64(nsec)).UTC()
+	e.Metadata.CorrelationID = d.str()
+	e.Metadata.CausationID = d.str()
+	e.Metadata.RequestID = d.str()
+	n := d.uvarint()
+	if d.err != nil || n != uint64(len(rec)-d.i) {
+		return errCorrupt
+	}
+	if n > 0 {
+		e.Data = append([]byte(nil), rec[d.i:]...)
+	} else {
+		e.Data = nil
+	}
+	return nil
+}
+
+type decoder struct {
+	s   string
+	i   int
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	var v uint64
+	var shift uint
+	for j := 0; j < binary.MaxVarintLen64; j++ {
+		if d.i >= len(d.s) {
+			break
+		}
+		b := d.s[d.i]
+		d.i++
+		if b < 0x80 {
+			return v | uint64(b)<<shift
+		}
+		v |= uint64(b&0x7f) << shift
+		shift += 7
+	}
+	d.err = errCorrupt
+	return 0
+}
+
+func (d *decoder) varint() int64 {
+	u := d.uvarint()
+	x := int64(u >> 1)
+	if u&1 != 0 {
+		x = ^x
+	}
+	return x
+}
+
+func (d *decoder) str() string {
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.s)-d.i) {
+		d.err = errCorrupt
+		return ""
+	}
+	s := d.s[d.i : d.i+int(n)]
+	d.i += int(n)
+	return s
+}
+
+// encodeIdem and decodeIdem store the result of an idempotent append.
+func encodeIdem(stream string, version int64) []byte {
+	b := binary.AppendUvarint([]byte{recordFormat1}, uint64(version))
+	return append(b, stream...)
+}
+
+func decodeIdem(v []byte) (string, int64, error) {
+	if len(v) < 2 || v[0] != recordFormat1 {
+		return "", 0, errCorrupt
+	}
+	ver, n := binary.Uvarint(v[1:])
+	if n <= 0 || ver > math.MaxInt64 {
+		return "", 0, errCorrupt
+	}
+	return string(v[1+n:]), int64(ver), nil
+}
