@@ -114,6 +114,16 @@ func (m *module) resource(t *testing.T, typ, name string) *hclsyntax.Block {
 	return bs[0]
 }
 
+// source returns the text of expr as written.
+func (m *module) source(expr hcl.Expression) string {
+	r := expr.Range()
+	f, ok := m.files[filepath.Base(r.Filename)]
+	if !ok {
+		return ""
+	}
+	return string(r.SliceBytes(f.Bytes))
+}
+
 // child returns the nested blocks of b of type typ.
 func child(b *hclsyntax.Block, typ string) []*hclsyntax.Block {
 	var out []*hclsyntax.Block
