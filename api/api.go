@@ -21,35 +21,25 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/projections"
 )
 
 // MaxBodyBytes is the largest request body accepted (HTTP 413 above it).
 const MaxBodyBytes = 64 << 10
 
-// Views is the read side the API queries.
+// Views is the read side the API queries: the Get and List of a
+// projections.ReadModel, which every read-model adapter satisfies.
 type Views interface {
 	// Get returns the view of order id, or an error of kind domain.NotFound.
-	Get(ctx context.Context, id string) (View, error)
-	// List returns one page of orders, newest first. A cursor it cannot
-	// read is an error of kind domain.Invalid.
-	List(ctx context.Context, q ListQuery) (Page, error)
+	Get(ctx context.Context, id string) (projections.View, error)
+	// List returns one page of orders, newest first. A cursor it did not
+	// issue is an error of kind domain.Invalid.
+	List(ctx context.Context, q projections.ListQuery) (projections.Page, error)
 }
 
-// ListQuery filters and pages a listing.
-type ListQuery struct {
-	Status   string // "" for any
-	Customer string // exact customer name, "" for any
-	Limit    int    // 1..MaxLimit
-	Cursor   string // opaque, from a previous Page; "" for the first page
-}
+var _ Views = projections.ReadModel(nil)
 
-// Page is one page of a listing.
-type Page struct {
-	Items      []View
-	NextCursor string // "" on the last page
-}
-
-// Listing limits.
+// Listing limits of GET /orders.
 const (
 	DefaultLimit = 20
 	MaxLimit     = 100

@@ -7,9 +7,10 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/orderledger/orderledger/api"
 	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/projections"
 )
 
 // memStore is an in-memory eventstore.Store for handler tests. Hooks let a
@@ -95,40 +96,40 @@ func (m *memStore) total() int {
 // so they can tell read-model answers from log answers.
 type memViews struct {
 	mu    sync.Mutex
-	views map[string]api.View
+	views map[string]projections.View
 	fail  error
 }
 
-func newMemViews() *memViews { return &memViews{views: map[string]api.View{}} }
+func newMemViews() *memViews { return &memViews{views: map[string]projections.View{}} }
 
-func (v *memViews) put(view api.View) {
+func (v *memViews) put(view projections.View) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.views[view.OrderID] = view
 }
 
-func (v *memViews) Get(_ context.Context, id string) (api.View, error) {
+func (v *memViews) Get(_ context.Context, id string) (projections.View, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.fail != nil {
-		return api.View{}, v.fail
+		return projections.View{}, v.fail
 	}
 	view, ok := v.views[id]
 	if !ok {
-		return api.View{}, domain.Errorf(domain.NotFound, "order not found")
+		return projections.View{}, order.ErrNotFound
 	}
 	return view, nil
 }
 
 // List pages newest first (ULIDs sort by time); the cursor is the last ID
 // of the previous page, quoted as JSON so garbage is detectable.
-func (v *memViews) List(_ context.Context, q api.ListQuery) (api.Page, error) {
+func (v *memViews) List(_ context.Context, q projections.ListQuery) (projections.Page, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	after := ""
 	if q.Cursor != "" {
 		if err := json.Unmarshal([]byte(q.Cursor), &after); err != nil || !domain.ValidULID(after) {
-			return api.Page{}, domain.Errorf(domain.Invalid, "bad cursor")
+			return projections.Page{}, projections.ErrBadCursor
 		}
 	}
 	var ids []string
@@ -138,7 +139,7 @@ func (v *memViews) List(_ context.Context, q api.ListQuery) (api.Page, error) {
 		}
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(ids)))
-	var p api.Page
+	var p projections.Page
 	for _, id := range ids {
 		if len(p.Items) == q.Limit {
 			b, _ := json.Marshal(p.Items[len(p.Items)-1].OrderID)

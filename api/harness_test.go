@@ -19,6 +19,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/projections"
 )
 
 var testCodec = eventstore.NewCodec()
@@ -192,7 +193,7 @@ func (h *harness) project(id string) {
 	h.t.Helper()
 	r := h.do("GET", "/orders/"+id+"?consistent=true", "")
 	h.want(r, http.StatusOK)
-	var v api.View
+	var v projections.View
 	if err := json.Unmarshal(r.body, &v); err != nil {
 		h.t.Fatal(err)
 	}

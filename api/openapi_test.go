@@ -295,7 +295,7 @@ func hasType(v any, t string) bool {
 func TestOpenAPIValidatorRejects(t *testing.T) {
 	t.Parallel()
 	d := loadDoc(t)
-	good := `{"order_id":"01KAW5Y8Z9ABCDEFGHJKMNPQRS","customer_name":"a","product_name":"b","quantity":1,"status":"Pending","version":1,"created_at":"2026-11-25T13:00:00Z","updated_at":"2026-11-25T13:00:00Z"}`
+	good := `{"order_id":"01KAW5Y8Z9ABCDEFGHJKMNPQRS","customer_name":"a","product_name":"b","quantity":1,"status":"Pending","version":1,"created_at":"2026-11-25T13:00:00Z","updated_at":"2026-11-25T13:00:00Z","failure_reason":"","payment_id":"","reservation_id":"","amount":0}`
 	order := map[string]any{"$ref": "#/components/schemas/Order"}
 	var v any
 	_ = json.Unmarshal([]byte(good), &v)

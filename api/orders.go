@@ -17,6 +17,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/projections"
 )
 
 // placeRequest is the body of POST /orders.
@@ -56,8 +57,8 @@ type HistoryEvent struct {
 
 // listResponse is the body of GET /orders.
 type listResponse struct {
-	Items      []View  `json:"items"`
-	NextCursor *string `json:"next_cursor"`
+	Items      []projections.View `json:"items"`
+	NextCursor *string            `json:"next_cursor"`
 }
 
 func (s *server) placeOrder(w http.ResponseWriter, r *http.Request) {
@@ -99,12 +100,12 @@ func (s *server) placeOrder(w http.ResponseWriter, r *http.Request) {
 		for i := range envs {
 			envs[i].StreamID, envs[i].Version = id, int64(i+1)
 		}
-		o, err := foldEnvelopes(s.Codec, id, envs, nil)
+		v, err := projections.Fold(s.Codec, envs)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		s.writeOrder(w, http.StatusCreated, ViewOf(o), true)
+		s.writeOrder(w, http.StatusCreated, v, true)
 		return
 	}
 	// A repeated key: answer what the first request was answered, the
@@ -114,19 +115,19 @@ func (s *server) placeOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("api: place order: load original: %w", err))
 		return
 	}
-	o, err := foldEnvelopes(s.Codec, res.StreamID, stored, func(e eventstore.Event) bool { return e.Version <= res.Version })
+	v, err := projections.FoldAsOf(s.Codec, stored, projections.AsOf{Version: res.Version})
 	if err != nil {
-		s.writeError(w, r, err)
+		s.writeError(w, r, fmt.Errorf("api: place order: fold original: %w", err))
 		return
 	}
 	placed := events[0].(order.Placed)
-	if !o.Exists() || o.CustomerName != placed.CustomerName || o.ProductName != placed.ProductName || o.Quantity != placed.Quantity {
+	if v.CustomerName != placed.CustomerName || v.ProductName != placed.ProductName || v.Quantity != placed.Quantity {
 		s.writeError(w, r, &domain.Error{Code: domain.Invalid, Message: "the Idempotency-Key was already used with a different request",
 			Fields: map[string]string{"Idempotency-Key": "was already used with a different request"}})
 		return
 	}
 	w.Header().Set("Idempotent-Replayed", "true")
-	s.writeOrder(w, http.StatusCreated, ViewOf(o), true)
+	s.writeOrder(w, http.StatusCreated, v, true)
 }
 
 func (s *server) getOrder(w http.ResponseWriter, r *http.Request) {
@@ -184,27 +185,20 @@ func (s *server) getOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, order.ErrNotFound)
 		return
 	}
-	var keep func(eventstore.Event) bool
-	switch {
-	case version > 0:
-		if version > envs[len(envs)-1].Version {
-			s.writeError(w, r, domain.Errorf(domain.NotFound, "order has no version %d (latest is %d)", version, envs[len(envs)-1].Version))
-			return
-		}
-		keep = func(e eventstore.Event) bool { return e.Version <= version }
-	case !asOf.IsZero():
-		if asOf.Before(envs[0].OccurredAt) {
-			s.writeError(w, r, domain.Errorf(domain.NotFound, "order did not exist at %s", asOf.UTC().Format(time.RFC3339Nano)))
-			return
-		}
-		keep = func(e eventstore.Event) bool { return !e.OccurredAt.After(asOf) }
-	}
-	o, err := foldEnvelopes(s.Codec, id, envs, keep)
-	if err != nil {
-		s.writeError(w, r, err)
+	if version > envs[len(envs)-1].Version {
+		s.writeError(w, r, domain.Errorf(domain.NotFound, "order has no version %d (latest is %d)", version, envs[len(envs)-1].Version))
 		return
 	}
-	s.writeOrder(w, http.StatusOK, ViewOf(o), false)
+	if !asOf.IsZero() && asOf.Before(envs[0].OccurredAt) {
+		s.writeError(w, r, domain.Errorf(domain.NotFound, "order did not exist at %s", asOf.UTC().Format(time.RFC3339Nano)))
+		return
+	}
+	v, err := projections.FoldAsOf(s.Codec, envs, projections.AsOf{Version: version, Time: asOf})
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("api: get order: %w", err))
+		return
+	}
+	s.writeOrder(w, http.StatusOK, v, false)
 }
 
 func (s *server) orderEvents(w http.ResponseWriter, r *http.Request) {
@@ -254,8 +248,8 @@ func HistoryOf(c *eventstore.Codec, id string, envs []eventstore.Event) (History
 
 func (s *server) listOrders(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	lq := ListQuery{Status: q.Get("status"), Customer: q.Get("customer"), Cursor: q.Get("cursor"), Limit: DefaultLimit}
-	if lq.Status != "" && !order.Status(lq.Status).Valid() {
+	lq := projections.ListQuery{Status: order.Status(q.Get("status")), Customer: q.Get("customer"), Cursor: q.Get("cursor"), Limit: DefaultLimit}
+	if lq.Status != "" && !lq.Status.Valid() {
 		s.writeError(w, r, malformed("status", "must be one of Pending, Completed, Failed, Cancelled"))
 		return
 	}
@@ -281,7 +275,7 @@ func (s *server) listOrders(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := listResponse{Items: page.Items}
 	if resp.Items == nil {
-		resp.Items = []View{}
+		resp.Items = []projections.View{}
 	}
 	if page.NextCursor != "" {
 		resp.NextCursor = &page.NextCursor
@@ -318,15 +312,16 @@ func (s *server) cancelOrder(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, fmt.Errorf("api: cancel order: %w", err))
 			return
 		}
-		o, err := foldEnvelopes(s.Codec, id, envs, nil)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if !o.Exists() {
+		if len(envs) == 0 {
 			s.writeError(w, r, order.ErrNotFound)
 			return
 		}
+		evs, err := s.Codec.DecodeAll(envs)
+		if err != nil {
+			s.writeError(w, r, fmt.Errorf("api: cancel order: %w", err))
+			return
+		}
+		o := order.Fold(id, evs...)
 		if hasIfMatch && !anyVersion && !containsVersion(want, o.Version) {
 			s.writeError(w, r, &eventstore.ConflictError{StreamID: id, Expected: want[0], Actual: o.Version})
 			return
@@ -337,7 +332,12 @@ func (s *server) cancelOrder(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if len(events) == 0 { // already cancelled
-			s.writeOrder(w, http.StatusOK, ViewOf(o), false)
+			v, err := projections.Fold(s.Codec, envs)
+			if err != nil {
+				s.writeError(w, r, fmt.Errorf("api: cancel order: %w", err))
+				return
+			}
+			s.writeOrder(w, http.StatusOK, v, false)
 			return
 		}
 		now := s.now()
@@ -365,12 +365,12 @@ func (s *server) cancelOrder(w http.ResponseWriter, r *http.Request) {
 		for i := range news {
 			news[i].StreamID, news[i].Version = id, o.Version+int64(i+1)
 		}
-		after, err := foldEnvelopes(s.Codec, id, append(envs, news...), nil)
+		after, err := projections.Fold(s.Codec, append(envs, news...))
 		if err != nil {
-			s.writeError(w, r, err)
+			s.writeError(w, r, fmt.Errorf("api: cancel order: %w", err))
 			return
 		}
-		s.writeOrder(w, http.StatusOK, ViewOf(after), false)
+		s.writeOrder(w, http.StatusOK, after, false)
 		return
 	}
 }
@@ -389,7 +389,7 @@ func (s *server) encode(events []order.Event, at time.Time, meta eventstore.Meta
 }
 
 // writeOrder writes an order view with its ETag (and Location on creation).
-func (s *server) writeOrder(w http.ResponseWriter, status int, v View, created bool) {
+func (s *server) writeOrder(w http.ResponseWriter, status int, v projections.View, created bool) {
 	w.Header().Set("ETag", etag(v.Version))
 	if created {
 		w.Header().Set("Location", "/orders/"+v.OrderID)
