@@ -1,0 +1,196 @@
+// Package publisher is the outbox of orderledger, built on the event store's
+// change feed: every stored event is read back from the feed and routed to a
+// topic. OrderPlaced goes to the order-events topic (which feeds the
+// processing queue); OrderCompleted, OrderFailed and OrderCancelled go to the
+// order-completed topic (notifications). Nothing else is published.
+//
+// Because the publisher reads only committed events, a notification can never
+// announce an outcome that is not durable. It saves its position in the feed
+// (a checkpoint) after each batch it published, so a crash republishes at
+// most one batch: delivery is at least once and consumers de-duplicate by the
+// event ID (in the body and the event_id attribute).
+//
+// Publish routes one event and is also what the AWS publisher Lambda calls
+// for each DynamoDB Streams record; Run is the feed loop of the embedded
+// runtime.
+package publisher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/messaging"
+)
+
+// DefaultConsumer is the checkpoint name of the publisher.
+const DefaultConsumer = "publisher"
+
+// Route names the topic an event type goes to.
+type Route int
+
+// Routes.
+const (
+	None      Route = iota // not published
+	Events                 // the order-events topic
+	Completed              // the order-completed topic
+)
+
+// RouteOf returns where events of eventType are published.
+func RouteOf(eventType string) Route {
+	switch {
+	case eventType == order.TypePlaced:
+		return Events
+	case order.IsTerminal(eventType):
+		return Completed
+	}
+	return None
+}
+
+// Attributes returns the message attributes of an event: event_type,
+// order_id and event_id.
+func Attributes(ev eventstore.Event) map[string]string {
+	return map[string]string{
+		messaging.AttrEventType: ev.Type,
+		messaging.AttrOrderID:   ev.StreamID,
+		messaging.AttrEventID:   ev.EventID,
+	}
+}
+
+// Config wires a Publisher.
+type Config struct {
+	// Events and Completed are the two topics (both required).
+	Events, Completed messaging.Topic
+	// Feed and Checkpoints are needed by Run and Lag only.
+	Feed        eventstore.Feed
+	Checkpoints eventstore.Checkpoints
+	// Consumer is the checkpoint name (default DefaultConsumer).
+	Consumer string
+	// Batch is how many feed events Run reads at a time (default 100).
+	Batch int
+	// RetryBackoff is how long Run waits after a failure (default 1s).
+	RetryBackoff time.Duration
+	Logger       *slog.Logger
+}
+
+// Publisher routes stored events to topics.
+type Publisher struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Publisher, or an error naming a missing dependency.
+func New(cfg Config) (*Publisher, error) {
+	if cfg.Events == nil || cfg.Completed == nil {
+		return nil, errors.New("publisher: new: Events and Completed topics are required")
+	}
+	if cfg.Consumer == "" {
+		cfg.Consumer = DefaultConsumer
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 100
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Publisher{cfg: cfg, log: log}, nil
+}
+
+// Publish routes ev to its topic (or nowhere). The body is ev as JSON.
+func (p *Publisher) Publish(ctx context.Context, ev eventstore.Event) error {
+	var topic messaging.Topic
+	switch RouteOf(ev.Type) {
+	case Events:
+		topic = p.cfg.Events
+	case Completed:
+		topic = p.cfg.Completed
+	default:
+		return nil
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("publisher: encode %s: %w", ev.EventID, err)
+	}
+	if _, err := topic.Publish(ctx, body, Attributes(ev)); err != nil {
+		return fmt.Errorf("publisher: publish %s %s: %w", ev.Type, ev.EventID, err)
+	}
+	return nil
+}
+
+// Run publishes the feed from the saved checkpoint on, waiting for new
+// events, until ctx ends (then it returns nil). Failures are logged and
+// retried after RetryBackoff; the checkpoint never passes an event that was
+// not published.
+func (p *Publisher) Run(ctx context.Context) error {
+	if p.cfg.Feed == nil || p.cfg.Checkpoints == nil {
+		return errors.New("publisher: run: Feed and Checkpoints are required")
+	}
+	for ctx.Err() == nil {
+		if err := p.step(ctx); err != nil && ctx.Err() == nil {
+			p.log.Error("publisher: failed, retrying", "err", err, "retry_in", p.cfg.RetryBackoff)
+			t := time.NewTimer(p.cfg.RetryBackoff)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+	return nil
+}
+
+// step publishes one batch, or waits for the feed to grow.
+func (p *Publisher) step(ctx context.Context) error {
+	pos, err := p.cfg.Checkpoints.Checkpoint(ctx, p.cfg.Consumer)
+	if err != nil {
+		return fmt.Errorf("publisher: read checkpoint: %w", err)
+	}
+	evs, err := p.cfg.Feed.ReadFeed(ctx, pos, p.cfg.Batch)
+	if err != nil {
+		return fmt.Errorf("publisher: read feed after %d: %w", pos, err)
+	}
+	if len(evs) == 0 {
+		if err := p.cfg.Feed.WaitFeed(ctx, pos); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("publisher: wait feed: %w", err)
+		}
+		return nil
+	}
+	for _, ev := range evs {
+		if err := p.Publish(ctx, ev); err != nil {
+			return err
+		}
+	}
+	last := evs[len(evs)-1].Position
+	if err := p.cfg.Checkpoints.SaveCheckpoint(ctx, p.cfg.Consumer, last); err != nil {
+		return fmt.Errorf("publisher: save checkpoint %d: %w", last, err)
+	}
+	return nil
+}
+
+// Lag returns how many feed events are not yet published.
+func (p *Publisher) Lag(ctx context.Context) (uint64, error) {
+	if p.cfg.Feed == nil || p.cfg.Checkpoints == nil {
+		return 0, errors.New("publisher: lag: Feed and Checkpoints are required")
+	}
+	head, err := p.cfg.Feed.Head(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("publisher: lag: %w", err)
+	}
+	pos, err := p.cfg.Checkpoints.Checkpoint(ctx, p.cfg.Consumer)
+	if err != nil {
+		return 0, fmt.Errorf("publisher: lag: %w", err)
+	}
+	if pos >= head {
+		return 0, nil
+	}
+	return head - pos, nil
+}
