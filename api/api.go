@@ -52,12 +52,18 @@ type Check struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// RebuildResult reports a finished read-model rebuild.
-type RebuildResult struct {
-	Events  int64   `json:"events"`
-	Orders  int64   `json:"orders"`
-	Seconds float64 `json:"seconds"`
+// Rebuilds starts and reports read-model rebuilds in the background
+// (*projections.Rebuilds is one).
+type Rebuilds interface {
+	// Start starts a rebuild and returns its status, or an error of kind
+	// domain.Conflict while one runs. The API passes a context detached
+	// from the request; servers bind the rebuild to their own lifetime.
+	Start(ctx context.Context) (projections.RebuildStatus, error)
+	// Status returns the running or last rebuild's status.
+	Status() projections.RebuildStatus
 }
+
+var _ Rebuilds = (*projections.Rebuilds)(nil)
 
 // Deps is what the router needs. Store, Views and Codec are required.
 type Deps struct {
@@ -74,9 +80,9 @@ type Deps struct {
 	Token string
 	// Ready reports readiness checks for /readyz; nil means always ready.
 	Ready func(ctx context.Context) []Check
-	// Rebuild rebuilds the read model from the event log for
-	// POST /admin/projections/rebuild; nil answers 503.
-	Rebuild func(ctx context.Context) (RebuildResult, error)
+	// Rebuilds serves POST (start) and GET (status) on
+	// /admin/projections/rebuild; nil answers 503.
+	Rebuilds Rebuilds
 }
 
 // server holds the handlers' dependencies.
@@ -124,7 +130,8 @@ func NewRouter(d Deps) http.Handler {
 		r.Get("/orders/{id}", s.getOrder)
 		r.Get("/orders/{id}/events", s.orderEvents)
 		r.Post("/orders/{id}/cancel", s.cancelOrder)
-		r.Post("/admin/projections/rebuild", s.rebuild)
+		r.Post("/admin/projections/rebuild", s.startRebuild)
+		r.Get("/admin/projections/rebuild", s.rebuildStatus)
 	})
 	return r
 }

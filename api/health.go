@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -40,17 +41,28 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	}{"ready", checks})
 }
 
-func (s *server) rebuild(w http.ResponseWriter, r *http.Request) {
-	if s.Rebuild == nil {
+// startRebuild starts a read-model rebuild and answers 202 with its status
+// (409 while one runs).
+func (s *server) startRebuild(w http.ResponseWriter, r *http.Request) {
+	if s.Rebuilds == nil {
 		s.writeError(w, r, domain.Errorf(domain.Unavailable, "api: rebuild is not wired on this backend"))
 		return
 	}
-	res, err := s.Rebuild(r.Context())
+	st, err := s.Rebuilds.Start(context.WithoutCancel(r.Context()))
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("api: rebuild: %w", err))
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	w.Header().Set("Location", "/admin/projections/rebuild")
+	writeJSON(w, http.StatusAccepted, st)
+}
+
+func (s *server) rebuildStatus(w http.ResponseWriter, r *http.Request) {
+	if s.Rebuilds == nil {
+		s.writeError(w, r, domain.Errorf(domain.Unavailable, "api: rebuild is not wired on this backend"))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.Rebuilds.Status())
 }
 
 // methodNotAllowed answers 405 with the Allow header chi's custom handlers

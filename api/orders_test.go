@@ -543,20 +543,41 @@ func TestAccessLog(t *testing.T) {
 	}
 }
 
+// fakeRebuild finishes when release is closed.
+func fakeRebuild(release <-chan struct{}) projections.RebuildFunc {
+	return func(ctx context.Context, progress func(projections.Progress)) error {
+		progress(projections.Progress{Done: 10, Total: 40})
+		<-release
+		progress(projections.Progress{Done: 40, Total: 40})
+		return nil
+	}
+}
+
 func TestRebuildEndpoint(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.want(h.do("POST", "/admin/projections/rebuild", ""), http.StatusServiceUnavailable, "unavailable")
-	calls := 0
-	h = newHarness(t, func(d *api.Deps) {
-		d.Rebuild = func(context.Context) (api.RebuildResult, error) {
-			calls++
-			return api.RebuildResult{Events: 40, Orders: 10, Seconds: 0.5}, nil
-		}
-	})
+	h.want(h.do("GET", "/admin/projections/rebuild", ""), http.StatusServiceUnavailable, "unavailable")
+
+	release := make(chan struct{})
+	rb, err := projections.NewRebuilds(fakeRebuild(release))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = newHarness(t, func(d *api.Deps) { d.Rebuilds = rb })
 	r := h.do("POST", "/admin/projections/rebuild/", "")
+	h.want(r, http.StatusAccepted)
+	if r.json["running"] != true {
+		t.Errorf("start answered %s", r.body)
+	}
+	h.want(h.do("POST", "/admin/projections/rebuild", ""), http.StatusConflict, "conflict")
+	close(release)
+	if err := rb.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r = h.do("GET", "/admin/projections/rebuild", "")
 	h.want(r, http.StatusOK)
-	if calls != 1 || r.json["events"] != 40.0 {
-		t.Errorf("calls %d body %s", calls, r.body)
+	if r.json["running"] != false || r.json["events_done"] != 40.0 || r.str("finished_at") == "" {
+		t.Errorf("status %s", r.body)
 	}
 }
