@@ -3,8 +3,8 @@
 #   docker buildx build --platform linux/arm64 -t <repo>:<tag> --push .
 
 FROM --platform=$BUILDPLATFORM golang:1.26 AS build
-ARG TARGETOS=linux
-ARG TARGETARCH=arm64
+ARG TARGETOS
+ARG TARGETARCH
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

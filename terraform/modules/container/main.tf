@@ -18,6 +18,7 @@ locals {
 resource "aws_ecr_repository" "this" {
   name                 = local.name
   image_tag_mutability = "IMMUTABLE"
+  force_delete         = !var.deletion_protection
 
   image_scanning_configuration {
     scan_on_push = true

@@ -108,7 +108,7 @@ variable "access_logs_bucket" {
 
 variable "deletion_protection" {
   type        = bool
-  description = "Whether AWS refuses to delete the load balancer."
+  description = "Whether AWS refuses to delete the load balancer (and Terraform keeps an image repository that still holds images)."
   default     = true
 }
 
