@@ -1,6 +1,6 @@
 output "api_url" {
-  description = "Base URL of the API (POST <api_url>/orders/)."
-  value       = aws_apigatewayv2_stage.default.invoke_url
+  description = "Base URL of the API, without a trailing slash (POST <api_url>/orders/)."
+  value       = aws_apigatewayv2_api.this.api_endpoint
 }
 
 output "api_id" {
