@@ -366,3 +366,14 @@ func Teardown(ctx context.Context, c awsconfig.Clients, n resources.Names) error
 	}
 	return nil
 }
+
+// EnsureEventsTable creates the events table name (stream NEW_IMAGE, TTL on
+// the idempotency records) unless it exists, and returns its stream's ARN.
+func EnsureEventsTable(ctx context.Context, db *dynamodb.Client, name string) (string, error) {
+	return eventsTable(ctx, db, name, &Report{})
+}
+
+// EnsureOrdersTable creates the read table name with its indexes unless it exists.
+func EnsureOrdersTable(ctx context.Context, db *dynamodb.Client, name string) error {
+	return ordersTable(ctx, db, name, &Report{})
+}

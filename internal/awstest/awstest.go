@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/orderledger/orderledger/awsconfig"
 	"github.com/orderledger/orderledger/awsinfra"
@@ -86,4 +87,31 @@ func Bootstrap(t testing.TB) (resources.Names, awsconfig.Clients) {
 		}
 	})
 	return n, c
+}
+
+// Table creates a fresh table of the given kind for this test and deletes it
+// when the test ends: kind is "events" or "orders".
+func Table(t testing.TB, db *dynamodb.Client, kind string) string {
+	t.Helper()
+	ctx := context.Background()
+	n := Names(t)
+	var name string
+	var err error
+	switch kind {
+	case "events":
+		name = n.EventsTable
+		_, err = awsinfra.EnsureEventsTable(ctx, db, name)
+	case "orders":
+		name = n.OrdersTable
+		err = awsinfra.EnsureOrdersTable(ctx, db, name)
+	default:
+		t.Fatalf("awstest: unknown table kind %q", kind)
+	}
+	if err != nil {
+		t.Fatalf("awstest: create %s table: %v", kind, err)
+	}
+	t.Cleanup(func() {
+		_, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+	})
+	return name
 }

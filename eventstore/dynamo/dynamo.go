@@ -1,0 +1,423 @@
+// Package dynamo is the event store on Amazon DynamoDB: one item per event
+// in a table keyed by stream_id (partition) and version (sort), appended
+// with conditional writes so that a stream's versions stay 1..n without gaps
+// or doubles. It has no global feed: consumers read the table's DynamoDB
+// stream instead (DecodeStreamRecord). See README.md for the key design.
+package dynamo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/resources"
+)
+
+// Limits of one append, from DynamoDB's: an item is at most 400 KB and a
+// transaction holds at most 100 items (one is the idempotency record, one
+// the version check).
+const (
+	MaxIDLen           = 1024
+	MaxEventsPerAppend = 98
+	MaxItemSize        = 400 * 1024
+	// DefaultIdempotencyTTL is how long an idempotency key is remembered.
+	DefaultIdempotencyTTL = 7 * 24 * time.Hour
+	// knownCap bounds the cache of stream versions known to exist.
+	knownCap = 10000
+)
+
+// Item attribute names. They are stored forever.
+const (
+	attrStream        = "stream_id"
+	attrVersion       = "version"
+	attrEventID       = "event_id"
+	attrType          = "type"
+	attrSchemaVersion = "schema_version"
+	attrOccurredAt    = "occurred_at"
+	attrData          = "data"
+	attrCorrelationID = "correlation_id"
+	attrCausationID   = "causation_id"
+	attrRequestID     = "request_id"
+	// Idempotency records (version 0 of the pseudo-stream "idempotency#"+key).
+	attrResultStream  = "result_stream_id"
+	attrResultVersion = "result_version"
+	idempotencyPrefix = "idempotency#"
+)
+
+// Options tune a Store.
+type Options struct {
+	// IdempotencyTTL is how long keys are remembered (DefaultIdempotencyTTL
+	// when zero); DynamoDB's TTL deletes the record afterwards.
+	IdempotencyTTL time.Duration
+	// Clock stamps idempotency records' expiry (domain.SystemClock when nil).
+	Clock domain.Clock
+}
+
+// Store is the DynamoDB event store. Safe for concurrent use.
+type Store struct {
+	db    *dynamodb.Client
+	table string
+	ttl   time.Duration
+	clock domain.Clock
+
+	mu sync.Mutex
+	// known maps a stream to a version known to exist. Versions are never
+	// deleted, so a version once seen exists forever: an append at that
+	// expected version needs no read to prove there is no gap.
+	known map[string]int64
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+// New returns the store over table (see resources.Names.EventsTable).
+func New(db *dynamodb.Client, table string, o Options) (*Store, error) {
+	if db == nil || table == "" {
+		return nil, errors.New("eventstore/dynamo: new: a DynamoDB client and a table name are required")
+	}
+	if o.IdempotencyTTL <= 0 {
+		o.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	if o.Clock == nil {
+		o.Clock = domain.SystemClock
+	}
+	return &Store{db: db, table: table, ttl: o.IdempotencyTTL, clock: o.Clock, known: map[string]int64{}}, nil
+}
+
+// Append implements eventstore.Store: one conditional PutItem for a single
+// event, one TransactWriteItems for several.
+func (s *Store) Append(ctx context.Context, streamID string, expected int64, events ...eventstore.Event) (eventstore.Result, error) {
+	items, err := s.prepare(streamID, expected, events)
+	if err != nil {
+		return eventstore.Result{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return eventstore.Result{}, fmt.Errorf("eventstore/dynamo: append: %w", err)
+	}
+	res := eventstore.Result{StreamID: streamID, Version: expected + int64(len(events))}
+	if len(items) == 1 {
+		if err := s.appendOne(ctx, streamID, expected, items[0]); err != nil {
+			return eventstore.Result{}, err
+		}
+		s.remember(streamID, res.Version)
+		return res, nil
+	}
+	if _, err := s.transact(ctx, "", streamID, expected, items); err != nil {
+		return eventstore.Result{}, err
+	}
+	s.remember(streamID, res.Version)
+	return res, nil
+}
+
+// AppendIdempotent implements eventstore.Store: the key's record and the
+// events are written in one TransactWriteItems, so either both or neither
+// exist.
+func (s *Store) AppendIdempotent(ctx context.Context, key, streamID string, expected int64, events ...eventstore.Event) (eventstore.Result, error) {
+	if key == "" || len(key) > MaxIDLen || !utf8.ValidString(key) {
+		return eventstore.Result{}, invalid("idempotency key must be 1..%d bytes of UTF-8", MaxIDLen)
+	}
+	items, err := s.prepare(streamID, expected, events)
+	if err != nil {
+		return eventstore.Result{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return eventstore.Result{}, fmt.Errorf("eventstore/dynamo: append: %w", err)
+	}
+	res, err := s.transact(ctx, key, streamID, expected, items)
+	if err != nil {
+		return eventstore.Result{}, err
+	}
+	if !res.Duplicate {
+		s.remember(streamID, res.Version)
+	}
+	return res, nil
+}
+
+func invalid(format string, args ...any) error {
+	return domain.Errorf(domain.Invalid, "eventstore/dynamo: append: "+format, args...)
+}
+
+// prepare validates an append and returns the events' items.
+func (s *Store) prepare(stream string, expected int64, events []eventstore.Event) ([]map[string]types.AttributeValue, error) {
+	switch {
+	case stream == "" || len(stream) > MaxIDLen || !utf8.ValidString(stream):
+		return nil, invalid("stream ID must be 1..%d bytes of UTF-8", MaxIDLen)
+	case expected < 0:
+		return nil, invalid("expected version %d is negative", expected)
+	case len(events) == 0:
+		return nil, invalid("no events")
+	case len(events) > MaxEventsPerAppend:
+		return nil, invalid("%d events in one append (at most %d)", len(events), MaxEventsPerAppend)
+	case expected > 1<<53-int64(len(events)):
+		return nil, invalid("expected version %d is out of range", expected)
+	}
+	items := make([]map[string]types.AttributeValue, len(events))
+	for i, e := range events {
+		switch {
+		case e.EventID == "" || len(e.EventID) > MaxIDLen:
+			return nil, invalid("event %d: event ID must be 1..%d bytes", i, MaxIDLen)
+		case e.Type == "" || len(e.Type) > MaxIDLen:
+			return nil, invalid("event %d: type must be 1..%d bytes", i, MaxIDLen)
+		case e.SchemaVersion < 1:
+			return nil, invalid("event %d: schema version %d (must be at least 1)", i, e.SchemaVersion)
+		case e.StreamID != "" && e.StreamID != stream:
+			return nil, invalid("event %d: stream ID %q differs from the stream appended to", i, e.StreamID)
+		case len(e.Data) > 0 && !json.Valid(e.Data):
+			return nil, invalid("event %d: data is not valid JSON", i)
+		}
+		e.StreamID, e.Version = stream, expected+int64(i)+1
+		items[i] = Item(e)
+		if n := itemSize(items[i]); n > MaxItemSize {
+			return nil, invalid("event %d: %d bytes stored (at most %d)", i, n, MaxItemSize)
+		}
+	}
+	return items, nil
+}
+
+func itemSize(item map[string]types.AttributeValue) int {
+	n := 0
+	for k, v := range item {
+		n += len(k)
+		switch v := v.(type) {
+		case *types.AttributeValueMemberS:
+			n += len(v.Value)
+		case *types.AttributeValueMemberN:
+			n += len(v.Value)
+		}
+	}
+	return n
+}
+
+// Item returns the stored item of e (StreamID and Version set).
+func Item(e eventstore.Event) map[string]types.AttributeValue {
+	data := string(e.Data)
+	if data == "" {
+		data = "{}"
+	}
+	item := map[string]types.AttributeValue{
+		attrStream:        &types.AttributeValueMemberS{Value: e.StreamID},
+		attrVersion:       num(e.Version),
+		attrEventID:       &types.AttributeValueMemberS{Value: e.EventID},
+		attrType:          &types.AttributeValueMemberS{Value: e.Type},
+		attrSchemaVersion: num(int64(e.SchemaVersion)),
+		attrOccurredAt:    &types.AttributeValueMemberS{Value: e.OccurredAt.UTC().Format(time.RFC3339Nano)},
+		attrData:          &types.AttributeValueMemberS{Value: data},
+	}
+	for k, v := range map[string]string{attrCorrelationID: e.Metadata.CorrelationID, attrCausationID: e.Metadata.CausationID, attrRequestID: e.Metadata.RequestID} {
+		if v != "" {
+			item[k] = &types.AttributeValueMemberS{Value: v}
+		}
+	}
+	return item
+}
+
+func num(n int64) *types.AttributeValueMemberN {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+func key(stream string, version int64) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrStream: &types.AttributeValueMemberS{Value: stream}, attrVersion: num(version)}
+}
+
+// notExists is the condition of every put: the slot is free.
+var notExists = aws.String("attribute_not_exists(" + attrStream + ")")
+
+// appendOne writes one event with a single conditional PutItem. The put's
+// condition proves version expected+1 is free; that version expected exists
+// is proved by the cache or one consistent read (existence is permanent, so
+// there is no race between the two).
+func (s *Store) appendOne(ctx context.Context, stream string, expected int64, item map[string]types.AttributeValue) error {
+	if expected > 0 && !s.knownAt(stream, expected) {
+		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName: aws.String(s.table), Key: key(stream, expected), ConsistentRead: aws.Bool(true),
+			ProjectionExpression: aws.String(attrVersion),
+		})
+		if err != nil {
+			return fmt.Errorf("eventstore/dynamo: append: check version: %w", err)
+		}
+		if len(out.Item) == 0 {
+			return s.conflict(ctx, stream, expected)
+		}
+	}
+	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item, ConditionExpression: notExists})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return s.conflict(ctx, stream, expected)
+	}
+	if err != nil {
+		return fmt.Errorf("eventstore/dynamo: append: %w", err)
+	}
+	return nil
+}
+
+// transact writes the events (and the key's record when key is set) in one
+// TransactWriteItems.
+func (s *Store) transact(ctx context.Context, idemKey, stream string, expected int64, items []map[string]types.AttributeValue) (eventstore.Result, error) {
+	res := eventstore.Result{StreamID: stream, Version: expected + int64(len(items))}
+	var tx []types.TransactWriteItem
+	if idemKey != "" {
+		rec := key(idempotencyPrefix+idemKey, 0)
+		rec[attrResultStream] = &types.AttributeValueMemberS{Value: stream}
+		rec[attrResultVersion] = num(res.Version)
+		rec[resources.IdempotencyTTLAttribute] = num(s.clock().Add(s.ttl).Unix())
+		tx = append(tx, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: rec, ConditionExpression: notExists}})
+	}
+	for _, it := range items {
+		tx = append(tx, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: it, ConditionExpression: notExists}})
+	}
+	if expected > 0 && !s.knownAt(stream, expected) {
+		tx = append(tx, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+			TableName: aws.String(s.table), Key: key(stream, expected),
+			ConditionExpression: aws.String("attribute_exists(" + attrStream + ")"),
+		}})
+	}
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: tx})
+		var tce *types.TransactionCanceledException
+		if !errors.As(err, &tce) {
+			break
+		}
+		retry := false
+		for i, r := range tce.CancellationReasons {
+			switch aws.ToString(r.Code) {
+			case "ConditionalCheckFailed":
+				if i == 0 && idemKey != "" {
+					if dup, ok, err := s.duplicate(ctx, idemKey); err != nil || ok {
+						return dup, err
+					}
+				}
+				return eventstore.Result{}, s.conflict(ctx, stream, expected)
+			case "TransactionConflict":
+				retry = true
+			}
+		}
+		if !retry {
+			break
+		}
+	}
+	if err != nil {
+		return eventstore.Result{}, fmt.Errorf("eventstore/dynamo: append: %w", err)
+	}
+	return res, nil
+}
+
+// duplicate returns the original result of key, if its record exists.
+func (s *Store) duplicate(ctx context.Context, idemKey string) (eventstore.Result, bool, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.table), Key: key(idempotencyPrefix+idemKey, 0), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return eventstore.Result{}, false, fmt.Errorf("eventstore/dynamo: append: read idempotency record: %w", err)
+	}
+	if len(out.Item) == 0 {
+		return eventstore.Result{}, false, nil
+	}
+	st, _ := out.Item[attrResultStream].(*types.AttributeValueMemberS)
+	v, _ := out.Item[attrResultVersion].(*types.AttributeValueMemberN)
+	if st == nil || v == nil {
+		return eventstore.Result{}, false, fmt.Errorf("eventstore/dynamo: append: idempotency record of %q is malformed", idemKey)
+	}
+	version, err := strconv.ParseInt(v.Value, 10, 64)
+	if err != nil {
+		return eventstore.Result{}, false, fmt.Errorf("eventstore/dynamo: append: idempotency record of %q: %w", idemKey, err)
+	}
+	return eventstore.Result{StreamID: st.Value, Version: version, Duplicate: true}, true, nil
+}
+
+// conflict reads the stream's actual version and returns the conflict.
+func (s *Store) conflict(ctx context.Context, stream string, expected int64) error {
+	actual, err := s.head(ctx, stream)
+	if err != nil {
+		return err
+	}
+	s.remember(stream, actual)
+	return &eventstore.ConflictError{StreamID: stream, Expected: expected, Actual: actual}
+}
+
+// head returns the stream's last version with one consistent Query.
+func (s *Store) head(ctx context.Context, stream string) (int64, error) {
+	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		KeyConditionExpression:    aws.String("#s = :s AND #v >= :one"),
+		ExpressionAttributeNames:  map[string]string{"#s": attrStream, "#v": attrVersion},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":s": &types.AttributeValueMemberS{Value: stream}, ":one": num(1)},
+		ProjectionExpression:      aws.String("#v"),
+		ScanIndexForward:          aws.Bool(false),
+		Limit:                     aws.Int32(1),
+		ConsistentRead:            aws.Bool(true),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("eventstore/dynamo: read stream head: %w", err)
+	}
+	if len(out.Items) == 0 {
+		return 0, nil
+	}
+	v, ok := out.Items[0][attrVersion].(*types.AttributeValueMemberN)
+	if !ok {
+		return 0, fmt.Errorf("eventstore/dynamo: stream %s: version is not a number", stream)
+	}
+	return strconv.ParseInt(v.Value, 10, 64)
+}
+
+// Load implements eventstore.Store with consistent reads, following
+// LastEvaluatedKey through every page.
+func (s *Store) Load(ctx context.Context, streamID string, from int64) ([]eventstore.Event, error) {
+	from = max(from, 1)
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		KeyConditionExpression:    aws.String("#s = :s AND #v >= :from"),
+		ExpressionAttributeNames:  map[string]string{"#s": attrStream, "#v": attrVersion},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":s": &types.AttributeValueMemberS{Value: streamID}, ":from": num(from)},
+		ConsistentRead:            aws.Bool(true),
+	}
+	var out []eventstore.Event
+	p := dynamodb.NewQueryPaginator(s.db, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("eventstore/dynamo: load %s: %w", streamID, err)
+		}
+		for _, it := range page.Items {
+			e, ok, err := DecodeItem(it)
+			if err != nil {
+				return nil, fmt.Errorf("eventstore/dynamo: load %s: %w", streamID, err)
+			}
+			if ok {
+				out = append(out, e)
+			}
+		}
+	}
+	if n := len(out); n > 0 {
+		s.remember(streamID, out[n-1].Version)
+	}
+	return out, nil
+}
+
+func (s *Store) knownAt(stream string, version int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.known[stream] >= version
+}
+
+func (s *Store) remember(stream string, version int64) {
+	if version <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.known[stream]; !ok && len(s.known) >= knownCap {
+		clear(s.known)
+	}
+	s.known[stream] = max(s.known[stream], version)
+}
