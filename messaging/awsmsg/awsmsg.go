@@ -1,0 +1,187 @@
+// Package awsmsg implements the messaging ports on AWS: Queue on Amazon SQS
+// and Topic on Amazon SNS (subscriptions with raw message delivery, so a
+// queue receives the published body and attributes unchanged). Message
+// attributes travel as SQS/SNS String attributes.
+package awsmsg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	stypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	qtypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/orderledger/orderledger/messaging"
+)
+
+// Queue is an SQS queue. Safe for concurrent use.
+type Queue struct {
+	c   *sqs.Client
+	url string
+}
+
+var _ messaging.Queue = (*Queue)(nil)
+
+// NewQueue returns the queue at url.
+func NewQueue(c *sqs.Client, url string) (*Queue, error) {
+	if c == nil || url == "" {
+		return nil, errors.New("messaging/awsmsg: new queue: an SQS client and a queue URL are required")
+	}
+	return &Queue{c: c, url: url}, nil
+}
+
+// QueueNamed looks the queue up by name.
+func QueueNamed(ctx context.Context, c *sqs.Client, name string) (*Queue, error) {
+	out, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
+	if err != nil {
+		return nil, fmt.Errorf("messaging/awsmsg: queue %s: %w", name, err)
+	}
+	return NewQueue(c, aws.ToString(out.QueueUrl))
+}
+
+// URL returns the queue's URL.
+func (q *Queue) URL() string { return q.url }
+
+// Send implements messaging.Queue.
+func (q *Queue) Send(ctx context.Context, body []byte, attrs map[string]string) (string, error) {
+	in := &sqs.SendMessageInput{QueueUrl: aws.String(q.url), MessageBody: aws.String(string(body))}
+	if len(attrs) > 0 {
+		in.MessageAttributes = map[string]qtypes.MessageAttributeValue{}
+		for k, v := range attrs {
+			in.MessageAttributes[k] = qtypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+		}
+	}
+	out, err := q.c.SendMessage(ctx, in)
+	if err != nil {
+		return "", fmt.Errorf("messaging/awsmsg: send: %w", err)
+	}
+	return aws.ToString(out.MessageId), nil
+}
+
+// Receive implements messaging.Queue with SQS long polling (wait rounded up
+// to whole seconds, at most 20).
+func (q *Queue) Receive(ctx context.Context, limit int, wait time.Duration) ([]messaging.Message, error) {
+	waitSec := int32(min((wait+time.Second-1)/time.Second, 20))
+	out, err := q.c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		QueueUrl:              aws.String(q.url),
+		MaxNumberOfMessages:   int32(min(10, max(1, limit))),
+		WaitTimeSeconds:       waitSec,
+		MessageAttributeNames: []string{"All"},
+		MessageSystemAttributeNames: []qtypes.MessageSystemAttributeName{
+			qtypes.MessageSystemAttributeNameApproximateReceiveCount, qtypes.MessageSystemAttributeNameSentTimestamp,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("messaging/awsmsg: receive: %w", err)
+	}
+	msgs := make([]messaging.Message, 0, len(out.Messages))
+	for _, m := range out.Messages {
+		msgs = append(msgs, FromSQS(aws.ToString(m.MessageId), aws.ToString(m.Body), aws.ToString(m.ReceiptHandle), m.Attributes, stringAttrs(m.MessageAttributes)))
+	}
+	return msgs, nil
+}
+
+func stringAttrs(in map[string]qtypes.MessageAttributeValue) map[string]string {
+	out := map[string]string{}
+	for k, v := range in {
+		if v.StringValue != nil {
+			out[k] = *v.StringValue
+		}
+	}
+	return out
+}
+
+// FromSQS builds a messaging.Message from the parts of an SQS message (as
+// the SDK or a Lambda event carries them): system attributes give the
+// receive count and the sent time.
+func FromSQS(id, body, receipt string, system, attrs map[string]string) messaging.Message {
+	m := messaging.Message{ID: id, Body: []byte(body), ReceiptHandle: receipt, Attributes: attrs, ReceiveCount: 1}
+	if n, err := strconv.Atoi(system[string(qtypes.MessageSystemAttributeNameApproximateReceiveCount)]); err == nil && n > 0 {
+		m.ReceiveCount = n
+	}
+	if ms, err := strconv.ParseInt(system[string(qtypes.MessageSystemAttributeNameSentTimestamp)], 10, 64); err == nil {
+		m.SentAt = time.UnixMilli(ms).UTC()
+	}
+	if m.Attributes == nil {
+		m.Attributes = map[string]string{}
+	}
+	return m
+}
+
+// invalidReceipt maps SQS's receipt errors to messaging.ErrInvalidReceipt.
+func invalidReceipt(err error) bool {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode() {
+	case "ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight":
+		return true
+	}
+	return false
+}
+
+// Delete implements messaging.Queue.
+func (q *Queue) Delete(ctx context.Context, receiptHandle string) error {
+	_, err := q.c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(q.url), ReceiptHandle: aws.String(receiptHandle)})
+	if err != nil && !invalidReceipt(err) {
+		return fmt.Errorf("messaging/awsmsg: delete: %w", err)
+	}
+	return nil
+}
+
+// ChangeVisibility implements messaging.Queue.
+func (q *Queue) ChangeVisibility(ctx context.Context, receiptHandle string, d time.Duration) error {
+	_, err := q.c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(q.url), ReceiptHandle: aws.String(receiptHandle), VisibilityTimeout: int32(min(d/time.Second, 12*3600)),
+	})
+	if invalidReceipt(err) {
+		return fmt.Errorf("messaging/awsmsg: change visibility: %w", messaging.ErrInvalidReceipt)
+	}
+	if err != nil {
+		return fmt.Errorf("messaging/awsmsg: change visibility: %w", err)
+	}
+	return nil
+}
+
+// Topic is an SNS topic. Safe for concurrent use.
+type Topic struct {
+	c   *sns.Client
+	arn string
+}
+
+var _ messaging.Topic = (*Topic)(nil)
+
+// NewTopic returns the topic with ARN arn.
+func NewTopic(c *sns.Client, arn string) (*Topic, error) {
+	if c == nil || arn == "" {
+		return nil, errors.New("messaging/awsmsg: new topic: an SNS client and a topic ARN are required")
+	}
+	return &Topic{c: c, arn: arn}, nil
+}
+
+// ARN returns the topic's ARN.
+func (t *Topic) ARN() string { return t.arn }
+
+// Publish implements messaging.Topic.
+func (t *Topic) Publish(ctx context.Context, body []byte, attrs map[string]string) (string, error) {
+	in := &sns.PublishInput{TopicArn: aws.String(t.arn), Message: aws.String(string(body))}
+	if len(attrs) > 0 {
+		in.MessageAttributes = map[string]stypes.MessageAttributeValue{}
+		for k, v := range attrs {
+			in.MessageAttributes[k] = stypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+		}
+	}
+	out, err := t.c.Publish(ctx, in)
+	if err != nil {
+		return "", fmt.Errorf("messaging/awsmsg: publish: %w", err)
+	}
+	return aws.ToString(out.MessageId), nil
+}
