@@ -1,7 +1,9 @@
 package embedded_test
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,4 +65,61 @@ func TestTopicConformance(t *testing.T) {
 		}
 		return topic, qs
 	})
+}
+
+func TestReopenKeepsMessagesAndReceiveCounts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := embedded.Open(dir, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := b.Queue("q", embedded.QueueConfig{VisibilityTimeout: time.Millisecond})
+	if _, err := q.Send(ctx, []byte("kept"), map[string]string{"k": "v"}); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err := q.Receive(ctx, 1, time.Second); err != nil || len(msgs) != 1 {
+		t.Fatalf("receive: %v %v", msgs, err)
+	}
+	// Closed with the message in flight, as a crash would leave it.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Send(ctx, nil, nil); err == nil {
+		t.Fatal("send after close succeeded")
+	}
+	b, err = embedded.Open(dir, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	q, _ = b.Queue("q", embedded.QueueConfig{VisibilityTimeout: time.Millisecond})
+	msgs, err := q.Receive(ctx, 1, 5*time.Second)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("after reopen: %v %v", msgs, err)
+	}
+	if m := msgs[0]; string(m.Body) != "kept" || m.Attributes["k"] != "v" || m.ReceiveCount != 2 {
+		t.Fatalf("after reopen got %+v, want the message again with ReceiveCount 2", m)
+	}
+}
+
+func TestDeclareRejectsBadInput(t *testing.T) {
+	t.Parallel()
+	b := openBroker(t)
+	for _, name := range []string{"", "a\x00b", "has space", strings.Repeat("x", 81)} {
+		if _, err := b.Queue(name, embedded.QueueConfig{}); err == nil {
+			t.Errorf("Queue(%q) accepted", name)
+		}
+	}
+	q, _ := b.Queue("same", embedded.QueueConfig{})
+	if _, err := b.Queue("same", embedded.QueueConfig{VisibilityTimeout: time.Hour}); err == nil {
+		t.Error("redeclaring a queue with other settings succeeded")
+	}
+	if _, err := b.Queue("self", embedded.QueueConfig{DeadLetter: q}); err != nil {
+		t.Error(err)
+	}
+	if _, err := q.Receive(context.Background(), 0, 0); err == nil {
+		t.Error("Receive(max 0) accepted")
+	}
 }

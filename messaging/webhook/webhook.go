@@ -50,7 +50,7 @@ type Deliverer struct {
 func New(rawURL string, client *http.Client) (*Deliverer, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("messaging/webhook: invalid URL %q: want http(s)://host/...", rawURL)
+		return nil, fmt.Errorf("messaging/webhook: invalid URL %q: want an http or https URL with a host", rawURL)
 	}
 	if client == nil {
 		client = &http.Client{Timeout: DefaultTimeout}

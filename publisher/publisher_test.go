@@ -1,0 +1,107 @@
+package publisher_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/eventstore"
+	esembedded "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/messaging"
+	"github.com/orderledger/orderledger/messaging/embedded"
+	"github.com/orderledger/orderledger/publisher"
+)
+
+func TestRoutesAndCheckpoints(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := esembedded.Open(filepath.Join(dir, "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	b, err := embedded.Open(filepath.Join(dir, "queue"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	events, _ := b.Topic("events")
+	completed, _ := b.Topic("completed")
+	eq, _ := b.Queue("eq", embedded.QueueConfig{})
+	cq, _ := b.Queue("cq", embedded.QueueConfig{})
+	events.Subscribe(eq, nil)
+	completed.Subscribe(cq, nil)
+
+	codec, ids := eventstore.NewCodec(), domain.NewULIDSource(nil)
+	now := time.Now().UTC()
+	id := ids(now)
+	var envs []eventstore.Event
+	for _, e := range []order.Event{order.Placed{CustomerName: "A", ProductName: "B", Quantity: 1},
+		order.PaymentSucceeded{PaymentID: "p", Amount: 1}, order.InventoryReserved{ReservationID: "r"}, order.Completed{}} {
+		env, _ := codec.Encode(e, ids(now), now, eventstore.Metadata{})
+		env.StreamID = id
+		envs = append(envs, env)
+	}
+	if _, err := store.Append(ctx, id, 0, envs...); err != nil {
+		t.Fatal(err)
+	}
+	p, err := publisher.New(publisher.Config{Events: events, Completed: completed, Feed: store, Checkpoints: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lag, _ := p.Lag(ctx); lag != 4 {
+		t.Fatalf("lag before = %d, want 4", lag)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- p.Run(runCtx) }()
+	for lag := uint64(1); lag > 0; {
+		lag, _ = p.Lag(ctx)
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	check := func(q *embedded.Queue, wantType string) {
+		t.Helper()
+		msgs, err := q.Peek(ctx, 0)
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("queue %s holds %d messages (%v), want 1", q.Name(), len(msgs), err)
+		}
+		var env eventstore.Event
+		if err := json.Unmarshal(msgs[0].Body, &env); err != nil || env.Type != wantType || env.StreamID != id {
+			t.Fatalf("queue %s got %s %v", q.Name(), msgs[0].Body, err)
+		}
+		a := msgs[0].Attributes
+		if a[messaging.AttrEventType] != wantType || a[messaging.AttrOrderID] != id || a[messaging.AttrEventID] != env.EventID {
+			t.Fatalf("attributes %v", a)
+		}
+	}
+	check(eq, order.TypePlaced)
+	check(cq, order.TypeCompleted)
+	// A restarted publisher resumes after its checkpoint: nothing twice.
+	runCtx, cancel = context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	p.Run(runCtx)
+	check(eq, order.TypePlaced)
+	check(cq, order.TypeCompleted)
+}
+
+func TestRouteOf(t *testing.T) {
+	t.Parallel()
+	want := map[string]publisher.Route{
+		order.TypePlaced: publisher.Events, order.TypeCompleted: publisher.Completed, order.TypeFailed: publisher.Completed,
+		order.TypeCancelled: publisher.Completed, order.TypePaymentSucceeded: publisher.None, order.TypePaymentRefunded: publisher.None,
+	}
+	for typ, r := range want {
+		if got := publisher.RouteOf(typ); got != r {
+			t.Errorf("RouteOf(%s) = %d, want %d", typ, got, r)
+		}
+	}
+}
