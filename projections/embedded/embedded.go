@@ -1,0 +1,368 @@
+// Package embedded is the read model of the single-process runtime: order
+// views in a pebble database (github.com/cockroachdb/pebble/v2) under the
+// data directory's views/ folder, with covering indexes for List, counters
+// for Counts, and the projector subscription's checkpoint stored next to the
+// views it describes (one atomic batch), so views and checkpoint never
+// disagree after a crash.
+//
+// Generations (blue/green): the directory holds one or more generations,
+// gen-000001, gen-000002, ..., each a whole pebble database, and a file
+// CURRENT naming the live one. A rebuild folds the event log into a fresh
+// generation while readers and the live projector keep using the current
+// one; when it has caught up with the log it becomes current by an atomic
+// rename of CURRENT, under the writer's exclusion so no projector write is
+// lost in between. A rebuild interrupted at any point leaves CURRENT as it
+// was; the unfinished generation records how far it got, and the next
+// rebuild resumes it. Generations older than CURRENT are deleted.
+//
+// Writes: pebble has no read-check-write transactions, so one owner
+// goroutine applies every write: it takes all Puts waiting at that moment
+// (no fixed delay), checks each expected version (against the database and
+// the earlier Puts of the same group), and commits the group as one synced
+// batch; concurrent projector workers therefore share one fsync.
+package embedded
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/projections"
+)
+
+var (
+	_ projections.ReadModel  = (*Store)(nil)
+	_ eventstore.Checkpoints = (*Store)(nil)
+)
+
+// MaxIDLen is the longest order ID or consumer name, in bytes.
+const MaxIDLen = 255
+
+// maxGroup is the most writes committed as one batch.
+const maxGroup = 512
+
+// Store is the embedded read model. It is safe for concurrent use.
+type Store struct {
+	dir string
+
+	reqs chan request // served by the owner goroutine
+	quit chan struct{}
+	done chan struct{}
+
+	mu     sync.RWMutex // readers hold it shared; a switch or Close exclusive
+	gen    *generation
+	closed bool
+
+	closeOnce sync.Once
+	closeErr  error
+
+	rebuilding sync.Mutex // one rebuild at a time
+}
+
+// generation is one pebble database of views.
+type generation struct {
+	id int
+	db *pebble.DB
+	// counts is owned by the writer; readers copy it under countsMu.
+	countsMu sync.Mutex
+	counts   map[order.Status]int64
+}
+
+// request is one unit of work for the owner goroutine: a Put, a checkpoint,
+// or a function run with exclusive write access.
+type request struct {
+	ctx      context.Context
+	put      *putReq
+	consumer string
+	pos      uint64
+	fn       func() error
+	reply    chan error
+}
+
+type putReq struct {
+	expected int64
+	view     projections.View
+}
+
+// Open opens (creating if needed) the read model in dir.
+func Open(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, domain.Errorf(domain.Invalid, "projections/embedded: open: empty directory")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, storageErr("open", err)
+	}
+	cur, err := readCurrent(dir)
+	if err != nil {
+		return nil, err
+	}
+	if cur == 0 {
+		// A new read model: generation 1, live and empty.
+		cur = 1
+		if err := os.RemoveAll(genDir(dir, cur)); err != nil {
+			return nil, storageErr("open", err)
+		}
+		g, err := openGeneration(dir, cur)
+		if err != nil {
+			return nil, err
+		}
+		if err := g.db.Set(metaStateKey, stateLive, pebble.Sync); err != nil {
+			_ = g.db.Close()
+			return nil, storageErr("open", err)
+		}
+		_ = g.db.Close()
+		if err := writeCurrent(dir, cur); err != nil {
+			return nil, err
+		}
+	}
+	if err := removeGenerations(dir, func(id int) bool { return id < cur }); err != nil {
+		return nil, err
+	}
+	g, err := openGeneration(dir, cur)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{dir: dir, reqs: make(chan request), quit: make(chan struct{}), done: make(chan struct{}), gen: g}
+	go s.own()
+	return s, nil
+}
+
+// Close stops the writer and closes the database. Later calls fail with
+// eventstore.ErrClosed. Close is idempotent; it waits for a running rebuild's
+// current step.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		<-s.done
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.closed = true
+		if err := s.gen.db.Close(); err != nil {
+			s.closeErr = storageErr("close", err)
+		}
+	})
+	return s.closeErr
+}
+
+// Dir returns the read model's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Generation returns the number of the live generation.
+func (s *Store) Generation() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.gen.id
+}
+
+func genDir(dir string, id int) string { return filepath.Join(dir, fmt.Sprintf("gen-%06d", id)) }
+
+// generations lists the generation numbers present in dir, ascending.
+func generations(dir string) ([]int, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, storageErr("list generations", err)
+	}
+	var ids []int
+	for _, e := range ents {
+		n, ok := strings.CutPrefix(e.Name(), "gen-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		if id, err := strconv.Atoi(n); err == nil && id > 0 {
+			ids = append(ids, id)
+		}
+	}
+	sort.Ints(ids)
+	return ids, nil
+}
+
+func removeGenerations(dir string, drop func(int) bool) error {
+	ids, err := generations(dir)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if drop(id) {
+			if err := os.RemoveAll(genDir(dir, id)); err != nil {
+				return storageErr("remove generation", err)
+			}
+		}
+	}
+	return nil
+}
+
+// readCurrent returns the generation CURRENT names, 0 when there is none.
+func readCurrent(dir string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "CURRENT"))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, storageErr("read CURRENT", err)
+	}
+	n, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gen-")
+	id, err := strconv.Atoi(n)
+	if !ok || err != nil || id <= 0 {
+		return 0, domain.Errorf(domain.Internal, "projections/embedded: open: CURRENT holds %q, not a generation", strings.TrimSpace(string(b)))
+	}
+	if _, err := os.Stat(genDir(dir, id)); err != nil {
+		return 0, storageErr("open current generation", err)
+	}
+	return id, nil
+}
+
+// writeCurrent atomically and durably makes generation id the current one.
+func writeCurrent(dir string, id int) error {
+	tmp := filepath.Join(dir, "CURRENT.tmp")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return storageErr("write CURRENT", err)
+	}
+	_, err = fmt.Fprintf(f, "gen-%06d\n", id)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, "CURRENT"))
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return storageErr("write CURRENT", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// openGeneration opens (creating) generation id and loads its counts.
+func openGeneration(dir string, id int) (g *generation, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = storageErr("open generation", fmt.Errorf("pebble panicked: %v", r))
+		}
+	}()
+	db, err := pebble.Open(genDir(dir, id), &pebble.Options{
+		Logger:       quietLogger{},
+		MemTableSize: 64 << 20,
+		CacheSize:    32 << 20,
+	})
+	if err != nil {
+		return nil, storageErr("open generation", err)
+	}
+	g = &generation{id: id, db: db, counts: map[order.Status]int64{}}
+	for _, st := range order.Statuses {
+		n, err := getUint64(db, countKey(st))
+		if err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		g.counts[st] = int64(n)
+	}
+	return g, nil
+}
+
+// state returns the generation's state marker.
+func (g *generation) state() (string, error) {
+	v, closer, err := g.db.Get(metaStateKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", storageErr("read state", err)
+	}
+	defer closer.Close()
+	return string(v), nil
+}
+
+func getUint64(db *pebble.DB, key []byte) (uint64, error) {
+	v, closer, err := db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, storageErr("read", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, domain.Errorf(domain.Internal, "projections/embedded: corrupt counter %q", key)
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// getView reads the stored view of id (ok false when there is none).
+func getView(db *pebble.DB, id string) (projections.View, bool, error) {
+	v, closer, err := db.Get(viewKey(nil, id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return projections.View{}, false, nil
+	}
+	if err != nil {
+		return projections.View{}, false, storageErr("get", err)
+	}
+	defer closer.Close()
+	view, err := decodeView(v)
+	if err != nil {
+		return projections.View{}, false, domain.Errorf(domain.Internal, "projections/embedded: get %s: %v", id, err)
+	}
+	return view, true, nil
+}
+
+// writeView adds to b the writes that replace old (when had) by v, and
+// returns the change to the counts.
+func writeView(b *pebble.Batch, old projections.View, had bool, v projections.View, rec []byte) {
+	if had {
+		for _, k := range indexKeys(old) {
+			_ = b.Delete(k, nil)
+		}
+	}
+	_ = b.Set(viewKey(nil, v.OrderID), rec, nil)
+	for _, k := range indexKeys(v) {
+		_ = b.Set(k, rec, nil)
+	}
+}
+
+type storageError struct {
+	op  string
+	err error
+}
+
+func (e *storageError) Error() string           { return "projections/embedded: " + e.op + ": " + e.err.Error() }
+func (e *storageError) Unwrap() error           { return e.err }
+func (e *storageError) DomainCode() domain.Code { return domain.Unavailable }
+
+func storageErr(op string, err error) error { return &storageError{op: op, err: err} }
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+func (quietLogger) Errorf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "projections/embedded: pebble: "+format+"\n", args...)
+}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("projections/embedded: pebble: "+format, args...))
+}
+
+func errPanic(r any) error { return fmt.Errorf("pebble panicked: %v", r) }

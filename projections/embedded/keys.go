@@ -1,0 +1,205 @@
+package embedded
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/projections"
+)
+
+// On-disk layout of one generation (one pebble database). The first byte of
+// a key names its keyspace. Stored formats change only by adding a format.
+//
+//	'v' orderID                          -> view record
+//	'a' order                            -> view record (every order, newest first)
+//	's' status order                     -> view record (by status)
+//	'u' string(customer) order           -> view record (by customer)
+//	'b' status string(customer) order    -> view record (by status and customer)
+//	'n' status                           -> count of orders in status (8 bytes, big endian)
+//	'c' consumer                         -> checkpoint: feed position (8 bytes, big endian)
+//	'm' "state"                          -> "building" or "live"
+//
+// status is one byte (P, C, F, X; '?' for a view without a valid status).
+// order sorts newest first: ^(unix seconds ^ 1<<63) (8 bytes, big endian),
+// ^nanoseconds (4 bytes, big endian), every byte of the order ID inverted,
+// then 0xFF; so a List is one forward scan of an index, and a cursor is the
+// order part of the last key returned. Indexes are covering (their values
+// are view records) so a page needs no second lookup.
+//
+// View record, format 1: byte 1, then uvarint version, strings order ID,
+// customer, product, status, failure reason, payment ID, reservation ID,
+// varint quantity, varint amount, varint/uvarint created at (Unix seconds,
+// nanoseconds), varint/uvarint updated at; a string is uvarint length and
+// bytes.
+const (
+	keyView       = 'v'
+	keyAll        = 'a'
+	keyStatus     = 's'
+	keyCustomer   = 'u'
+	keyBoth       = 'b'
+	keyCount      = 'n'
+	keyCheckpoint = 'c'
+	keyMeta       = 'm'
+
+	viewFormat1 = 1
+)
+
+var (
+	metaStateKey  = []byte{keyMeta, 's', 't', 'a', 't', 'e'}
+	stateBuilding = []byte("building")
+	stateLive     = []byte("live")
+)
+
+func statusByte(s order.Status) byte {
+	switch s {
+	case order.StatusPending:
+		return 'P'
+	case order.StatusCompleted:
+		return 'C'
+	case order.StatusFailed:
+		return 'F'
+	case order.StatusCancelled:
+		return 'X'
+	}
+	return '?'
+}
+
+func viewKey(dst []byte, id string) []byte { return append(append(dst, keyView), id...) }
+
+func countKey(s order.Status) []byte { return []byte{keyCount, statusByte(s)} }
+
+func checkpointKey(consumer string) []byte { return append([]byte{keyCheckpoint}, consumer...) }
+
+func appendString(dst []byte, s string) []byte {
+	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
+}
+
+// appendOrder appends the newest-first sort key of v.
+func appendOrder(dst []byte, createdAt time.Time, id string) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, ^(uint64(createdAt.Unix()) ^ 1<<63))
+	dst = binary.BigEndian.AppendUint32(dst, ^uint32(createdAt.Nanosecond()))
+	for i := 0; i < len(id); i++ {
+		dst = append(dst, ^id[i])
+	}
+	return append(dst, 0xFF)
+}
+
+// indexPrefix returns the prefix of the index that serves a query on status
+// and customer (either may be empty).
+func indexPrefix(dst []byte, status order.Status, customer string) []byte {
+	switch {
+	case status != "" && customer != "":
+		return appendString(append(dst, keyBoth, statusByte(status)), customer)
+	case status != "":
+		return append(dst, keyStatus, statusByte(status))
+	case customer != "":
+		return appendString(append(dst, keyCustomer), customer)
+	}
+	return append(dst, keyAll)
+}
+
+// indexKeys returns the four index keys of v.
+func indexKeys(v projections.View) [4][]byte {
+	var ks [4][]byte
+	ks[0] = appendOrder(indexPrefix(nil, "", ""), v.CreatedAt, v.OrderID)
+	ks[1] = appendOrder(append([]byte{keyStatus}, statusByte(v.Status)), v.CreatedAt, v.OrderID)
+	ks[2] = appendOrder(appendString([]byte{keyCustomer}, v.CustomerName), v.CreatedAt, v.OrderID)
+	ks[3] = appendOrder(appendString([]byte{keyBoth, statusByte(v.Status)}, v.CustomerName), v.CreatedAt, v.OrderID)
+	return ks
+}
+
+func appendTime(dst []byte, t time.Time) []byte {
+	return binary.AppendUvarint(binary.AppendVarint(dst, t.Unix()), uint64(t.Nanosecond()))
+}
+
+// encodeView appends the view record of v.
+func encodeView(dst []byte, v projections.View) []byte {
+	dst = append(dst, viewFormat1)
+	dst = binary.AppendUvarint(dst, uint64(v.Version))
+	for _, s := range [...]string{v.OrderID, v.CustomerName, v.ProductName, string(v.Status), v.FailureReason, v.PaymentID, v.ReservationID} {
+		dst = appendString(dst, s)
+	}
+	dst = binary.AppendVarint(dst, int64(v.Quantity))
+	dst = binary.AppendVarint(dst, v.Amount)
+	dst = appendTime(dst, v.CreatedAt)
+	return appendTime(dst, v.UpdatedAt)
+}
+
+var errCorrupt = errors.New("corrupt view record")
+
+type reader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.bad = true
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.bad = true
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) string() string {
+	n := r.uvarint()
+	if r.bad || n > uint64(len(r.b)) {
+		r.bad = true
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *reader) time() time.Time {
+	sec := r.varint()
+	ns := r.uvarint()
+	if ns >= 1e9 {
+		r.bad = true
+	}
+	return time.Unix(sec, int64(ns)).UTC()
+}
+
+// decodeView decodes a view record (copying what it keeps).
+func decodeView(b []byte) (projections.View, error) {
+	if len(b) == 0 || b[0] != viewFormat1 {
+		return projections.View{}, errCorrupt
+	}
+	r := reader{b: b[1:]}
+	var v projections.View
+	ver := r.uvarint()
+	if ver > math.MaxInt64 {
+		r.bad = true
+	}
+	v.Version = int64(ver)
+	v.OrderID = r.string()
+	v.CustomerName = r.string()
+	v.ProductName = r.string()
+	v.Status = order.Status(r.string())
+	v.FailureReason = r.string()
+	v.PaymentID = r.string()
+	v.ReservationID = r.string()
+	v.Quantity = int(r.varint())
+	v.Amount = r.varint()
+	v.CreatedAt = r.time()
+	v.UpdatedAt = r.time()
+	if r.bad || len(r.b) != 0 {
+		return projections.View{}, errCorrupt
+	}
+	return v, nil
+}

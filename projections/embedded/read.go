@@ -1,0 +1,137 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/projections"
+)
+
+// read runs f on the live generation, held open, or returns ErrClosed.
+func (s *Store) read(ctx context.Context, f func(g *generation) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return f(s.gen)
+}
+
+// Get implements projections.ReadModel.
+func (s *Store) Get(ctx context.Context, orderID string) (projections.View, error) {
+	if orderID == "" || len(orderID) > MaxIDLen {
+		return projections.View{}, order.ErrNotFound
+	}
+	var v projections.View
+	err := s.read(ctx, func(g *generation) error {
+		var ok bool
+		var err error
+		v, ok, err = getView(g.db, orderID)
+		if err == nil && !ok {
+			err = order.ErrNotFound
+		}
+		return err
+	})
+	return v, err
+}
+
+// List implements projections.ReadModel.
+func (s *Store) List(ctx context.Context, q projections.ListQuery) (projections.Page, error) {
+	q, err := q.Validate()
+	if err != nil {
+		return projections.Page{}, err
+	}
+	var after []byte
+	if q.Cursor != "" {
+		after, err = base64.RawURLEncoding.DecodeString(q.Cursor)
+		if err != nil || len(after) < 13 || after[len(after)-1] != 0xFF {
+			return projections.Page{}, projections.ErrBadCursor
+		}
+	}
+	prefix := indexPrefix(nil, q.Status, q.Customer)
+	lower := append(append(bytes.Clone(prefix), after...), 0) // strictly after the cursor
+	if after == nil {
+		lower = prefix
+	}
+	page := projections.Page{Items: []projections.View{}}
+	err = s.read(ctx, func(g *generation) error {
+		it, err := g.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			return storageErr("list", err)
+		}
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			if len(page.Items) == q.Limit {
+				last := page.Items[len(page.Items)-1]
+				page.NextCursor = base64.RawURLEncoding.EncodeToString(appendOrder(nil, last.CreatedAt, last.OrderID))
+				break
+			}
+			raw, err := it.ValueAndErr()
+			if err != nil {
+				return storageErr("list", err)
+			}
+			v, err := decodeView(raw)
+			if err != nil {
+				return fmt.Errorf("projections/embedded: list: key %q: %w", it.Key(), err)
+			}
+			page.Items = append(page.Items, v)
+		}
+		if err := it.Error(); err != nil {
+			return storageErr("list", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return projections.Page{}, err
+	}
+	return page, nil
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xFF {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// Counts implements projections.ReadModel.
+func (s *Store) Counts(ctx context.Context) (map[order.Status]int64, error) {
+	out := make(map[order.Status]int64, len(order.Statuses))
+	err := s.read(ctx, func(g *generation) error {
+		g.countsMu.Lock()
+		defer g.countsMu.Unlock()
+		for _, st := range order.Statuses {
+			out[st] = g.counts[st]
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Checkpoint implements eventstore.Checkpoints: the position of the feed
+// the live generation reflects for consumer.
+func (s *Store) Checkpoint(ctx context.Context, consumer string) (uint64, error) {
+	var pos uint64
+	err := s.read(ctx, func(g *generation) error {
+		var err error
+		pos, err = getUint64(g.db, checkpointKey(consumer))
+		return err
+	})
+	return pos, err
+}

@@ -1,0 +1,393 @@
+package embedded
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/projections"
+)
+
+// RebuildOptions tunes Rebuild. The zero value is ready to use.
+type RebuildOptions struct {
+	// Consumer is the checkpoint the new generation starts with (the feed
+	// position it reflects); projections.Consumer when empty.
+	Consumer string
+	// Progress, when set, is called from the rebuilding goroutine after each
+	// page of the feed.
+	Progress func(projections.Progress)
+	// FlushEvery is how many events are folded between durable flushes of
+	// the new generation (each one a point a rerun resumes from); 262,144
+	// when 0.
+	FlushEvery int
+	// Workers is how many goroutines decode events; GOMAXPROCS when 0.
+	Workers int
+	// PageSize is how many events are read from the feed at once; 8,192 when 0.
+	PageSize int
+}
+
+// RebuildResult describes a finished rebuild.
+type RebuildResult struct {
+	// Generation is the new live generation.
+	Generation int
+	// From is the feed position the rebuild started at: 0, or where an
+	// interrupted rebuild had got to when this one resumed it.
+	From uint64
+	// Position is the feed position the new generation reflects.
+	Position uint64
+	// Events is how many events this run folded.
+	Events uint64
+	// Elapsed is how long the run took.
+	Elapsed time.Duration
+}
+
+// Rebuild folds the whole event log from feed into a fresh generation and
+// makes it the live one atomically. Readers and Puts are served by the old
+// generation until the switch; the last events are folded with writes held
+// off, so none is lost. If it fails or is interrupted (ctx, crash), the old
+// generation stays live and the next Rebuild resumes from the last flush.
+// Only one rebuild runs at a time (projections.ErrRebuildRunning).
+func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *eventstore.Codec, opts RebuildOptions) (RebuildResult, error) {
+	if feed == nil || codec == nil {
+		return RebuildResult{}, errors.New("projections/embedded: rebuild: feed and codec are required")
+	}
+	if !s.rebuilding.TryLock() {
+		return RebuildResult{}, projections.ErrRebuildRunning
+	}
+	defer s.rebuilding.Unlock()
+	if opts.Consumer == "" {
+		opts.Consumer = projections.Consumer
+	}
+	if opts.FlushEvery <= 0 {
+		opts.FlushEvery = 1 << 18
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.PageSize <= 0 {
+		opts.PageSize = 8192
+	}
+	start := time.Now()
+	var live int
+	if err := s.read(ctx, func(g *generation) error { live = g.id; return nil }); err != nil {
+		return RebuildResult{}, err
+	}
+	b, err := s.openBuild(live, opts.Consumer)
+	if err != nil {
+		return RebuildResult{}, err
+	}
+	b.codec = codec
+	switched := false
+	defer func() {
+		if !switched {
+			_ = b.g.db.Close()
+		}
+	}()
+	res := RebuildResult{Generation: b.g.id, From: b.pos}
+	head, err := feed.Head(ctx)
+	if err != nil {
+		return res, fmt.Errorf("projections/embedded: rebuild: %w", err)
+	}
+	report := func() {
+		if opts.Progress != nil {
+			total := max(head, b.pos) - res.From
+			opts.Progress(projections.Progress{Done: b.pos - res.From, Total: total, Elapsed: time.Since(start)})
+		}
+	}
+	report()
+	if err := b.bulk(ctx, feed, opts, report); err != nil {
+		return res, err
+	}
+	// The tail, and the switch, with writes to the old generation held off.
+	err = s.exclusive(ctx, func() error {
+		for {
+			envs, err := feed.ReadFeed(ctx, b.pos, opts.PageSize)
+			if err != nil {
+				return fmt.Errorf("projections/embedded: rebuild: read feed: %w", err)
+			}
+			if len(envs) == 0 {
+				break
+			}
+			evs, err := decodePage(codec, envs)
+			if err != nil {
+				return err
+			}
+			if err := b.apply(envs, evs); err != nil {
+				return err
+			}
+		}
+		if err := b.flush(true); err != nil {
+			return err
+		}
+		if err := writeCurrent(s.dir, b.g.id); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		old := s.gen
+		s.gen = b.g
+		s.mu.Unlock()
+		switched = true
+		_ = old.db.Close()
+		_ = os.RemoveAll(genDir(s.dir, old.id))
+		return nil
+	})
+	res.Position, res.Events, res.Elapsed = b.pos, b.pos-res.From, time.Since(start)
+	report()
+	if err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// RebuildFunc returns Rebuild bound to feed and codec, for
+// projections.NewRebuilds.
+func (s *Store) RebuildFunc(feed eventstore.Feed, codec *eventstore.Codec) projections.RebuildFunc {
+	return func(ctx context.Context, progress func(projections.Progress)) error {
+		_, err := s.Rebuild(ctx, feed, codec, RebuildOptions{Progress: progress})
+		return err
+	}
+}
+
+// build is a generation being rebuilt.
+type build struct {
+	g        *generation
+	codec    *eventstore.Codec
+	consumer string
+	pos      uint64 // feed position folded so far
+	views    map[string]*entry
+	dirty    []*entry
+	pending  int // events folded since the last flush
+	counts   map[order.Status]int64
+}
+
+// entry is one order's view in memory: cur folded so far, flushed as stored.
+type entry struct {
+	cur, flushed projections.View
+	stored       bool
+	dirty        bool
+}
+
+// openBuild resumes the newest unfinished generation after live, or
+// creates live+1.
+func (s *Store) openBuild(live int, consumer string) (*build, error) {
+	ids, err := generations(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	newest := 0
+	for _, id := range ids {
+		if id > live {
+			newest = id
+		}
+	}
+	// Older unfinished generations are abandoned.
+	if err := removeGenerations(s.dir, func(id int) bool { return id > live && id != newest }); err != nil {
+		return nil, err
+	}
+	if newest != 0 {
+		if g, err := openGeneration(s.dir, newest); err == nil {
+			pos, err := getUint64(g.db, checkpointKey(consumer))
+			st, serr := g.state()
+			if err == nil && serr == nil && st != "" {
+				return &build{g: g, consumer: consumer, pos: pos, views: map[string]*entry{}, counts: copyCounts(g.counts)}, nil
+			}
+			_ = g.db.Close()
+		}
+		// Unreadable: start over.
+	}
+	id := max(newest, live) + 1
+	if newest != 0 {
+		id = newest
+	}
+	if err := os.RemoveAll(genDir(s.dir, id)); err != nil {
+		return nil, storageErr("rebuild", err)
+	}
+	g, err := openGeneration(s.dir, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.db.Set(metaStateKey, stateBuilding, pebble.Sync); err != nil {
+		_ = g.db.Close()
+		return nil, storageErr("rebuild", err)
+	}
+	return &build{g: g, consumer: consumer, views: map[string]*entry{}, counts: copyCounts(g.counts)}, nil
+}
+
+func copyCounts(m map[order.Status]int64) map[order.Status]int64 {
+	out := make(map[order.Status]int64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// page is a page of the feed being decoded.
+type page struct {
+	envs []eventstore.Event
+	evs  []order.Event
+	err  error
+	done chan struct{}
+}
+
+// bulk folds the feed up to its head as it was when read, decoding pages in
+// parallel and folding them in order.
+func (b *build) bulk(ctx context.Context, feed eventstore.Feed, opts RebuildOptions, report func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	todo := make(chan *page, opts.Workers)
+	ordered := make(chan *page, opts.Workers+1)
+	var readErr error
+	go func() { // reader
+		defer close(todo)
+		defer close(ordered)
+		pos := b.pos
+		for {
+			envs, err := feed.ReadFeed(ctx, pos, opts.PageSize)
+			if err != nil {
+				readErr = fmt.Errorf("projections/embedded: rebuild: read feed: %w", err)
+				return
+			}
+			if len(envs) == 0 {
+				return
+			}
+			pos = envs[len(envs)-1].Position
+			p := &page{envs: envs, done: make(chan struct{})}
+			select {
+			case todo <- p:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case ordered <- p:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for range opts.Workers { // decoders
+		go func() {
+			for p := range todo {
+				p.evs, p.err = decodePage(b.codec, p.envs)
+				close(p.done)
+			}
+		}()
+	}
+	for p := range ordered {
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if p.err != nil {
+			return p.err
+		}
+		if err := b.apply(p.envs, p.evs); err != nil {
+			return err
+		}
+		if b.pending >= opts.FlushEvery {
+			if err := b.flush(false); err != nil {
+				return err
+			}
+		}
+		report()
+	}
+	if readErr != nil {
+		return readErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.flush(false)
+}
+
+func decodePage(codec *eventstore.Codec, envs []eventstore.Event) ([]order.Event, error) {
+	evs := make([]order.Event, len(envs))
+	for i := range envs {
+		e, err := codec.Decode(envs[i])
+		if err != nil {
+			return nil, fmt.Errorf("projections/embedded: rebuild: event at position %d: %w", envs[i].Position, err)
+		}
+		evs[i] = e
+	}
+	return evs, nil
+}
+
+// apply folds decoded events, which continue the feed from b.pos, into the
+// views in memory.
+func (b *build) apply(envs []eventstore.Event, evs []order.Event) error {
+	for i := range envs {
+		env := &envs[i]
+		if env.Position != b.pos+1 {
+			return domain.Errorf(domain.Internal, "projections/embedded: rebuild: feed position %d follows %d", env.Position, b.pos)
+		}
+		ent := b.views[env.StreamID]
+		if ent == nil {
+			ent = &entry{}
+			if env.Version != 1 {
+				v, ok, err := getView(b.g.db, env.StreamID)
+				if err != nil {
+					return err
+				}
+				ent.cur, ent.flushed, ent.stored = v, v, ok
+			}
+			b.views[env.StreamID] = ent
+		}
+		if env.Version != ent.cur.Version+1 {
+			return domain.Errorf(domain.Internal, "projections/embedded: rebuild: stream %s: version %d follows %d", env.StreamID, env.Version, ent.cur.Version)
+		}
+		ent.cur = ent.cur.Apply(*env, evs[i])
+		if !ent.dirty {
+			ent.dirty = true
+			b.dirty = append(b.dirty, ent)
+		}
+		b.pos = env.Position
+		b.pending++
+	}
+	return nil
+}
+
+// flush writes the dirty views, the counts and the position in one batch
+// (synced: it is a point a rerun resumes from), marking the generation live
+// when final. Terminal views leave memory: nothing follows them.
+func (b *build) flush(final bool) error {
+	batch := b.g.db.NewBatch()
+	defer batch.Close()
+	var rec []byte
+	for _, ent := range b.dirty {
+		rec = encodeView(rec[:0], ent.cur)
+		writeView(batch, ent.flushed, ent.stored, ent.cur, rec)
+		if ent.stored {
+			b.counts[ent.flushed.Status]--
+		}
+		b.counts[ent.cur.Status]++
+		ent.flushed, ent.stored, ent.dirty = ent.cur, true, false
+		if ent.cur.Status.Terminal() {
+			delete(b.views, ent.cur.OrderID)
+		}
+	}
+	b.dirty = b.dirty[:0]
+	for _, st := range order.Statuses {
+		_ = batch.Set(countKey(st), binary.BigEndian.AppendUint64(nil, uint64(b.counts[st])), nil)
+	}
+	_ = batch.Set(checkpointKey(b.consumer), binary.BigEndian.AppendUint64(nil, b.pos), nil)
+	if final {
+		_ = batch.Set(metaStateKey, stateLive, nil)
+	}
+	if err := commitSync(batch); err != nil {
+		return err
+	}
+	b.pending = 0
+	b.g.countsMu.Lock()
+	b.g.counts = copyCounts(b.counts)
+	b.g.countsMu.Unlock()
+	return nil
+}

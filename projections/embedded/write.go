@@ -1,0 +1,186 @@
+package embedded
+
+import (
+	"context"
+	"encoding/binary"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/projections"
+)
+
+// ErrClosed is returned by a read model used after Close.
+var ErrClosed = domain.Errorf(domain.Unavailable, "projections/embedded: read model is closed")
+
+// Put implements projections.ReadModel. The write is fsynced before it
+// returns.
+func (s *Store) Put(ctx context.Context, expected int64, v projections.View) error {
+	switch {
+	case v.OrderID == "" || len(v.OrderID) > MaxIDLen:
+		return domain.Errorf(domain.Invalid, "projections/embedded: put: order ID must be 1..%d bytes", MaxIDLen)
+	case expected < 0 || v.Version <= expected:
+		return domain.Errorf(domain.Invalid, "projections/embedded: put %s: version %d does not follow expected version %d", v.OrderID, v.Version, expected)
+	case !v.Status.Valid():
+		return domain.Errorf(domain.Invalid, "projections/embedded: put %s: invalid status %q", v.OrderID, v.Status)
+	}
+	return s.do(ctx, request{put: &putReq{expected: expected, view: v}})
+}
+
+// SaveCheckpoint implements eventstore.Checkpoints. It is fsynced before it
+// returns, and never moves a checkpoint backwards (a rebuild may have moved
+// it past the subscription).
+func (s *Store) SaveCheckpoint(ctx context.Context, consumer string, pos uint64) error {
+	if consumer == "" || len(consumer) > MaxIDLen {
+		return domain.Errorf(domain.Invalid, "projections/embedded: save checkpoint: consumer name must be 1..%d bytes", MaxIDLen)
+	}
+	return s.do(ctx, request{consumer: consumer, pos: pos})
+}
+
+// exclusive runs fn in the writer goroutine: no other write runs meanwhile.
+func (s *Store) exclusive(ctx context.Context, fn func() error) error {
+	return s.do(ctx, request{fn: fn})
+}
+
+// do hands r to the writer and waits for its answer. Once handed over, the
+// write completes even if ctx ends.
+func (s *Store) do(ctx context.Context, r request) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.ctx = ctx
+	r.reply = make(chan error, 1)
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.quit:
+		return ErrClosed
+	}
+	return <-r.reply
+}
+
+// own is the writer goroutine.
+func (s *Store) own() {
+	defer close(s.done)
+	for {
+		var r request
+		select {
+		case <-s.quit:
+			return
+		case r = <-s.reqs:
+		}
+		if r.fn != nil {
+			r.reply <- r.fn()
+			continue
+		}
+		group := []request{r}
+		var next *request
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r2 := <-s.reqs:
+				if r2.fn != nil {
+					next = &r2
+					break drain
+				}
+				group = append(group, r2)
+			default:
+				break drain
+			}
+		}
+		s.commitGroup(group)
+		if next != nil {
+			next.reply <- next.fn()
+		}
+	}
+}
+
+// commitGroup checks and commits a group of puts and checkpoints as one
+// synced batch, then answers each.
+func (s *Store) commitGroup(group []request) {
+	g := s.gen
+	errs := make([]error, len(group))
+	b := g.db.NewBatch()
+	defer b.Close()
+	overlay := map[string]projections.View{}
+	checkpoints := map[string]uint64{}
+	delta := map[order.Status]int64{}
+	for i, r := range group {
+		if r.put == nil {
+			cur, ok := checkpoints[r.consumer]
+			if !ok {
+				var err error
+				if cur, err = getUint64(g.db, checkpointKey(r.consumer)); err != nil {
+					errs[i] = err
+					continue
+				}
+			}
+			if r.pos > cur {
+				_ = b.Set(checkpointKey(r.consumer), binary.BigEndian.AppendUint64(nil, r.pos), nil)
+				cur = r.pos
+			}
+			checkpoints[r.consumer] = cur
+			continue
+		}
+		v := r.put.view
+		old, had := overlay[v.OrderID]
+		if !had {
+			var err error
+			if old, had, err = getView(g.db, v.OrderID); err != nil {
+				errs[i] = err
+				continue
+			}
+		}
+		if old.Version != r.put.expected {
+			errs[i] = &projections.ConflictError{OrderID: v.OrderID, Expected: r.put.expected, Actual: old.Version}
+			continue
+		}
+		writeView(b, old, had, v, encodeView(nil, v))
+		if had {
+			delta[old.Status]--
+		}
+		delta[v.Status]++
+		overlay[v.OrderID] = v
+	}
+	g.countsMu.Lock()
+	counts := make(map[order.Status]int64, len(g.counts))
+	for st, n := range g.counts {
+		counts[st] = n
+	}
+	g.countsMu.Unlock()
+	for st, d := range delta {
+		if d != 0 && st.Valid() {
+			counts[st] += d
+			_ = b.Set(countKey(st), binary.BigEndian.AppendUint64(nil, uint64(counts[st])), nil)
+		}
+	}
+	var err error
+	if !b.Empty() {
+		err = commitSync(b)
+	}
+	if err == nil {
+		g.countsMu.Lock()
+		g.counts = counts
+		g.countsMu.Unlock()
+	}
+	for i, r := range group {
+		if errs[i] == nil && err != nil {
+			errs[i] = err
+		}
+		r.reply <- errs[i]
+	}
+}
+
+func commitSync(b *pebble.Batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = storageErr("commit", errPanic(r))
+		}
+	}()
+	if err := b.Commit(pebble.Sync); err != nil {
+		return storageErr("commit", err)
+	}
+	return nil
+}
