@@ -1,0 +1,275 @@
+// Package app is the embedded all-in-one runtime behind `ledger serve`: one
+// process, one data directory, no external services. It opens the event
+// store (DIR/events), the read model (DIR/views) and the message broker
+// (DIR/queue), starts the projector subscription, the publisher, the order
+// processors and the notifiers, serves the REST API, and on shutdown stops
+// accepting requests, drains those in flight, lets the workers finish the
+// messages in hand and closes every database.
+//
+// Every piece is durable before it is acknowledged, so a kill -9 at any
+// moment loses nothing: the next start resumes the projector, the publisher
+// and the queues from their checkpoints.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/orderledger/orderledger/api"
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/eventstore"
+	eventsdb "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/processing/pipeline"
+	"github.com/orderledger/orderledger/projections"
+	viewsdb "github.com/orderledger/orderledger/projections/embedded"
+	"github.com/orderledger/orderledger/services/sim"
+)
+
+// Config configures the runtime. Dir and Addr are required.
+type Config struct {
+	// Dir is the data directory; it is created if missing.
+	Dir string
+	// Addr is the API's listen address, e.g. ":8000" ("127.0.0.1:0" picks a port).
+	Addr string
+	// Token, when set, is required as a bearer token on /orders and /admin.
+	Token string
+	// Workers is how many orders are processed at once (0: the pipeline default).
+	Workers int
+	// RetryBackoff is the wait before a failed processing attempt is retried.
+	RetryBackoff time.Duration
+	// Sim configures the payment and inventory simulators.
+	Sim sim.Config
+	// NotifyWebhook, when set, receives every order outcome.
+	NotifyWebhook string
+	// Logger receives JSON logs; nil discards.
+	Logger *slog.Logger
+	// Started, when set, is called with the listening address once serving.
+	Started func(addr string)
+	// ShutdownTimeout bounds the drain of requests and of workers on
+	// shutdown, each (0: 20s).
+	ShutdownTimeout time.Duration
+}
+
+// MaxReadyLag is how many events the projector or the publisher may trail
+// the log by while the runtime still reports ready.
+const MaxReadyLag = 10_000
+
+// App is an opened runtime.
+type App struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *eventsdb.Store
+	views    *viewsdb.Store
+	sub      *projections.Subscription
+	pipe     *pipeline.Pipeline
+	rebuilds *projections.Rebuilds
+	handler  http.Handler
+
+	cancel context.CancelFunc // stops the subscription and rebuilds
+	wg     sync.WaitGroup
+
+	onShutdown func() // test hook: called when the HTTP shutdown begins
+}
+
+// Open opens the data directory and starts every worker. Close stops them.
+func Open(ctx context.Context, cfg Config) (_ *App, err error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("app: open: a data directory is required")
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 20 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("app: open: %w", err)
+	}
+	simulator, err := sim.New(cfg.Sim)
+	if err != nil {
+		return nil, fmt.Errorf("app: open: %w", err)
+	}
+	a := &App{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.closeStores()
+		}
+	}()
+	if a.store, err = eventsdb.Open(filepath.Join(cfg.Dir, "events")); err != nil {
+		return nil, fmt.Errorf("app: open events: %w", err)
+	}
+	if a.views, err = viewsdb.Open(filepath.Join(cfg.Dir, "views")); err != nil {
+		return nil, fmt.Errorf("app: open views: %w", err)
+	}
+	codec := eventstore.NewCodec()
+	proj, err := projections.NewProjector(a.views, a.store, codec)
+	if err != nil {
+		return nil, fmt.Errorf("app: open: %w", err)
+	}
+	// The checkpoint lives with the views, written in the same batch.
+	if a.sub, err = projections.NewSubscription(a.store, a.views, proj, "", log); err != nil {
+		return nil, fmt.Errorf("app: open: %w", err)
+	}
+	if a.rebuilds, err = projections.NewRebuilds(a.views.RebuildFunc(a.store, codec)); err != nil {
+		return nil, fmt.Errorf("app: open: %w", err)
+	}
+	var hooks []string
+	if cfg.NotifyWebhook != "" {
+		hooks = []string{cfg.NotifyWebhook}
+	}
+	if a.pipe, err = pipeline.Start(ctx, pipeline.Config{
+		Store: a.store, Feed: a.store, Checkpoints: a.store,
+		QueueDir: filepath.Join(cfg.Dir, "queue"),
+		Payment:  simulator, Inventory: simulator,
+		Workers: cfg.Workers, RetryBackoff: cfg.RetryBackoff,
+		Webhooks: hooks, Logger: log,
+	}); err != nil {
+		return nil, fmt.Errorf("app: open queue: %w", err)
+	}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		_ = a.sub.Run(runCtx)
+	}()
+	a.handler = api.NewRouter(api.Deps{
+		Store: a.store, Views: a.views, Codec: codec,
+		Clock: domain.SystemClock, IDs: domain.NewULIDSource(nil),
+		Logger: log, Token: cfg.Token, Ready: a.ready,
+		Rebuilds: boundRebuilds{a.rebuilds, runCtx},
+	})
+	return a, nil
+}
+
+// Handler returns the API.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Serve serves the API on cfg.Addr until ctx ends, then shuts the server
+// down gracefully: no new connections, requests in flight finish.
+func (a *App) Serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("app: listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	if a.onShutdown != nil {
+		srv.RegisterOnShutdown(a.onShutdown)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	a.log.Info("serving", "addr", ln.Addr().String(), "data", a.cfg.Dir)
+	if a.cfg.Started != nil {
+		a.cfg.Started(ln.Addr().String())
+	}
+	select {
+	case err := <-served:
+		return fmt.Errorf("app: serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down: draining requests")
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("app: shutdown: %w", err)
+	}
+	return nil
+}
+
+// Close stops the workers, letting them finish what they hold, and closes
+// every database.
+func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if a.pipe != nil {
+		a.log.Info("shutting down: draining workers")
+		errs = append(errs, a.pipe.Stop(ctx))
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	if a.rebuilds != nil {
+		errs = append(errs, a.rebuilds.Wait(ctx))
+	}
+	errs = append(errs, a.closeStores())
+	a.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+func (a *App) closeStores() error {
+	var errs []error
+	if a.views != nil {
+		errs = append(errs, a.views.Close())
+	}
+	if a.store != nil {
+		errs = append(errs, a.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Run opens the runtime, serves until ctx ends and closes it.
+func Run(ctx context.Context, cfg Config) error {
+	a, err := Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	serveErr := a.Serve(ctx)
+	return errors.Join(serveErr, a.Close())
+}
+
+// ready reports the readiness checks: the store answers, the projector and
+// the publisher keep up, the queues answer.
+func (a *App) ready(ctx context.Context) []api.Check {
+	var checks []api.Check
+	if _, err := a.store.Head(ctx); err != nil {
+		checks = append(checks, api.Check{Name: "event store", OK: false, Detail: "not answering"})
+	} else {
+		checks = append(checks, api.Check{Name: "event store", OK: true})
+	}
+	lag, err := a.sub.Lag(ctx)
+	switch {
+	case err != nil || !a.sub.Healthy():
+		checks = append(checks, api.Check{Name: "projector", OK: false, Detail: "failing; retrying"})
+	default:
+		checks = append(checks, api.Check{Name: "projector", OK: lag <= MaxReadyLag, Detail: fmt.Sprintf("%d events behind", lag)})
+	}
+	h, err := a.pipe.Health(ctx)
+	if err != nil {
+		checks = append(checks, api.Check{Name: "pipeline", OK: false, Detail: "not answering"})
+	} else {
+		checks = append(checks, api.Check{Name: "pipeline", OK: h.PublisherLag <= MaxReadyLag,
+			Detail: fmt.Sprintf("publisher %d events behind; processing %d queued, %d in flight; %d dead letters",
+				h.PublisherLag, h.Processing.Visible, h.Processing.InFlight, h.DeadLetters)})
+	}
+	return checks
+}
+
+// boundRebuilds runs rebuilds for the lifetime of the runtime, not of the
+// request that started them.
+type boundRebuilds struct {
+	*projections.Rebuilds
+	ctx context.Context
+}
+
+func (b boundRebuilds) Start(context.Context) (projections.RebuildStatus, error) {
+	return b.Rebuilds.Start(b.ctx)
+}

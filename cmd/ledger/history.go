@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/orderledger/orderledger/api"
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/eventstore/embedded"
+)
+
+func init() {
+	register(command{name: "history", summary: "print an order's audit history", run: runHistory})
+}
+
+func runHistory(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("history", e)
+	data := fs.String("data", "./data", "data directory of a stopped embedded ledger")
+	base := fs.String("url", "", "read through a running ledger's API instead, e.g. http://localhost:8000")
+	asJSON := fs.Bool("json", false, "print the history as JSON (the body of GET /orders/{id}/events)")
+	// Flags may come after the order ID: ledger history ID --json.
+	var id string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		id, args = args[0], args[1:]
+	}
+	if err := parseFlags(fs, e, args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if id == "" && len(rest) > 0 {
+		id, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	if id == "" {
+		return usagef("usage: ledger history ORDER_ID [--data DIR | --url URL] [--json]")
+	}
+	id = strings.ToUpper(id)
+	if !domain.ValidULID(id) {
+		return usagef("%q is not an order ID (a 26-character ULID)", id)
+	}
+	var h api.History
+	var err error
+	if *base != "" {
+		h, err = historyFromAPI(ctx, *base, id, e.getenv("LEDGER_API_TOKEN"))
+	} else {
+		h, err = historyFromDir(ctx, *data, id)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(h)
+	}
+	return printHistory(e.stdout, h)
+}
+
+// historyFromDir reads the event store of a data directory. The store is
+// locked by a running server; then --url is the way.
+func historyFromDir(ctx context.Context, dir, id string) (api.History, error) {
+	events := filepath.Join(dir, "events")
+	if _, err := os.Stat(events); err != nil {
+		return api.History{}, fmt.Errorf("no event store in %s (use --data DIR, or --url for a running ledger)", dir)
+	}
+	store, err := embedded.Open(events)
+	if err != nil {
+		if isLocked(err) {
+			return api.History{}, fmt.Errorf("%s is in use by a running ledger: use --url http://localhost:8000 (or its address)", dir)
+		}
+		return api.History{}, err
+	}
+	defer store.Close()
+	envs, err := store.Load(ctx, id, 1)
+	if err != nil {
+		return api.History{}, err
+	}
+	if len(envs) == 0 {
+		return api.History{}, fmt.Errorf("order %s not found in %s", id, dir)
+	}
+	return api.HistoryOf(eventstore.NewCodec(), id, envs)
+}
+
+func isLocked(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "lock") || strings.Contains(s, "resource temporarily unavailable")
+}
+
+// historyFromAPI fetches GET /orders/{id}/events from a running ledger.
+func historyFromAPI(ctx context.Context, base, id, token string) (api.History, error) {
+	u, err := url.Parse(strings.TrimSuffix(base, "/") + "/orders/" + id + "/events")
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return api.History{}, usagef("--url must be an http:// or https:// URL, not %q", base)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return api.History{}, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return api.History{}, fmt.Errorf("history: %w", err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
+	if err != nil {
+		return api.History{}, fmt.Errorf("history: read response: %w", err)
+	}
+	if res.StatusCode != http.StatusOK {
+		var p api.Problem
+		if json.Unmarshal(body, &p) == nil && p.Detail != "" {
+			return api.History{}, fmt.Errorf("history: %s: %s", res.Status, p.Detail)
+		}
+		return api.History{}, fmt.Errorf("history: %s", res.Status)
+	}
+	var h api.History
+	if err := json.Unmarshal(body, &h); err != nil {
+		return api.History{}, fmt.Errorf("history: decode response: %w", err)
+	}
+	return h, nil
+}
+
+// printHistory prints one line per event: version, time, type, the data as
+// key=value pairs, and the request that caused it.
+func printHistory(w io.Writer, h api.History) error {
+	fmt.Fprintf(w, "order %s: %d events\n\n", h.OrderID, len(h.Events))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tOCCURRED AT (UTC)\tTYPE\tDATA\tREQUEST ID")
+	for _, ev := range h.Events {
+		rid := ev.Metadata.RequestID
+		if rid == "" {
+			rid = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", ev.Version, ev.OccurredAt.UTC().Format("2006-01-02 15:04:05.000"), ev.Type, dataPairs(ev.Data), rid)
+	}
+	return tw.Flush()
+}
+
+// dataPairs renders a JSON object as sorted key=value pairs ("-" when empty).
+func dataPairs(raw json.RawMessage) string {
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil || len(m) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		v := m[k]
+		var s string
+		switch v := v.(type) {
+		case string:
+			s = v
+			if s == "" || strings.ContainsAny(s, " \t") {
+				s = fmt.Sprintf("%q", s)
+			}
+		default:
+			b, _ := json.Marshal(v)
+			s = string(b)
+		}
+		parts[i] = k + "=" + s
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/orderledger/orderledger/app"
+	"github.com/orderledger/orderledger/services/sim"
+)
+
+func init() {
+	register(command{name: "serve", summary: "run the API and every worker in one process", run: runServe})
+	registerServeBackend("embedded", serveEmbedded)
+}
+
+// serveOptions are the flags of `ledger serve`, shared by every backend.
+type serveOptions struct {
+	Addr          string
+	Data          string
+	Backend       string
+	Workers       int
+	RetryBackoff  time.Duration
+	Sim           sim.Config
+	NotifyWebhook string
+	// Token, from --api-token or LEDGER_API_TOKEN, guards /orders and /admin.
+	Token string
+	// Logger writes JSON lines to stderr.
+	Logger *slog.Logger
+}
+
+// serveBackends maps --backend to the function that serves with it until ctx
+// ends. "embedded" is registered here; other backends register themselves
+// from their own files with registerServeBackend.
+var serveBackends = map[string]func(ctx context.Context, e *env, o serveOptions) error{}
+
+func registerServeBackend(name string, run func(ctx context.Context, e *env, o serveOptions) error) {
+	if _, dup := serveBackends[name]; dup {
+		panic("ledger: serve backend registered twice: " + name)
+	}
+	serveBackends[name] = run
+}
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("serve", e)
+	var o serveOptions
+	fs.StringVar(&o.Addr, "addr", ":8000", "listen address of the HTTP API")
+	fs.StringVar(&o.Data, "data", "./data", "data directory (embedded backend): events, views and queues")
+	fs.StringVar(&o.Backend, "backend", "embedded", "storage and messaging backend: "+strings.Join(backendNames(), " or "))
+	fs.IntVar(&o.Workers, "workers", 4, "order processing workers")
+	fs.DurationVar(&o.RetryBackoff, "retry-backoff", 2*time.Second, "delay before a failed processing attempt is retried")
+	fs.Float64Var(&o.Sim.PaymentDeclineRate, "sim-payment-decline-rate", 0, "simulator: share of charges declined, 0..1 (not retried)")
+	fs.Float64Var(&o.Sim.PaymentErrorRate, "sim-payment-error-rate", 0, "simulator: share of payment calls failing transiently, 0..1 (retried)")
+	fs.IntVar(&o.Sim.InventoryStock, "sim-inventory-stock", 0, "simulator: starting stock per product (0: unlimited)")
+	fs.DurationVar(&o.Sim.Latency, "sim-latency", 0, "simulator: latency added to every service call")
+	fs.Uint64Var(&o.Sim.Seed, "sim-seed", 0, "simulator: random seed, so runs repeat (0: a fixed default)")
+	fs.StringVar(&o.NotifyWebhook, "notify-webhook", "", "URL that receives order outcome notifications (POST, JSON)")
+	fs.StringVar(&o.Token, "api-token", "", "bearer token required on /orders and /admin (prefer LEDGER_API_TOKEN)")
+	if err := parseFlags(fs, e, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	switch {
+	case o.Workers < 1:
+		return usagef("--workers must be at least 1, not %d", o.Workers)
+	case o.RetryBackoff < 0:
+		return usagef("--retry-backoff must not be negative")
+	case o.Addr == "":
+		return usagef("--addr is required")
+	}
+	if err := o.Sim.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	if o.NotifyWebhook != "" && !strings.HasPrefix(o.NotifyWebhook, "http://") && !strings.HasPrefix(o.NotifyWebhook, "https://") {
+		return usagef("--notify-webhook must be an http:// or https:// URL")
+	}
+	run, ok := serveBackends[o.Backend]
+	if !ok {
+		return usagef("--backend must be %s, not %q", strings.Join(backendNames(), " or "), o.Backend)
+	}
+	o.Logger = slog.New(slog.NewJSONHandler(e.stderr, nil))
+	return run(ctx, e, o)
+}
+
+func backendNames() []string {
+	var names []string
+	for n := range serveBackends {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// serveEmbedded runs everything in this process on the data directory.
+func serveEmbedded(ctx context.Context, e *env, o serveOptions) error {
+	if err := os.MkdirAll(o.Data, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	return app.Run(ctx, app.Config{
+		Dir: o.Data, Addr: o.Addr, Token: o.Token, Workers: o.Workers, RetryBackoff: o.RetryBackoff,
+		Sim: o.Sim, NotifyWebhook: o.NotifyWebhook, Logger: o.Logger,
+		Started: func(addr string) {
+			fmt.Fprintf(e.stderr, "ledger: serving on http://%s (data in %s)\n", displayAddr(addr), o.Data)
+		},
+	})
+}
+
+// displayAddr turns a wildcard listen address into one a browser can open.
+func displayAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
