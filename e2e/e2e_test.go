@@ -1,0 +1,478 @@
+// Package e2e tests the real ledger binary: it builds cmd/ledger, runs
+// `ledger serve` on a temporary data directory, talks to it over HTTP like a
+// shop would, stops it (gracefully and with SIGKILL), restarts it and checks
+// that nothing accepted was lost.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the ledger built once for the package's tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ledger-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "ledger")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/ledger")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: go build:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// waitLimit bounds every wait for the server; it is a guard against a hung
+// test, not a performance assertion.
+const waitLimit = 90 * time.Second
+
+// server is one running `ledger serve`.
+type server struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	url  string
+	logs *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var servingRE = regexp.MustCompile(`serving on (http://\S+)`)
+
+// start runs `ledger serve` on dir with a free port and extra flags, and
+// returns once it is serving.
+func start(t *testing.T, dir string, flags ...string) *server {
+	t.Helper()
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--retry-backoff", "20ms"}, flags...)
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "LEDGER_API_TOKEN=")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{t: t, cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(s.logs, line)
+			if m := servingRE.FindStringSubmatch(line); m != nil {
+				select {
+				case urlc <- m[1]:
+				default:
+				}
+			}
+		}
+		s.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-s.done
+		}
+		if t.Failed() {
+			t.Logf("server log (%s):\n%s", dir, tail(s.logs.String(), 60))
+		}
+	})
+	select {
+	case s.url = <-urlc:
+	case err := <-s.done:
+		s.done <- err
+		t.Fatalf("ledger serve exited before serving: %v\n%s", err, s.logs.String())
+	case <-time.After(waitLimit):
+		t.Fatalf("ledger serve did not start\n%s", s.logs.String())
+	}
+	s.url = strings.Replace(s.url, "0.0.0.0", "127.0.0.1", 1)
+	return s
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// stop sends sig and waits for the process to exit, returning its error.
+func (s *server) stop(sig os.Signal) error {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		return err
+	case <-time.After(waitLimit):
+		s.t.Fatalf("ledger serve did not exit after %v", sig)
+		return nil
+	}
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (s *server) do(method, path, body string, headers ...string) reply {
+	s.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, s.url+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Set(k, strings.TrimSpace(v))
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return reply{status: res.StatusCode, header: res.Header, body: b}
+}
+
+type orderView struct {
+	OrderID       string `json:"order_id"`
+	CustomerName  string `json:"customer_name"`
+	ProductName   string `json:"product_name"`
+	Quantity      int    `json:"quantity"`
+	Status        string `json:"status"`
+	Version       int64  `json:"version"`
+	FailureReason string `json:"failure_reason"`
+}
+
+type history struct {
+	OrderID string `json:"order_id"`
+	Events  []struct {
+		Version  int64          `json:"version"`
+		Type     string         `json:"type"`
+		EventID  string         `json:"event_id"`
+		Data     map[string]any `json:"data"`
+		Metadata map[string]any `json:"metadata"`
+	} `json:"events"`
+}
+
+func (h history) types() []string {
+	var out []string
+	for _, e := range h.Events {
+		out = append(out, e.Type)
+	}
+	return out
+}
+
+func decode[T any](t *testing.T, r reply) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+	return v
+}
+
+// place places an order and returns its view.
+func (s *server) place(customer, product string, qty int, headers ...string) orderView {
+	s.t.Helper()
+	body := fmt.Sprintf(`{"customer_name": %q, "product_name": %q, "quantity": %d}`, customer, product, qty)
+	r := s.do("POST", "/orders/", body, headers...)
+	if r.status != http.StatusCreated {
+		s.t.Fatalf("place: %d %s", r.status, r.body)
+	}
+	return decode[orderView](s.t, r)
+}
+
+// waitTerminal polls the order (read-your-writes) until it is no longer
+// Pending, and then until the read model shows the same version.
+func (s *server) waitTerminal(id string) orderView {
+	s.t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		r := s.do("GET", "/orders/"+id+"/?consistent=true", "")
+		if r.status != http.StatusOK {
+			s.t.Fatalf("get %s: %d %s", id, r.status, r.body)
+		}
+		v := decode[orderView](s.t, r)
+		if v.Status != "Pending" {
+			for {
+				pr := s.do("GET", "/orders/"+id+"/", "")
+				if pv := decode[orderView](s.t, pr); pv.Version == v.Version {
+					return pv
+				}
+				if time.Now().After(deadline) {
+					s.t.Fatalf("read model of %s never reached version %d", id, v.Version)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("order %s still Pending: %s", id, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *server) history(id string) history {
+	s.t.Helper()
+	r := s.do("GET", "/orders/"+id+"/events/", "")
+	if r.status != http.StatusOK {
+		s.t.Fatalf("events %s: %d %s", id, r.status, r.body)
+	}
+	return decode[history](s.t, r)
+}
+
+// TestLifecycle is the tour: place orders over HTTP, watch them complete,
+// read their audit histories, stop gracefully, restart, and find everything.
+func TestLifecycle(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := start(t, dir)
+
+	r := s.do("GET", "/healthz", "")
+	if r.status != http.StatusOK {
+		t.Fatalf("healthz %d", r.status)
+	}
+	seed := s.place("Test Customer", "Test Product", 1, "X-Request-ID: tour-1")
+	if seed.Status != "Pending" || seed.Version != 1 {
+		t.Fatalf("placed %+v", seed)
+	}
+	// Concurrent shoppers, some retrying with the same idempotency key.
+	const n = 16
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Pairs send the same request with the same key, concurrently.
+			ids[i] = s.place(fmt.Sprintf("Customer %d", i/2), "Lamp", 1+i/2%3, fmt.Sprintf("Idempotency-Key: tour-%d", i/2)).OrderID
+		}()
+	}
+	wg.Wait()
+	all := []string{seed.OrderID}
+	for i := 0; i < n; i += 2 {
+		if ids[i] != ids[i+1] {
+			t.Errorf("idempotency key tour-%d made two orders: %s and %s", i/2, ids[i], ids[i+1])
+		}
+		all = append(all, ids[i])
+	}
+	for _, id := range all {
+		v := s.waitTerminal(id)
+		if v.Status != "Completed" {
+			t.Errorf("order %s ended %s (%s)", id, v.Status, v.FailureReason)
+		}
+		h := s.history(id)
+		want := []string{"OrderPlaced", "PaymentSucceeded", "InventoryReserved", "OrderCompleted"}
+		if fmt.Sprint(h.types()) != fmt.Sprint(want) {
+			t.Errorf("history of %s: %v", id, h.types())
+		}
+		for i, e := range h.Events {
+			if e.Version != int64(i+1) {
+				t.Errorf("history of %s: event %d has version %d", id, i, e.Version)
+			}
+		}
+	}
+	if h := s.history(seed.OrderID); h.Events[0].Metadata["request_id"] != "tour-1" {
+		t.Errorf("request ID not carried into metadata: %v", h.Events[0].Metadata)
+	}
+	list := decode[struct{ Items []orderView }](t, s.do("GET", "/orders/?status=Completed&limit=100", ""))
+	before := map[string]history{}
+	for _, id := range all {
+		before[id] = s.history(id)
+	}
+	if len(list.Items) != len(before) {
+		t.Errorf("listing has %d completed orders, want %d", len(list.Items), len(before))
+	}
+
+	if err := s.stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("graceful stop: %v\n%s", err, s.logs.String())
+	}
+
+	// The audit history, from the data directory of the stopped ledger.
+	out, err := exec.Command(binary, "history", seed.OrderID, "--data", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OrderCompleted") || !strings.Contains(string(out), "tour-1") {
+		t.Errorf("ledger history: %v\n%s", err, out)
+	}
+
+	s = start(t, dir)
+	for id, h := range before {
+		if got := s.history(id); fmt.Sprint(got) != fmt.Sprint(h) {
+			t.Errorf("after restart %s has %v, had %v", id, got.types(), h.types())
+		}
+		if v := decode[orderView](t, s.do("GET", "/orders/"+id, "")); v.Status != "Completed" {
+			t.Errorf("after restart the read model has %s %s", id, v.Status)
+		}
+	}
+	// The workers came back too.
+	if v := s.waitTerminal(s.place("After Restart", "Lamp", 1).OrderID); v.Status != "Completed" {
+		t.Errorf("order after restart ended %s", v.Status)
+	}
+	// Rebuild the read model while serving; the views come out the same.
+	if r := s.do("POST", "/admin/projections/rebuild/", ""); r.status != http.StatusAccepted {
+		t.Fatalf("rebuild: %d %s", r.status, r.body)
+	}
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(20 * time.Millisecond) {
+		st := decode[map[string]any](t, s.do("GET", "/admin/projections/rebuild", ""))
+		if st["running"] == false {
+			if st["error"] != nil {
+				t.Fatalf("rebuild failed: %v", st)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("rebuild never finished")
+		}
+	}
+	for id := range before {
+		if v := decode[orderView](t, s.do("GET", "/orders/"+id, "")); v.Status != "Completed" || v.Version != 4 {
+			t.Errorf("after rebuild %s is %+v", id, v)
+		}
+	}
+	// ledger history reads through the API of a running ledger.
+	out, err = exec.Command(binary, "history", seed.OrderID, "--url", s.url, "--json").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"OrderCompleted"`) {
+		t.Errorf("ledger history --url: %v\n%s", err, out)
+	}
+	if err := s.stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+}
+
+// TestFailurePaths runs the simulator's failure knobs through the binary.
+func TestFailurePaths(t *testing.T) {
+	t.Parallel()
+	t.Run("payment declined", func(t *testing.T) {
+		t.Parallel()
+		s := start(t, t.TempDir(), "--sim-payment-decline-rate", "1")
+		v := s.waitTerminal(s.place("Ada", "Lamp", 1).OrderID)
+		if v.Status != "Failed" {
+			t.Fatalf("ended %+v", v)
+		}
+		if got := s.history(v.OrderID).types(); fmt.Sprint(got) != "[OrderPlaced PaymentFailed OrderFailed]" {
+			t.Errorf("history %v", got)
+		}
+	})
+	t.Run("out of stock after payment is refunded", func(t *testing.T) {
+		t.Parallel()
+		s := start(t, t.TempDir(), "--sim-inventory-stock", "1")
+		v := s.waitTerminal(s.place("Ada", "Lamp", 2).OrderID)
+		if v.Status != "Failed" {
+			t.Fatalf("ended %+v", v)
+		}
+		want := "[OrderPlaced PaymentSucceeded InventoryReservationFailed PaymentRefunded OrderFailed]"
+		if got := s.history(v.OrderID).types(); fmt.Sprint(got) != want {
+			t.Errorf("history %v, want %s", got, want)
+		}
+	})
+	t.Run("payment service down fails after 3 attempts", func(t *testing.T) {
+		t.Parallel()
+		s := start(t, t.TempDir(), "--sim-payment-error-rate", "1")
+		v := s.waitTerminal(s.place("Ada", "Lamp", 1).OrderID)
+		h := s.history(v.OrderID)
+		last := h.Events[len(h.Events)-1]
+		if v.Status != "Failed" || last.Type != "OrderFailed" || last.Data["attempts"] != 3.0 {
+			t.Errorf("ended %+v with %v", v, last)
+		}
+	})
+}
+
+// TestKillNineLosesNothing: every order acknowledged with 201 before a
+// SIGKILL is there after a restart, and is then processed to the end. A
+// message a worker held when killed comes back after the processing queue's
+// visibility timeout (30s), which is most of this test's run time.
+func TestKillNineLosesNothing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := start(t, dir, "--sim-latency", "20ms")
+	var ids []string
+	for i := range 10 {
+		ids = append(ids, s.place(fmt.Sprintf("Customer %d", i), "Lamp", 1).OrderID)
+	}
+	_ = s.stop(syscall.SIGKILL)
+
+	s = start(t, dir)
+	for _, id := range ids {
+		if v := s.waitTerminal(id); v.Status != "Completed" {
+			t.Errorf("order %s ended %s", id, v.Status)
+		}
+		if got := s.history(id).types(); got[0] != "OrderPlaced" || got[len(got)-1] != "OrderCompleted" {
+			t.Errorf("history of %s: %v", id, got)
+		}
+	}
+	if err := s.stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBadFlags: bad invocations fail with one line and exit status 2.
+func TestBadFlags(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"serve", "--backend", "floppy"},
+		{"serve", "--sim-payment-decline-rate", "2"},
+		{"serve", "--workers", "0"},
+		{"history"},
+		{"history", "not-an-id"},
+	} {
+		cmd := exec.CommandContext(context.Background(), binary, args...)
+		out, err := cmd.CombinedOutput()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 2 || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
+			t.Errorf("ledger %v: %v\n%s", args, err, out)
+		}
+	}
+}
