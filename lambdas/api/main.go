@@ -1,0 +1,24 @@
+// Command api is the Lambda function behind the API Gateway HTTP API: the
+// same REST API `ledger serve` runs, on the DynamoDB stores.
+package main
+
+import (
+	"context"
+	"log"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/orderledger/orderledger/api"
+	"github.com/orderledger/orderledger/lambdas"
+)
+
+func main() {
+	d, err := lambdas.FromEnv(context.Background())
+	if err != nil {
+		log.Fatal(err) // cold start only: the function cannot run without its wiring
+	}
+	lambda.Start(lambdas.API(api.NewRouter(api.Deps{
+		Store: d.Store, Views: d.Views, Codec: d.Codec, Logger: d.Logger, Token: os.Getenv("LEDGER_API_TOKEN"),
+	})))
+}

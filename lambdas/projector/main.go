@@ -1,0 +1,24 @@
+// Command projector is the Lambda function that keeps the read table up to
+// date from the events table's DynamoDB stream.
+package main
+
+import (
+	"context"
+	"log"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/orderledger/orderledger/lambdas"
+)
+
+func main() {
+	d, err := lambdas.FromEnv(context.Background())
+	if err != nil {
+		log.Fatal(err) // cold start only: the function cannot run without its wiring
+	}
+	p, err := d.Projector()
+	if err != nil {
+		log.Fatal(err)
+	}
+	lambda.Start(lambdas.Projector(p, d.Logger))
+}
