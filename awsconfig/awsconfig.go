@@ -10,6 +10,7 @@ package awsconfig
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -29,6 +30,9 @@ type Options struct {
 	Endpoint string
 	// Meter, when set, counts every request made with the configuration.
 	Meter *Meter
+	// Getenv reads the environment (nil: os.Getenv); AWS_ENDPOINT_URL,
+	// AWS_REGION and AWS_ACCESS_KEY_ID are read through it as well.
+	Getenv func(string) string
 }
 
 // Load returns the configuration from the standard chain. The region
@@ -36,20 +40,33 @@ type Options struct {
 // AWS_ENDPOINT_URL) and no credentials anywhere in the chain, it uses
 // static dummy credentials, which emulators accept.
 func Load(ctx context.Context, o Options) (aws.Config, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var opts []func(*config.LoadOptions) error
+	if r := getenv("AWS_REGION"); r != "" {
+		opts = append(opts, config.WithRegion(r))
+	}
+	endpoint := o.Endpoint
+	if endpoint == "" {
+		endpoint = getenv("AWS_ENDPOINT_URL")
+	}
+	// An emulator without credentials in the environment gets static dummy
+	// ones, without probing the rest of the chain (instance metadata would
+	// time out off AWS).
+	if endpoint != "" && getenv("AWS_ACCESS_KEY_ID") == "" && getenv("AWS_PROFILE") == "" {
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("awsconfig: load: %w", err)
 	}
 	if cfg.Region == "" {
 		cfg.Region = DefaultRegion
 	}
-	if o.Endpoint != "" {
-		cfg.BaseEndpoint = aws.String(o.Endpoint)
-	}
-	if cfg.BaseEndpoint != nil && *cfg.BaseEndpoint != "" {
-		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
-			cfg.Credentials = credentials.NewStaticCredentialsProvider("test", "test", "")
-		}
+	if endpoint != "" {
+		cfg.BaseEndpoint = aws.String(endpoint)
 	}
 	if o.Meter != nil {
 		o.Meter.Attach(&cfg)

@@ -377,3 +377,49 @@ func EnsureEventsTable(ctx context.Context, db *dynamodb.Client, name string) (s
 func EnsureOrdersTable(ctx context.Context, db *dynamodb.Client, name string) error {
 	return ordersTable(ctx, db, name, &Report{})
 }
+
+// Resolve finds the resources of environment n without creating anything:
+// the events stream, the topics' ARNs and the queues' URLs and ARNs. It
+// fails, naming the first missing resource, when the environment has not
+// been bootstrapped.
+func Resolve(ctx context.Context, c awsconfig.Clients, n resources.Names) (Report, error) {
+	var r Report
+	hint := " (run `ledger aws bootstrap` or apply the Terraform)"
+	desc, err := c.DynamoDB.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(n.EventsTable)})
+	if err != nil {
+		return r, fmt.Errorf("awsinfra: table %s: %w%s", n.EventsTable, err, hint)
+	}
+	if r.EventsStreamARN = aws.ToString(desc.Table.LatestStreamArn); r.EventsStreamARN == "" {
+		return r, fmt.Errorf("awsinfra: table %s has no stream%s", n.EventsTable, hint)
+	}
+	if _, err := c.DynamoDB.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(n.OrdersTable)}); err != nil {
+		return r, fmt.Errorf("awsinfra: table %s: %w%s", n.OrdersTable, err, hint)
+	}
+	for _, t := range []struct {
+		name string
+		arn  *string
+	}{{n.EventsTopic, &r.EventsTopicARN}, {n.CompletedTopic, &r.CompletedTopicARN}} {
+		if *t.arn, err = findTopic(ctx, c.SNS, t.name); err != nil {
+			return r, err
+		}
+		if *t.arn == "" {
+			return r, fmt.Errorf("awsinfra: topic %s does not exist%s", t.name, hint)
+		}
+	}
+	for _, q := range []struct {
+		name     string
+		url, arn *string
+	}{{n.ProcessingQueue, &r.ProcessingQueueURL, &r.ProcessingQueueARN}, {n.DeadLetterQueue, &r.DeadLetterQueueURL, &r.DeadLetterQueueARN}} {
+		got, err := c.SQS.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(q.name)})
+		if err != nil {
+			return r, fmt.Errorf("awsinfra: queue %s: %w%s", q.name, err, hint)
+		}
+		*q.url = aws.ToString(got.QueueUrl)
+		a, err := c.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: got.QueueUrl, AttributeNames: []qtypes.QueueAttributeName{qtypes.QueueAttributeNameQueueArn}})
+		if err != nil {
+			return r, fmt.Errorf("awsinfra: queue %s: %w", q.name, err)
+		}
+		*q.arn = a.Attributes[string(qtypes.QueueAttributeNameQueueArn)]
+	}
+	return r, nil
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	qtypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/orderledger/orderledger/awsconfig"
+	"github.com/orderledger/orderledger/awsinfra"
+	"github.com/orderledger/orderledger/internal/awstest"
+	"github.com/orderledger/orderledger/resources"
+)
+
+// awsEnv returns a command environment pointing at the emulator with a fresh
+// resource prefix.
+func awsEnv(t *testing.T, extra map[string]string) (*env, *syncBuffer, *syncBuffer, string) {
+	t.Helper()
+	endpoint := awstest.Endpoint(t)
+	name := awstest.UniqueEnv()
+	vars := map[string]string{"AWS_ENDPOINT_URL": endpoint, "LEDGER_ENV": name}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	var out, errb syncBuffer
+	return &env{stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}, &out, &errb, name
+}
+
+// startAWSServer bootstraps a fresh environment with `ledger aws bootstrap`
+// and serves it in process; it returns the API's base URL.
+func startAWSServer(t *testing.T, extraEnv map[string]string, hooks awsHooks, args ...string) (string, resources.Names, awsconfig.Clients) {
+	t.Helper()
+	e, out, errb, name := awsEnv(t, extraEnv)
+	names := resources.For(name)
+	clients := awstest.Clients(t)
+	t.Cleanup(func() { _ = awsinfra.Teardown(context.Background(), clients, names) })
+	if code := run(context.Background(), e, []string{"aws", "bootstrap", "--env", name}); code != 0 {
+		t.Fatalf("aws bootstrap: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "created  "+names.EventsTable) {
+		t.Fatalf("bootstrap output:\n%s", out.String())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	o := serveOptions{Addr: "127.0.0.1:0", Backend: "aws", Workers: 1, RetryBackoff: time.Second, Logger: awsTestLogger(t)}
+	for i := 0; i+1 < len(args); i += 2 {
+		switch args[i] {
+		case "--sim-payment-decline-rate":
+			fmt.Sscan(args[i+1], &o.Sim.PaymentDeclineRate)
+		}
+	}
+	go func() { done <- serveAWSWith(ctx, e, o, hooks) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	re := regexp.MustCompile(`serving on (http://[0-9.:]+)`)
+	for range 600 {
+		if m := re.FindStringSubmatch(errb.String()); m != nil {
+			return m[1], names, clients
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended: %v: %s", err, errb.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("server did not start: %s", errb.String())
+	return "", names, clients
+}
+
+func placeSeedOrder(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Post(base+"/orders/", "application/json", strings.NewReader(`{
+    "customer_name": "Test Customer",
+    "product_name": "Test Product",
+    "quantity": 1
+  }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		OrderID string `json:"order_id"`
+		Status  string `json:"status"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusCreated || body.OrderID == "" {
+		t.Fatalf("POST /orders/: %d %+v %v", resp.StatusCode, body, err)
+	}
+	return body.OrderID
+}
+
+// waitItem reads the read table until the order's item has one of the
+// statuses (the pipeline is asynchronous), then returns it raw.
+func waitItem(t *testing.T, c awsconfig.Clients, table, id string, statuses ...string) map[string]dtypes.AttributeValue {
+	t.Helper()
+	var last map[string]dtypes.AttributeValue
+	for range 600 {
+		out, err := c.DynamoDB.GetItem(context.Background(), &dynamodb.GetItemInput{
+			TableName: aws.String(table), Key: map[string]dtypes.AttributeValue{"order_id": &dtypes.AttributeValueMemberS{Value: id}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = out.Item
+		if s, ok := out.Item["status"].(*dtypes.AttributeValueMemberS); ok {
+			for _, want := range statuses {
+				if s.Value == want {
+					return out.Item
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("order %s never reached %v; last item %v", id, statuses, last)
+	return nil
+}
+
+func str(item map[string]dtypes.AttributeValue, k string) string {
+	if s, ok := item[k].(*dtypes.AttributeValueMemberS); ok {
+		return s.Value
+	}
+	if n, ok := item[k].(*dtypes.AttributeValueMemberN); ok {
+		return "N:" + n.Value
+	}
+	return fmt.Sprintf("%T", item[k])
+}
+
+// TestServeAWSSeedOrderCompletes is the seed's walk-through on the AWS
+// backend: bootstrap, serve, POST /orders/, and the read table's item (as
+// `aws dynamodb get-item` shows it) reaches Completed with the seed's
+// attributes. It also measures what one order costs in requests.
+func TestServeAWSSeedOrderCompletes(t *testing.T) {
+	t.Parallel()
+	meter := awsconfig.NewMeter(nil)
+	base, names, c := startAWSServer(t, nil, awsHooks{Meter: meter})
+	id := placeSeedOrder(t, base)
+	item := waitItem(t, c, names.OrdersTable, id, "Completed")
+	want := map[string]string{"order_id": id, "customer_name": "Test Customer", "product_name": "Test Product", "quantity": "N:1", "status": "Completed"}
+	for k, w := range want {
+		if got := str(item, k); got != w {
+			t.Errorf("item %s = %s, want %s", k, got, w)
+		}
+	}
+	resp, err := http.Get(base + "/orders/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Status  string `json:"status"`
+		Version int    `json:"version"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	resp.Body.Close()
+	if v.Status != "Completed" || v.Version != 4 {
+		t.Fatalf("GET /orders/%s = %+v, want Completed at version 4", id, v)
+	}
+}
+
+// TestServeAWSFailurePaths: a declined payment ends Failed, and a poison
+// message is dead-lettered after 3 receives while good orders still flow.
+func TestServeAWSFailurePaths(t *testing.T) {
+	t.Parallel()
+	base, names, c := startAWSServer(t, nil, awsHooks{}, "--sim-payment-decline-rate", "1")
+	ctx := context.Background()
+	q, err := c.SQS.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(names.ProcessingQueue)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: q.QueueUrl, MessageBody: aws.String("not an event")}); err != nil {
+		t.Fatal(err)
+	}
+	id := placeSeedOrder(t, base)
+	item := waitItem(t, c, names.OrdersTable, id, "Failed", "Completed")
+	if str(item, "status") != "Failed" || !strings.Contains(strings.ToLower(str(item, "failure_reason")), "declin") {
+		t.Fatalf("declined order: status %s reason %q", str(item, "status"), str(item, "failure_reason"))
+	}
+	dlq, err := c.SQS.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(names.DeadLetterQueue)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 300 {
+		out, err := c.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: dlq.QueueUrl, WaitTimeSeconds: 1,
+			MessageSystemAttributeNames: []qtypes.MessageSystemAttributeName{qtypes.MessageSystemAttributeNameApproximateReceiveCount}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) > 0 {
+			if got := aws.ToString(out.Messages[0].Body); got != "not an event" {
+				t.Fatalf("dead letter %q", got)
+			}
+			return
+		}
+	}
+	t.Fatal("the poison message never reached the dead-letter queue")
+}
+
+func TestServeAWSWithoutBootstrapSaysSo(t *testing.T) {
+	t.Parallel()
+	e, _, _, _ := awsEnv(t, nil)
+	err := serveAWSWith(context.Background(), e, serveOptions{Addr: "127.0.0.1:0", Workers: 1, Logger: awsTestLogger(t)}, awsHooks{})
+	if err == nil || !strings.Contains(err.Error(), "ledger aws bootstrap") {
+		t.Fatalf("serve without resources: %v", err)
+	}
+	var u usageError
+	if errors.As(err, &u) {
+		t.Fatalf("missing resources reported as a usage error: %v", err)
+	}
+}
+
+func TestAWSBootstrapRejectsBadEnv(t *testing.T) {
+	t.Parallel()
+	code, _, errOut := runCmd(context.Background(), "aws", "bootstrap", "--env", "Bad_Name")
+	if code != 2 || !strings.Contains(errOut, "--env") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
+// awsTestLogger collects the server's log and prints it when the test fails.
+func awsTestLogger(t *testing.T) *slog.Logger {
+	var buf syncBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
