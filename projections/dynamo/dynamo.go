@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/resources"
@@ -159,10 +160,12 @@ func (s *Store) Get(ctx context.Context, orderID string) (projections.View, erro
 // stored version.
 func (s *Store) Put(ctx context.Context, expected int64, v projections.View) error {
 	switch {
-	case v.OrderID == "":
-		return fmt.Errorf("projections/dynamo: put: empty order ID")
+	case v.OrderID == "" || len(v.OrderID) > 1024:
+		return domain.Errorf(domain.Invalid, "projections/dynamo: put: order ID must be 1..1024 bytes")
 	case expected < 0 || v.Version <= expected:
-		return fmt.Errorf("projections/dynamo: put %s: version %d does not follow %d", v.OrderID, v.Version, expected)
+		return domain.Errorf(domain.Invalid, "projections/dynamo: put %s: version %d does not follow %d", v.OrderID, v.Version, expected)
+	case !v.Status.Valid():
+		return domain.Errorf(domain.Invalid, "projections/dynamo: put %s: unknown status %q", v.OrderID, v.Status)
 	}
 	in := &dynamodb.PutItemInput{
 		TableName:                           aws.String(s.table),

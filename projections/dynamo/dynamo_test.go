@@ -15,6 +15,7 @@ import (
 	"github.com/orderledger/orderledger/internal/awstest"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/dynamo"
+	"github.com/orderledger/orderledger/projections/readmodeltest"
 )
 
 var ids = domain.NewULIDSource(nil)
@@ -165,4 +166,16 @@ func TestListPagesNewestFirstAndCounts(t *testing.T) {
 	if counts[order.StatusCompleted] != 3 || counts[order.StatusPending] != 1 || counts[order.StatusFailed] != 1 || counts[order.StatusCancelled] != 0 {
 		t.Fatalf("counts = %v", counts)
 	}
+}
+
+// TestConformance runs the read-model suite on moto, one fresh table per
+// subtest. Moto is not safe for concurrent conflicting writes, so those
+// cases run on the embedded read model only; views of different orders are
+// written in parallel.
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	readmodeltest.Run(t, func(t *testing.T) projections.ReadModel {
+		s, _, _ := newStore(t)
+		return s
+	}, readmodeltest.Features{Parallel: true})
 }
