@@ -397,4 +397,3 @@ func TestFullDiskAtStartExitsCleanly(t *testing.T) {
 	}
 	reopenAndVerify(t, dir, nil)
 }
-
