@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/orderledger/orderledger/domain/order"
@@ -73,6 +74,8 @@ type Config struct {
 	Consumer string
 	// Batch is how many feed events Run reads at a time (default 100).
 	Batch int
+	// Parallel is how many publishes Run has in flight at once (default 16).
+	Parallel int
 	// RetryBackoff is how long Run waits after a failure (default 1s).
 	RetryBackoff time.Duration
 	Logger       *slog.Logger
@@ -97,6 +100,9 @@ func New(cfg Config) (*Publisher, error) {
 	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = time.Second
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 16
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -164,16 +170,36 @@ func (p *Publisher) step(ctx context.Context) error {
 		}
 		return nil
 	}
-	for _, ev := range evs {
-		if err := p.Publish(ctx, ev); err != nil {
-			return err
-		}
+	if err := p.publishAll(ctx, evs); err != nil {
+		return err
 	}
 	last := evs[len(evs)-1].Position
 	if err := p.cfg.Checkpoints.SaveCheckpoint(ctx, p.cfg.Consumer, last); err != nil {
 		return fmt.Errorf("publisher: save checkpoint %d: %w", last, err)
 	}
 	return nil
+}
+
+// publishAll publishes evs with up to Parallel publishes at once (message
+// order across orders does not matter, and each order's placed and outcome
+// events go to different topics) and returns the first error.
+func (p *Publisher) publishAll(ctx context.Context, evs []eventstore.Event) error {
+	sem := make(chan struct{}, p.cfg.Parallel)
+	errs := make([]error, len(evs))
+	var wg sync.WaitGroup
+	for i, ev := range evs {
+		if RouteOf(ev.Type) == None {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = p.Publish(ctx, ev)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // Lag returns how many feed events are not yet published.

@@ -6,13 +6,17 @@
 // MaxReceiveCount receives); topics with Broker.Topic, and Topic.Subscribe
 // fans every published message out to queues, with an optional attribute
 // filter. Every state change (send, publish to all matching subscriptions,
-// receive, delete, visibility change, dead-lettering) is one atomic batch
-// committed with pebble.Sync before the call returns, so nothing acknowledged
-// is lost on kill -9; messages in flight when the process died become visible
-// again when their visibility timeout passes.
+// receive, delete, visibility change, dead-lettering) is one atomic pebble
+// batch, durable before the call returns, so nothing acknowledged is lost on
+// kill -9; messages in flight when the process died become visible again
+// when their visibility timeout passes.
 //
-// The broker serialises its writers with one mutex (pebble has no
-// read-check-write transactions); pebble groups the synced commits.
+// Concurrency: pebble has no read-check-write transactions, so one mutex
+// serialises the broker's read-modify-writes. A batch is applied under the
+// mutex in WAL order, and the operation then waits for a synced WAL write
+// after releasing it (see Broker.do): concurrent operations share fsyncs
+// instead of taking turns for one each, yet none returns before its own write
+// and every earlier one are on disk.
 //
 // Keys: "m\x00<queue>\x00<id>" holds a message record; "v\x00<queue>\x00
 // <visible-at, 8 bytes big-endian unix ns><id>" indexes it by the time it
@@ -52,7 +56,8 @@ type Broker struct {
 	db     *pebble.DB
 	clock  domain.Clock
 	ids    domain.IDSource
-	mu     sync.Mutex // serialises every read-modify-write
+	mu     sync.Mutex   // serialises every read-modify-write
+	life   sync.RWMutex // held shared by every operation, exclusively by Close
 	queues map[string]*Queue
 	topics map[string]*Topic
 	closed bool
@@ -78,6 +83,8 @@ func Open(dir string, opts Options) (*Broker, error) {
 
 // Close closes the database; later calls return messaging.ErrClosed.
 func (b *Broker) Close() error {
+	b.life.Lock()
+	defer b.life.Unlock()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -91,6 +98,40 @@ func (b *Broker) Close() error {
 		return fmt.Errorf("messaging/embedded: close: %w", err)
 	}
 	return nil
+}
+
+// do runs f with b.mu held. f stages its changes with b.commit, which
+// applies them in WAL order without waiting for the disk; do then releases
+// the lock and waits until the WAL is synced up to and including them. An
+// operation therefore returns only once its own write and every write before
+// it are durable (no acknowledgement ever precedes its fsync), while
+// concurrent operations on any queue share fsyncs instead of queueing for
+// one each behind the lock.
+func (b *Broker) do(f func() (wrote bool, err error)) error {
+	b.life.RLock()
+	defer b.life.RUnlock()
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return messaging.ErrClosed
+	}
+	wrote, err := f()
+	b.mu.Unlock()
+	if err != nil || !wrote {
+		return err
+	}
+	// A log-only record with Sync: the WAL is sequential, so syncing it
+	// syncs every batch committed before it.
+	if err := b.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("messaging/embedded: sync: %w", err)
+	}
+	return nil
+}
+
+// commit applies batch to the WAL and memtable; call inside do, which makes
+// it durable before the operation returns.
+func (b *Broker) commit(batch *pebble.Batch) error {
+	return batch.Commit(pebble.NoSync)
 }
 
 // QueueConfig declares a queue.
@@ -224,23 +265,26 @@ func (q *Queue) Send(ctx context.Context, body []byte, attrs map[string]string) 
 		return "", err
 	}
 	b := q.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return "", messaging.ErrClosed
-	}
-	now := b.clock()
-	rec := &record{ID: b.ids(now), Body: body, Attributes: copyAttrs(attrs), VisibleAt: now.UnixNano(), SentAt: now.UnixNano()}
-	batch := b.db.NewBatch()
-	defer batch.Close()
-	if err := q.put(batch, rec); err != nil {
+	var id string
+	err := b.do(func() (bool, error) {
+		now := b.clock()
+		rec := &record{ID: b.ids(now), Body: body, Attributes: copyAttrs(attrs), VisibleAt: now.UnixNano(), SentAt: now.UnixNano()}
+		batch := b.db.NewBatch()
+		defer batch.Close()
+		if err := q.put(batch, rec); err != nil {
+			return false, err
+		}
+		if err := b.commit(batch); err != nil {
+			return false, err
+		}
+		q.signal()
+		id = rec.ID
+		return true, nil
+	})
+	if err != nil {
 		return "", fmt.Errorf("messaging/embedded: send to %s: %w", q.name, err)
 	}
-	if err := batch.Commit(pebble.Sync); err != nil {
-		return "", fmt.Errorf("messaging/embedded: send to %s: %w", q.name, err)
-	}
-	q.signal()
-	return rec.ID, nil
+	return id, nil
 }
 
 func copyAttrs(a map[string]string) map[string]string {
@@ -288,90 +332,95 @@ func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]mes
 // long until the earliest invisible message becomes visible (0: none) and
 // the channel that a send closes.
 func (q *Queue) receiveOnce(max int) ([]messaging.Message, time.Duration, <-chan struct{}, error) {
+	var (
+		out    []messaging.Message
+		next   time.Duration
+		notify <-chan struct{}
+	)
 	b := q.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return nil, 0, nil, messaging.ErrClosed
-	}
-	now := b.clock()
-	nowNS := now.UnixNano()
-	prefix := visPrefix(q.name)
-	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	err := b.do(func() (bool, error) {
+		now := b.clock()
+		nowNS := now.UnixNano()
+		prefix := visPrefix(q.name)
+		it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			return false, err
+		}
+		type due struct {
+			key []byte
+			id  string
+		}
+		var dues []due
+		for ok := it.First(); ok && len(dues) < max; ok = it.Next() {
+			k := it.Key()
+			at := int64(binary.BigEndian.Uint64(k[len(prefix) : len(prefix)+8]))
+			if at > nowNS {
+				next = time.Duration(at - nowNS)
+				break
+			}
+			dues = append(dues, due{key: append([]byte(nil), k...), id: string(k[len(prefix)+8:])})
+		}
+		if err := it.Close(); err != nil {
+			return false, err
+		}
+		if len(dues) == 0 {
+			notify = q.notify
+			return false, nil
+		}
+		batch := b.db.NewBatch()
+		defer batch.Close()
+		moved := false
+		for _, d := range dues {
+			rec, err := q.get(d.id)
+			if err != nil {
+				return false, err
+			}
+			if err := batch.Delete(d.key, nil); err != nil {
+				return false, err
+			}
+			if rec == nil { // index entry without a message: clean it up
+				continue
+			}
+			if dlq := q.cfg.DeadLetter; dlq != nil && rec.ReceiveCount >= q.cfg.MaxReceiveCount {
+				if err := batch.Delete(msgKey(q.name, rec.ID), nil); err != nil {
+					return false, err
+				}
+				rec.DeadLetteredFrom, rec.DeadReceiveCount = q.name, rec.ReceiveCount
+				rec.ReceiveCount, rec.VisibleAt = 0, nowNS
+				if err := dlq.put(batch, rec); err != nil {
+					return false, err
+				}
+				moved = true
+				continue
+			}
+			rec.ReceiveCount++
+			rec.VisibleAt = now.Add(q.cfg.VisibilityTimeout).UnixNano()
+			if err := q.put(batch, rec); err != nil {
+				return false, err
+			}
+			out = append(out, messaging.Message{
+				ID: rec.ID, Body: rec.Body, Attributes: copyAttrs(rec.Attributes), ReceiveCount: rec.ReceiveCount,
+				ReceiptHandle: receipt(rec.ID, rec.ReceiveCount), SentAt: time.Unix(0, rec.SentAt).UTC(),
+			})
+		}
+		if err := b.commit(batch); err != nil {
+			return false, err
+		}
+		if moved {
+			q.cfg.DeadLetter.signal()
+		}
+		if len(out) == 0 {
+			// Everything due was dead-lettered; look again at once.
+			closed := make(chan struct{})
+			close(closed)
+			notify = closed
+		}
+		return true, nil
+	})
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("messaging/embedded: receive from %s: %w", q.name, err)
 	}
-	type due struct {
-		key []byte
-		id  string
-	}
-	var dues []due
-	var next time.Duration
-	for ok := it.First(); ok && len(dues) < max; ok = it.Next() {
-		k := it.Key()
-		at := int64(binary.BigEndian.Uint64(k[len(prefix) : len(prefix)+8]))
-		if at > nowNS {
-			next = time.Duration(at - nowNS)
-			break
-		}
-		dues = append(dues, due{key: append([]byte(nil), k...), id: string(k[len(prefix)+8:])})
-	}
-	if err := it.Close(); err != nil {
-		return nil, 0, nil, fmt.Errorf("messaging/embedded: receive from %s: %w", q.name, err)
-	}
-	if len(dues) == 0 {
-		return nil, next, q.notify, nil
-	}
-	batch := b.db.NewBatch()
-	defer batch.Close()
-	var out []messaging.Message
-	moved := false
-	for _, d := range dues {
-		rec, err := q.get(d.id)
-		if err != nil {
-			return nil, 0, nil, err
-		}
-		if err := batch.Delete(d.key, nil); err != nil {
-			return nil, 0, nil, err
-		}
-		if rec == nil { // index entry without a message: clean it up
-			continue
-		}
-		if dlq := q.cfg.DeadLetter; dlq != nil && rec.ReceiveCount >= q.cfg.MaxReceiveCount {
-			if err := batch.Delete(msgKey(q.name, rec.ID), nil); err != nil {
-				return nil, 0, nil, err
-			}
-			rec.DeadLetteredFrom, rec.DeadReceiveCount = q.name, rec.ReceiveCount
-			rec.ReceiveCount, rec.VisibleAt = 0, nowNS
-			if err := dlq.put(batch, rec); err != nil {
-				return nil, 0, nil, err
-			}
-			moved = true
-			continue
-		}
-		rec.ReceiveCount++
-		rec.VisibleAt = now.Add(q.cfg.VisibilityTimeout).UnixNano()
-		if err := q.put(batch, rec); err != nil {
-			return nil, 0, nil, err
-		}
-		out = append(out, messaging.Message{
-			ID: rec.ID, Body: rec.Body, Attributes: copyAttrs(rec.Attributes), ReceiveCount: rec.ReceiveCount,
-			ReceiptHandle: receipt(rec.ID, rec.ReceiveCount), SentAt: time.Unix(0, rec.SentAt).UTC(),
-		})
-	}
-	if err := batch.Commit(pebble.Sync); err != nil {
-		return nil, 0, nil, fmt.Errorf("messaging/embedded: receive from %s: %w", q.name, err)
-	}
-	if moved {
-		q.cfg.DeadLetter.signal()
-	}
-	if len(out) == 0 {
-		// Everything due was dead-lettered; look again at once.
-		closed := make(chan struct{})
-		close(closed)
-		return nil, 0, closed, nil
-	}
-	return out, 0, nil, nil
+	return out, next, notify, nil
 }
 
 // get loads a record; nil when absent. Call with b.mu held.
@@ -428,17 +477,13 @@ func (q *Queue) Delete(ctx context.Context, receiptHandle string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	b := q.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return messaging.ErrClosed
-	}
-	rec, err := q.inFlight(receiptHandle)
-	if err != nil || rec == nil {
-		return err
-	}
-	return q.remove(rec)
+	return q.b.do(func() (bool, error) {
+		rec, err := q.inFlight(receiptHandle)
+		if err != nil || rec == nil {
+			return false, err
+		}
+		return true, q.remove(rec)
+	})
 }
 
 // remove deletes rec; call with b.mu held.
@@ -451,7 +496,7 @@ func (q *Queue) remove(rec *record) error {
 	if err := batch.Delete(visKey(q.name, rec.VisibleAt, rec.ID), nil); err != nil {
 		return err
 	}
-	if err := batch.Commit(pebble.Sync); err != nil {
+	if err := q.b.commit(batch); err != nil {
 		return fmt.Errorf("messaging/embedded: delete from %s: %w", q.name, err)
 	}
 	return nil
@@ -466,32 +511,29 @@ func (q *Queue) ChangeVisibility(ctx context.Context, receiptHandle string, d ti
 		return fmt.Errorf("messaging/embedded: change visibility in %s: %v is not in 0..12h", q.name, d)
 	}
 	b := q.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return messaging.ErrClosed
-	}
-	rec, err := q.inFlight(receiptHandle)
-	if err != nil {
-		return err
-	}
-	if rec == nil {
-		return messaging.ErrInvalidReceipt
-	}
-	batch := b.db.NewBatch()
-	defer batch.Close()
-	if err := batch.Delete(visKey(q.name, rec.VisibleAt, rec.ID), nil); err != nil {
-		return err
-	}
-	rec.VisibleAt = b.clock().Add(d).UnixNano()
-	if err := q.put(batch, rec); err != nil {
-		return err
-	}
-	if err := batch.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("messaging/embedded: change visibility in %s: %w", q.name, err)
-	}
-	q.signal()
-	return nil
+	return b.do(func() (bool, error) {
+		rec, err := q.inFlight(receiptHandle)
+		if err != nil {
+			return false, err
+		}
+		if rec == nil {
+			return false, messaging.ErrInvalidReceipt
+		}
+		batch := b.db.NewBatch()
+		defer batch.Close()
+		if err := batch.Delete(visKey(q.name, rec.VisibleAt, rec.ID), nil); err != nil {
+			return false, err
+		}
+		rec.VisibleAt = b.clock().Add(d).UnixNano()
+		if err := q.put(batch, rec); err != nil {
+			return false, err
+		}
+		if err := b.commit(batch); err != nil {
+			return false, fmt.Errorf("messaging/embedded: change visibility in %s: %w", q.name, err)
+		}
+		q.signal()
+		return true, nil
+	})
 }
 
 // Stored is a message as stored, for operator tools.
@@ -574,17 +616,13 @@ func (q *Queue) Remove(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	b := q.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return messaging.ErrClosed
-	}
-	rec, err := q.get(id)
-	if err != nil || rec == nil {
-		return err
-	}
-	return q.remove(rec)
+	return q.b.do(func() (bool, error) {
+		rec, err := q.get(id)
+		if err != nil || rec == nil {
+			return false, err
+		}
+		return true, q.remove(rec)
+	})
 }
 
 // MoveTo moves the message with the given ID to dst atomically, visible at
@@ -598,33 +636,36 @@ func (q *Queue) MoveTo(ctx context.Context, id string, dst *Queue) (bool, error)
 		return false, fmt.Errorf("messaging/embedded: move from %s: invalid destination", q.name)
 	}
 	b := q.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return false, messaging.ErrClosed
-	}
-	rec, err := q.get(id)
-	if err != nil || rec == nil {
-		return false, err
-	}
-	batch := b.db.NewBatch()
-	defer batch.Close()
-	if err := batch.Delete(msgKey(q.name, rec.ID), nil); err != nil {
-		return false, err
-	}
-	if err := batch.Delete(visKey(q.name, rec.VisibleAt, rec.ID), nil); err != nil {
-		return false, err
-	}
-	rec.ReceiveCount, rec.VisibleAt = 0, b.clock().UnixNano()
-	rec.DeadLetteredFrom, rec.DeadReceiveCount = "", 0
-	if err := dst.put(batch, rec); err != nil {
-		return false, err
-	}
-	if err := batch.Commit(pebble.Sync); err != nil {
+	found := false
+	err := b.do(func() (bool, error) {
+		rec, err := q.get(id)
+		if err != nil || rec == nil {
+			return false, err
+		}
+		batch := b.db.NewBatch()
+		defer batch.Close()
+		if err := batch.Delete(msgKey(q.name, rec.ID), nil); err != nil {
+			return false, err
+		}
+		if err := batch.Delete(visKey(q.name, rec.VisibleAt, rec.ID), nil); err != nil {
+			return false, err
+		}
+		rec.ReceiveCount, rec.VisibleAt = 0, b.clock().UnixNano()
+		rec.DeadLetteredFrom, rec.DeadReceiveCount = "", 0
+		if err := dst.put(batch, rec); err != nil {
+			return false, err
+		}
+		if err := b.commit(batch); err != nil {
+			return false, err
+		}
+		dst.signal()
+		found = true
+		return true, nil
+	})
+	if err != nil {
 		return false, fmt.Errorf("messaging/embedded: move from %s to %s: %w", q.name, dst.name, err)
 	}
-	dst.signal()
-	return true, nil
+	return found, nil
 }
 
 // Topic fans published messages out to subscribed queues. It implements
@@ -684,34 +725,36 @@ func (t *Topic) Publish(ctx context.Context, body []byte, attrs map[string]strin
 		return "", err
 	}
 	b := t.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return "", messaging.ErrClosed
-	}
-	now := b.clock()
-	id := b.ids(now)
-	batch := b.db.NewBatch()
-	defer batch.Close()
-	var hit []*Queue
-	for _, s := range t.subs {
-		if !s.filter.Match(attrs) {
-			continue
+	var id string
+	err := b.do(func() (bool, error) {
+		now := b.clock()
+		id = b.ids(now)
+		batch := b.db.NewBatch()
+		defer batch.Close()
+		var hit []*Queue
+		for _, s := range t.subs {
+			if !s.filter.Match(attrs) {
+				continue
+			}
+			rec := &record{ID: b.ids(now), Body: body, Attributes: copyAttrs(attrs), VisibleAt: now.UnixNano(), SentAt: now.UnixNano()}
+			if err := s.q.put(batch, rec); err != nil {
+				return false, err
+			}
+			hit = append(hit, s.q)
 		}
-		rec := &record{ID: b.ids(now), Body: body, Attributes: copyAttrs(attrs), VisibleAt: now.UnixNano(), SentAt: now.UnixNano()}
-		if err := s.q.put(batch, rec); err != nil {
-			return "", fmt.Errorf("messaging/embedded: publish to %s: %w", t.name, err)
+		if len(hit) == 0 {
+			return false, nil
 		}
-		hit = append(hit, s.q)
-	}
-	if len(hit) == 0 {
-		return id, nil
-	}
-	if err := batch.Commit(pebble.Sync); err != nil {
+		if err := b.commit(batch); err != nil {
+			return false, err
+		}
+		for _, q := range hit {
+			q.signal()
+		}
+		return true, nil
+	})
+	if err != nil {
 		return "", fmt.Errorf("messaging/embedded: publish to %s: %w", t.name, err)
-	}
-	for _, q := range hit {
-		q.signal()
 	}
 	return id, nil
 }
