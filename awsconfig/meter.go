@@ -229,3 +229,10 @@ func valueSize(v types.AttributeValue) int {
 	}
 	return 0
 }
+
+// SetIndexes records that table has n global secondary indexes.
+func (m *Meter) SetIndexes(table string, n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gsis[table] = n
+}

@@ -52,19 +52,12 @@ func (s *Stream) Run(ctx context.Context) error {
 	if s.Client == nil || s.StreamARN == "" || s.Handler == nil {
 		return errors.New("localmapping: stream: Client, StreamARN and Handler are required")
 	}
-	if s.BatchSize <= 0 {
-		s.BatchSize = 100
-	}
 	if s.Interval <= 0 {
 		s.Interval = 200 * time.Millisecond
 	}
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
-	if s.Region == "" {
-		s.Region = "us-east-1"
-	}
-	s.last = map[string]string{}
 	for ctx.Err() == nil {
 		n, err := s.Poll(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -85,6 +78,12 @@ func (s *Stream) Run(ctx context.Context) error {
 func (s *Stream) Poll(ctx context.Context) (int, error) {
 	if s.last == nil {
 		s.last = map[string]string{}
+	}
+	if s.BatchSize <= 0 || s.BatchSize > 1000 {
+		s.BatchSize = 100
+	}
+	if s.Region == "" {
+		s.Region = "us-east-1"
 	}
 	desc, err := s.Client.DescribeStream(ctx, &dynamodbstreams.DescribeStreamInput{StreamArn: aws.String(s.StreamARN)})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -45,6 +46,9 @@ func startAWSServer(t *testing.T, extraEnv map[string]string, hooks awsHooks, ar
 	e, out, errb, name := awsEnv(t, extraEnv)
 	names := resources.For(name)
 	clients := awstest.Clients(t)
+	if hooks.Meter != nil {
+		hooks.Meter.SetIndexes(names.OrdersTable, 2)
+	}
 	t.Cleanup(func() { _ = awsinfra.Teardown(context.Background(), clients, names) })
 	if code := run(context.Background(), e, []string{"aws", "bootstrap", "--env", name}); code != 0 {
 		t.Fatalf("aws bootstrap: exit %d: %s", code, errb.String())
@@ -148,8 +152,18 @@ func TestServeAWSSeedOrderCompletes(t *testing.T) {
 	t.Parallel()
 	meter := awsconfig.NewMeter(nil)
 	base, names, c := startAWSServer(t, nil, awsHooks{Meter: meter})
+	before := meter.Snapshot()
 	id := placeSeedOrder(t, base)
 	item := waitItem(t, c, names.OrdersTable, id, "Completed")
+	// The outcome is published after it is projected or before; wait for
+	// both publishes (OrderPlaced, OrderCompleted) before measuring.
+	for range 600 {
+		if meter.Snapshot().Sub(before).Calls["SNS.Publish"] >= 2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	reportOrderCost(t, meter.Snapshot().Sub(before))
 	want := map[string]string{"order_id": id, "customer_name": "Test Customer", "product_name": "Test Product", "quantity": "N:1", "status": "Completed"}
 	for k, w := range want {
 		if got := str(item, k); got != w {
@@ -239,4 +253,42 @@ func awsTestLogger(t *testing.T) *slog.Logger {
 		}
 	})
 	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// reportOrderCost turns the metered usage of one order into the cost of a
+// million orders. Polling by the local event-source mappings is left out:
+// Lambda reads DynamoDB streams for free, and SQS is charged one receive and
+// one delete per message here (what an event-source mapping does per batch,
+// at worst per message).
+func reportOrderCost(t *testing.T, u awsconfig.Usage) {
+	t.Helper()
+	perOrder := awsconfig.Usage{Calls: map[string]int64{}, WriteUnits: u.WriteUnits, ReadUnits: u.ReadUnits}
+	for op, n := range u.Calls {
+		switch {
+		case strings.HasPrefix(op, "DynamoDB Streams."), op == "SQS.ReceiveMessage", op == "SQS.ChangeMessageVisibility":
+		case op == "SQS.DeleteMessageBatch":
+			perOrder.Calls[op] = 1 // one message processed
+		default:
+			perOrder.Calls[op] = n
+		}
+	}
+	perOrder.Calls["SQS.ReceiveMessage"] = 1
+	perOrder.Calls["SQS.SendMessage (SNS delivery)"] = 1
+	if perOrder.Calls["SNS.Publish"] != 2 || perOrder.WriteUnits <= 0 || perOrder.Service("DynamoDB") == 0 {
+		t.Fatalf("metered usage of one order looks wrong: %+v", u)
+	}
+	// Lambda: api 1, processor 1, projector and publisher once per stream
+	// record at worst (4 events); 50 ms billed at 256 MB each (assumed).
+	const invocations = 1 + 1 + 2*4
+	o := awsconfig.Order{Usage: perOrder, LambdaInvocations: invocations, LambdaGBSeconds: invocations * 0.05 * 0.25, HTTPRequests: 1}
+	lines := awsconfig.Default.PerMillion(o)
+	var b strings.Builder
+	awsconfig.WriteCalls(&b, perOrder)
+	awsconfig.WriteTable(&b, lines)
+	t.Logf("one order on the AWS backend (prices %s):\n%s", awsconfig.Default.Dated, b.String())
+	if path := os.Getenv("LEDGER_COST_REPORT"); path != "" {
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
