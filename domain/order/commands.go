@@ -207,7 +207,7 @@ func place(p Place) ([]Event, error) {
 		fields["quantity"] = "must be an integer from 1 to 10000"
 	}
 	if len(fields) > 0 {
-		return nil, &domain.Error{Code: domain.Invalid, Message: "order: invalid order", Fields: fields}
+		return nil, &domain.Error{Code: domain.Invalid, Message: "the order is invalid: see errors for each field", Fields: fields}
 	}
 	return []Event{Placed{CustomerName: customer, ProductName: product, Quantity: p.Quantity}}, nil
 }
