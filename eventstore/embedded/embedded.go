@@ -79,6 +79,8 @@ type Store struct {
 	// failed is set when a commit failed; the store then refuses appends.
 	failed atomic.Pointer[error]
 
+	iters iterPool
+
 	mu        sync.RWMutex // readers hold it shared; Close exclusive
 	closed    bool
 	closeOnce sync.Once
@@ -126,6 +128,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		MemTableSize: 64 << 20,
 		CacheSize:    64 << 20,
 	}
+
 	if cfg.tune != nil {
 		cfg.tune(po)
 	}
@@ -215,6 +218,7 @@ func (s *Store) Close() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.closed = true
+		s.iters.closeAll()
 		s.closeErr = closePebble(s.db)
 	})
 	return s.closeErr

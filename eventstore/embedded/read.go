@@ -23,17 +23,18 @@ func (s *Store) Load(ctx context.Context, streamID string, from int64) ([]events
 		return nil, err
 	}
 	var out []eventstore.Event
+	var recs records
 	err := s.read(func() error {
 		head := s.head.Load()
 		keys := make([]byte, 0, 2*(10+len(streamID)))
 		keys = streamKey(keys, streamID, uint64(max(from, 1)))
 		lo := keys[:len(keys):len(keys)]
 		hi := streamKey(keys[len(keys):], streamID, math.MaxUint64)
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		it, err := s.iters.get(s.db, head, lo, hi)
 		if err != nil {
 			return storageErr("load", err)
 		}
-		defer it.Close()
+		defer s.iters.put(it, head)
 		for ok := it.First(); ok; ok = it.Next() {
 			v, err := it.ValueAndErr()
 			if err != nil {
@@ -46,13 +47,20 @@ func (s *Store) Load(ctx context.Context, streamID string, from int64) ([]events
 			if pos > head {
 				break // committed by a group whose fsync has not returned yet
 			}
-			out = append(out, eventstore.Event{})
-			if err := decodeRecord(v, &out[len(out)-1]); err != nil {
-				return corruptErr("load", it.Key())
+			if recs.raw == nil {
+				recs.raw = make([]byte, 0, 2048)
+				recs.ends = make([]int, 0, 8)
 			}
+			recs.add(v)
 		}
 		if err := it.Error(); err != nil {
 			return storageErr("load", err)
+		}
+		if len(recs.ends) > 0 {
+			out = make([]eventstore.Event, 0, len(recs.ends))
+		}
+		if out, err = recs.decode(out); err != nil {
+			return domain.Errorf(domain.Internal, "eventstore/embedded: load: corrupt record in stream %q", streamID)
 		}
 		return nil
 	})
@@ -83,30 +91,37 @@ func (s *Store) ReadFeed(ctx context.Context, after uint64, limit int) ([]events
 		}
 		lo := feedKey(make([]byte, 0, 18), after+1)
 		hi := feedKey(lo[len(lo):], last+1)
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		it, err := s.iters.get(s.db, head, lo, hi)
 		if err != nil {
 			return storageErr("read feed", err)
 		}
-		defer it.Close()
-		out = make([]eventstore.Event, 0, last-after)
-		want := after + 1
+		defer s.iters.put(it, head)
+		n := int(last - after)
+		recs := records{ends: make([]int, 0, n)}
 		for ok := it.First(); ok; ok = it.Next() {
 			v, err := it.ValueAndErr()
 			if err != nil {
 				return storageErr("read feed", err)
 			}
-			out = out[:len(out)+1]
-			e := &out[len(out)-1]
-			if err := decodeRecord(v, e); err != nil || e.Position != want {
-				return corruptErr("read feed", it.Key())
+			if recs.raw == nil {
+				recs.raw = make([]byte, 0, n*(len(v)+64))
 			}
-			want++
+			recs.add(v)
 		}
 		if err := it.Error(); err != nil {
 			return storageErr("read feed", err)
 		}
-		if want != last+1 {
-			return domain.Errorf(domain.Internal, "eventstore/embedded: read feed: position %d missing", want)
+		out, err = recs.decode(make([]eventstore.Event, 0, len(recs.ends)))
+		if err != nil {
+			return domain.Errorf(domain.Internal, "eventstore/embedded: read feed: corrupt record after position %d", after)
+		}
+		for i := range out {
+			if out[i].Position != after+1+uint64(i) {
+				return domain.Errorf(domain.Internal, "eventstore/embedded: read feed: position %d missing", after+1+uint64(i))
+			}
+		}
+		if len(out) != n {
+			return domain.Errorf(domain.Internal, "eventstore/embedded: read feed: position %d missing", after+1+uint64(len(out)))
 		}
 		return nil
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"time"
+	"unsafe"
 
 	"github.com/orderledger/orderledger/eventstore"
 )
@@ -123,43 +124,90 @@ func recordPosition(rec []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(rec[offPosition:]), nil
 }
 
-// decodeRecord decodes one record. String fields share one allocation made
-// from rec; Data gets its own copy, so the caller may keep or change it.
-func decodeRecord(rec []byte, e *eventstore.Event) error {
-	if len(rec) < recordHead || rec[0] != recordFormat1 {
-		return errCorrupt
+// records collects records as an iterator yields them (pebble's value
+// slices are only valid until the iterator moves) and decodes them all at
+// once with a handful of allocations instead of two per event: the string
+// fields of every event point into one shared buffer that is never written
+// again, and the Data fields are sub-slices (with capped capacity) of one
+// separate copy, so the caller may change them. A retained string keeps the
+// whole buffer alive: that is the price of the speed.
+type records struct {
+	raw  []byte
+	ends []int
+}
+
+func (r *records) add(v []byte) {
+	r.raw = append(r.raw, v...)
+	r.ends = append(r.ends, len(r.raw))
+}
+
+// decode decodes the collected records into out[len(out):].
+func (r *records) decode(out []eventstore.Event) ([]eventstore.Event, error) {
+	if len(r.ends) == 0 {
+		return out, nil
 	}
-	s := string(rec) // one allocation for every string field
-	d := decoder{s: s, i: recordHead}
-	e.Position = binary.BigEndian.Uint64(rec[offPosition:])
-	e.Version = int64(binary.BigEndian.Uint64(rec[offVersion:]))
+	s := unsafe.String(unsafe.SliceData(r.raw), len(r.raw)) // raw is never written again
+	dataStart := make([]int, len(r.ends))
+	total, start := 0, 0
+	base := len(out)
+	for i, end := range r.ends {
+		out = append(out, eventstore.Event{})
+		n, err := decodeFields(s[:end], start, &out[len(out)-1])
+		if err != nil {
+			return nil, err
+		}
+		dataStart[i] = end - n
+		total += n
+		start = end
+	}
+	data := make([]byte, 0, total)
+	for i, end := range r.ends {
+		if n := end - dataStart[i]; n > 0 {
+			from := len(data)
+			data = append(data, r.raw[dataStart[i]:end]...)
+			out[base+i].Data = data[from:len(data):len(data)]
+		}
+	}
+	return out, nil
+}
+
+// decodeFields decodes the record s[start:] into e, all but Data, and returns
+// the length of Data (the record's tail).
+func decodeFields(s string, start int, e *eventstore.Event) (int, error) {
+	if len(s)-start < recordHead || s[start] != recordFormat1 {
+		return 0, errCorrupt
+	}
+	e.Position = be64(s[start+offPosition:])
+	e.Version = int64(be64(s[start+offVersion:]))
+	d := decoder{s: s, i: start + recordHead}
 	e.StreamID = d.str()
 	e.EventID = d.str()
 	e.Type = d.str()
 	sv := d.uvarint()
 	if sv > math.MaxInt32 {
-		return errCorrupt
+		return 0, errCorrupt
 	}
 	e.SchemaVersion = int(sv)
 	sec := d.varint()
 	nsec := d.uvarint()
 	if nsec >= 1e9 {
-		return errCorrupt
+		return 0, errCorrupt
 	}
 	e.OccurredAt = time.Unix(sec, int64(nsec)).UTC()
 	e.Metadata.CorrelationID = d.str()
 	e.Metadata.CausationID = d.str()
 	e.Metadata.RequestID = d.str()
 	n := d.uvarint()
-	if d.err != nil || n != uint64(len(rec)-d.i) {
-		return errCorrupt
+	if d.err != nil || n != uint64(len(s)-d.i) {
+		return 0, errCorrupt
 	}
-	if n > 0 {
-		e.Data = append([]byte(nil), rec[d.i:]...)
-	} else {
-		e.Data = nil
-	}
-	return nil
+	return int(n), nil
+}
+
+func be64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[7]) | uint64(s[6])<<8 | uint64(s[5])<<16 | uint64(s[4])<<24 |
+		uint64(s[3])<<32 | uint64(s[2])<<40 | uint64(s[1])<<48 | uint64(s[0])<<56
 }
 
 type decoder struct {

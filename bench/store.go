@@ -1,0 +1,201 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/eventstore/embedded"
+)
+
+// StoreOptions configures the event store benchmark.
+type StoreOptions struct {
+	// Orders is the number of orders per append phase (default 20,000).
+	Orders int
+	// Writers is the number of concurrent writers of the second append phase
+	// (default 8).
+	Writers int
+	// Dir is where the benchmark's store is created, in a fresh
+	// sub-directory removed afterwards (default the OS temporary directory).
+	// Put it on the disk to be measured: a tmpfs makes fsync free.
+	Dir string
+	// Progress, when set, receives a progress line (stderr).
+	Progress io.Writer
+}
+
+// Store benchmarks the embedded event store, durably (every append fsynced
+// before it returns), with the life of an order: four appends of one event
+// each (OrderPlaced, PaymentSucceeded, InventoryReserved, OrderCompleted),
+// each expecting the version the previous one wrote, as the API and the
+// order processor do. It measures, in events per second:
+//
+//   - append_1w_events_per_s: Orders orders appended by one writer;
+//   - append_8w_events_per_s: Orders more orders by Writers writers, each on
+//     its own orders;
+//   - load_events_per_s: Load of every order (2 x Orders streams), one reader;
+//   - replay_events_per_s: the whole change feed read from position 1 in
+//     pages of 1,000, one reader.
+//
+// Events are encoded with the real codec before the clock starts, so the
+// figures are the store's.
+func Store(ctx context.Context, opts StoreOptions) (Report, error) {
+	if opts.Orders <= 0 {
+		opts.Orders = 20_000
+	}
+	if opts.Writers <= 0 {
+		opts.Writers = 8
+	}
+	if opts.Dir == "" {
+		opts.Dir = os.TempDir()
+	}
+	dir, err := os.MkdirTemp(opts.Dir, "bench-store-")
+	if err != nil {
+		return Report{}, fmt.Errorf("bench: store: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	s, err := embedded.Open(dir)
+	if err != nil {
+		return Report{}, fmt.Errorf("bench: store: %w", err)
+	}
+	defer s.Close()
+
+	r := Report{
+		Title: "event store (embedded, pebble, every append fsynced)",
+		Params: map[string]any{
+			"orders":           opts.Orders,
+			"events_per_order": 4,
+			"writers":          opts.Writers,
+			"dir":              opts.Dir,
+		},
+	}
+	w1 := newOrders(opts.Orders)
+	if err := appendOrders(ctx, s, w1, 1, NewProgress(opts.Progress, "append, 1 writer", 4*len(w1)), &r,
+		"append_1w_events_per_s", "append, 1 writer"); err != nil {
+		return r, err
+	}
+	w8 := newOrders(opts.Orders)
+	if err := appendOrders(ctx, s, w8, opts.Writers, NewProgress(opts.Progress, fmt.Sprintf("append, %d writers", opts.Writers), 4*len(w8)), &r,
+		"append_8w_events_per_s", fmt.Sprintf("append, %d writers", opts.Writers)); err != nil {
+		return r, err
+	}
+	all := append(w1, w8...)
+
+	p := NewProgress(opts.Progress, "load every order", len(all))
+	start := time.Now()
+	n := 0
+	for i, o := range all {
+		evs, err := s.Load(ctx, o.id, 0)
+		if err != nil {
+			return r, fmt.Errorf("bench: store: load: %w", err)
+		}
+		if len(evs) != 4 {
+			return r, fmt.Errorf("bench: store: order %s has %d events, want 4", o.id, len(evs))
+		}
+		n += len(evs)
+		if i%1000 == 999 {
+			p.Add(1000)
+		}
+	}
+	r.Add("load_events_per_s", "load every order", n, time.Since(start))
+	p.Done()
+
+	head, err := s.Head(ctx)
+	if err != nil {
+		return r, fmt.Errorf("bench: store: %w", err)
+	}
+	p = NewProgress(opts.Progress, "replay the feed", int(head))
+	start = time.Now()
+	n = 0
+	for after := uint64(0); after < head; {
+		page, err := s.ReadFeed(ctx, after, 1000)
+		if err != nil {
+			return r, fmt.Errorf("bench: store: read feed: %w", err)
+		}
+		if len(page) == 0 {
+			return r, fmt.Errorf("bench: store: feed ends at %d, head %d", after, head)
+		}
+		after = page[len(page)-1].Position
+		n += len(page)
+		p.Add(len(page))
+	}
+	r.Add("replay_events_per_s", "replay the whole feed", n, time.Since(start))
+	p.Done()
+	if n != 8*opts.Orders {
+		return r, fmt.Errorf("bench: store: replayed %d events, want %d", n, 8*opts.Orders)
+	}
+	return r, nil
+}
+
+// benchOrder is one order's stream ID and its four events.
+type benchOrder struct {
+	id     string
+	events [4]eventstore.Event
+}
+
+// newOrders builds n orders' events with the real codec.
+func newOrders(n int) []benchOrder {
+	codec := eventstore.NewCodec()
+	ids := domain.NewULIDSource(nil)
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	out := make([]benchOrder, n)
+	for i := range out {
+		id := ids(at)
+		meta := eventstore.Metadata{CorrelationID: id, RequestID: fmt.Sprintf("req-%08d", i)}
+		domainEvents := []order.Event{
+			order.Placed{CustomerName: fmt.Sprintf("Customer %d Example", i), ProductName: "Mechanical keyboard, UK layout", Quantity: 1 + i%5},
+			order.PaymentSucceeded{PaymentID: fmt.Sprintf("pay_%012d", i), Amount: int64(4999 * (1 + i%5))},
+			order.InventoryReserved{ReservationID: fmt.Sprintf("res_%012d", i)},
+			order.Completed{},
+		}
+		out[i].id = id
+		for j, de := range domainEvents {
+			e, err := codec.Encode(de, ids(at), at.Add(time.Duration(j)*time.Second), meta)
+			if err != nil {
+				panic(err) // the codec encodes every order event
+			}
+			e.StreamID = id
+			meta.CausationID = e.EventID
+			out[i].events[j] = e
+		}
+	}
+	return out
+}
+
+// appendOrders appends every order's four events, one append per event, from
+// writers goroutines (order i goes to writer i % writers), and adds the rate.
+func appendOrders(ctx context.Context, s eventstore.Store, orders []benchOrder, writers int, p *Progress, r *Report, key, label string) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	start := time.Now()
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(orders); i += writers {
+				o := &orders[i]
+				for v := range o.events {
+					if _, err := s.Append(ctx, o.id, int64(v), o.events[v]); err != nil {
+						errs <- fmt.Errorf("bench: store: append: %w", err)
+						return
+					}
+				}
+				p.Add(4)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	p.Done()
+	r.Add(key, label, 4*len(orders), elapsed)
+	return nil
+}

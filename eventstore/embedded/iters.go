@@ -1,0 +1,75 @@
+package embedded
+
+import (
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// iterPool keeps a few pebble iterators for reuse by Load and ReadFeed.
+// Creating and closing an iterator costs about as much as reading a short
+// stream, so reads that follow each other without a commit in between (a
+// replay, a projection rebuild, loading many orders) reuse one. A pebble
+// iterator is a point-in-time view, so each pooled iterator remembers the
+// feed head it was created at and is only reused while that is still the
+// head: it then sees every durable event. The pool holds at most poolSize
+// iterators, each pinning the database state of its creation.
+type iterPool struct {
+	mu   sync.Mutex
+	free []pooledIter
+}
+
+type pooledIter struct {
+	it   *pebble.Iterator
+	head uint64
+}
+
+const poolSize = 4
+
+// get returns an iterator that sees every event up to head, with the given
+// bounds. The caller must not change lo and hi until it calls put.
+func (p *iterPool) get(db *pebble.DB, head uint64, lo, hi []byte) (*pebble.Iterator, error) {
+	p.mu.Lock()
+	var it *pebble.Iterator
+	for len(p.free) > 0 && it == nil {
+		pi := p.free[len(p.free)-1]
+		p.free = p.free[:len(p.free)-1]
+		if pi.head == head {
+			it = pi.it
+		} else {
+			_ = pi.it.Close()
+		}
+	}
+	p.mu.Unlock()
+	if it == nil {
+		return db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	}
+	it.SetBounds(lo, hi)
+	return it, nil
+}
+
+// put returns it to the pool (created when the feed head was head), or
+// closes it.
+func (p *iterPool) put(it *pebble.Iterator, head uint64) {
+	if it.Error() != nil {
+		_ = it.Close()
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < poolSize {
+		p.free = append(p.free, pooledIter{it: it, head: head})
+		return
+	}
+	_ = it.Close()
+}
+
+// closeAll closes every pooled iterator; the database can then be closed.
+func (p *iterPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pi := range p.free {
+		_ = pi.it.Close()
+	}
+	p.free = nil
+}
