@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -63,6 +64,8 @@ func startAWSServer(t *testing.T, extraEnv map[string]string, hooks awsHooks, ar
 		switch args[i] {
 		case "--sim-payment-decline-rate":
 			fmt.Sscan(args[i+1], &o.Sim.PaymentDeclineRate)
+		case "--sim-payment-error-rate":
+			fmt.Sscan(args[i+1], &o.Sim.PaymentErrorRate)
 		}
 	}
 	go func() { done <- serveAWSWith(ctx, e, o, hooks) }()
@@ -221,6 +224,34 @@ func TestServeAWSFailurePaths(t *testing.T) {
 		}
 	}
 	t.Fatal("the poison message never reached the dead-letter queue")
+}
+
+// TestServeAWSTransientFailuresEndFailedAfterThreeAttempts: a payment
+// service that always fails transiently is retried by redelivery (the
+// queue's receive count is the attempt), and the third failed attempt ends
+// the order Failed with attempts 3, leaving nothing in the DLQ.
+func TestServeAWSTransientFailuresEndFailedAfterThreeAttempts(t *testing.T) {
+	t.Parallel()
+	base, names, c := startAWSServer(t, nil, awsHooks{}, "--sim-payment-error-rate", "1")
+	id := placeSeedOrder(t, base)
+	waitItem(t, c, names.OrdersTable, id, "Failed", "Completed")
+	resp, err := http.Get(base + "/orders/" + id + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(b), `"OrderFailed"`) || !strings.Contains(string(b), `"attempts":3`) {
+		t.Fatalf("history of %s:\n%s", id, b)
+	}
+	dlq, err := c.SQS.GetQueueUrl(context.Background(), &sqs.GetQueueUrlInput{QueueName: aws.String(names.DeadLetterQueue)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: dlq.QueueUrl})
+	if err != nil || len(out.Messages) != 0 {
+		t.Fatalf("DLQ holds %d messages (%v), want none: the order ended Failed", len(out.Messages), err)
+	}
 }
 
 func TestServeAWSWithoutBootstrapSaysSo(t *testing.T) {
