@@ -359,3 +359,47 @@ func TestStartRejectsMissingDependencies(t *testing.T) {
 		t.Fatal("Start with nothing succeeded")
 	}
 }
+
+// BenchmarkOrders measures orders taken from OrderPlaced to a terminal state
+// (and their notifications logged) through the whole embedded runtime.
+func BenchmarkOrders(b *testing.B) {
+	dir := b.TempDir()
+	store, err := esembedded.Open(filepath.Join(dir, "events"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	s, _ := sim.New(sim.Config{})
+	p, err := pipeline.Start(context.Background(), pipeline.Config{
+		Store: store, Feed: store, Checkpoints: store, QueueDir: filepath.Join(dir, "queue"),
+		Payment: s, Inventory: s, Workers: 8, RetryBackoff: backoff,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Stop(context.Background())
+	codec := eventstore.NewCodec()
+	b.ResetTimer()
+	for range b.N {
+		now := time.Now().UTC()
+		id := ids(now)
+		env, _ := codec.Encode(order.Placed{CustomerName: "Ada", ProductName: "bench", Quantity: 1}, ids(now), now, eventstore.Metadata{})
+		env.StreamID = id
+		if _, err := store.Append(context.Background(), id, 0, env); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for {
+		h, err := p.Health(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if h.Idle() {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
+}
