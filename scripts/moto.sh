@@ -30,7 +30,11 @@ running() {
 
 ready() {
   local code
-  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/moto-api/" 2>/dev/null || true)
+  if command -v curl >/dev/null 2>&1; then
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/moto-api/" 2>/dev/null || true)
+  else
+    code=$(python3 -c 'import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=2).status)' "http://127.0.0.1:$1/moto-api/" 2>/dev/null || true)
+  fi
   [ "$code" = 200 ]
 }
 
