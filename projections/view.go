@@ -87,7 +87,7 @@ func (v View) Apply(env eventstore.Event, e order.Event) View {
 
 // ApplyEnvelope decodes env with codec and applies it to v.
 func (v View) ApplyEnvelope(codec *eventstore.Codec, env eventstore.Event) (View, error) {
-	e, err := codec.Decode(env)
+	e, err := Decode(codec, env)
 	if err != nil {
 		return v, fmt.Errorf("projections: apply %s v%d: %w", env.StreamID, env.Version, err)
 	}

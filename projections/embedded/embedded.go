@@ -114,7 +114,7 @@ func Open(dir string) (*Store, error) {
 		if err := os.RemoveAll(genDir(dir, cur)); err != nil {
 			return nil, storageErr("open", err)
 		}
-		g, err := openGeneration(dir, cur)
+		g, err := openGeneration(dir, cur, false)
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +130,7 @@ func Open(dir string) (*Store, error) {
 	if err := removeGenerations(dir, func(id int) bool { return id < cur }); err != nil {
 		return nil, err
 	}
-	g, err := openGeneration(dir, cur)
+	g, err := openGeneration(dir, cur, false)
 	if err != nil {
 		return nil, err
 	}
@@ -258,8 +258,13 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// openGeneration opens (creating) generation id and loads its counts.
-func openGeneration(dir string, id int) (g *generation, err error) {
+// openGeneration opens (creating) generation id and loads its counts. A
+// bulk generation (one being rebuilt, not live) has no write-ahead log: its
+// writes become durable when pebble flushes its memtables, in order, so
+// after a crash it holds a prefix of the rebuild's batches, each carrying
+// its own position; a rebuild resumes from there. It is flushed and
+// reopened with its log before it goes live.
+func openGeneration(dir string, id int, bulk bool) (g *generation, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = storageErr("open generation", fmt.Errorf("pebble panicked: %v", r))
@@ -269,6 +274,7 @@ func openGeneration(dir string, id int) (g *generation, err error) {
 		Logger:       quietLogger{},
 		MemTableSize: 64 << 20,
 		CacheSize:    32 << 20,
+		DisableWAL:   bulk,
 	})
 	if err != nil {
 		return nil, storageErr("open generation", err)
@@ -330,8 +336,8 @@ func getView(db *pebble.DB, id string) (projections.View, bool, error) {
 	return view, true, nil
 }
 
-// writeView adds to b the writes that replace old (when had) by v, and
-// returns the change to the counts.
+// writeView adds to b the writes that replace old (when had) by v, whose
+// record is rec.
 func writeView(b *pebble.Batch, old projections.View, had bool, v projections.View, rec []byte) {
 	if had {
 		for _, k := range indexKeys(old) {
@@ -340,7 +346,7 @@ func writeView(b *pebble.Batch, old projections.View, had bool, v projections.Vi
 	}
 	_ = b.Set(viewKey(nil, v.OrderID), rec, nil)
 	for _, k := range indexKeys(v) {
-		_ = b.Set(k, rec, nil)
+		_ = b.Set(k, nil, nil)
 	}
 }
 

@@ -14,10 +14,10 @@ import (
 // a key names its keyspace. Stored formats change only by adding a format.
 //
 //	'v' orderID                          -> view record
-//	'a' order                            -> view record (every order, newest first)
-//	's' status order                     -> view record (by status)
-//	'u' string(customer) order           -> view record (by customer)
-//	'b' status string(customer) order    -> view record (by status and customer)
+//	'a' order                            -> empty (every order, newest first)
+//	's' status order                     -> empty (by status)
+//	'u' string(customer) order           -> empty (by customer; with a status
+//	                                        filter too, the views are checked)
 //	'n' status                           -> count of orders in status (8 bytes, big endian)
 //	'c' consumer                         -> checkpoint: feed position (8 bytes, big endian)
 //	'm' "state"                          -> "building" or "live"
@@ -25,9 +25,10 @@ import (
 // status is one byte (P, C, F, X; '?' for a view without a valid status).
 // order sorts newest first: ^(unix seconds ^ 1<<63) (8 bytes, big endian),
 // ^nanoseconds (4 bytes, big endian), every byte of the order ID inverted,
-// then 0xFF; so a List is one forward scan of an index, and a cursor is the
-// order part of the last key returned. Indexes are covering (their values
-// are view records) so a page needs no second lookup.
+// then 0xFF; so a List is one forward scan of an index, a cursor is the
+// order part of the last key returned, and the order ID is read back from
+// the key. Indexes hold keys only: a view is written once in full, which
+// keeps rebuilds fast, and a page costs one point lookup per item.
 //
 // View record, format 1: byte 1, then uvarint version, strings order ID,
 // customer, product, status, failure reason, payment ID, reservation ID,
@@ -39,7 +40,6 @@ const (
 	keyAll        = 'a'
 	keyStatus     = 's'
 	keyCustomer   = 'u'
-	keyBoth       = 'b'
 	keyCount      = 'n'
 	keyCheckpoint = 'c'
 	keyMeta       = 'm'
@@ -88,27 +88,39 @@ func appendOrder(dst []byte, createdAt time.Time, id string) []byte {
 }
 
 // indexPrefix returns the prefix of the index that serves a query on status
-// and customer (either may be empty).
+// and customer (either may be empty; with both, the customer index).
 func indexPrefix(dst []byte, status order.Status, customer string) []byte {
 	switch {
-	case status != "" && customer != "":
-		return appendString(append(dst, keyBoth, statusByte(status)), customer)
-	case status != "":
-		return append(dst, keyStatus, statusByte(status))
 	case customer != "":
 		return appendString(append(dst, keyCustomer), customer)
+	case status != "":
+		return append(dst, keyStatus, statusByte(status))
 	}
 	return append(dst, keyAll)
 }
 
-// indexKeys returns the four index keys of v.
-func indexKeys(v projections.View) [4][]byte {
-	var ks [4][]byte
-	ks[0] = appendOrder(indexPrefix(nil, "", ""), v.CreatedAt, v.OrderID)
-	ks[1] = appendOrder(append([]byte{keyStatus}, statusByte(v.Status)), v.CreatedAt, v.OrderID)
+// indexKeys returns the three index keys of v.
+func indexKeys(v projections.View) [3][]byte {
+	var ks [3][]byte
+	ks[0] = appendOrder([]byte{keyAll}, v.CreatedAt, v.OrderID)
+	ks[1] = appendOrder([]byte{keyStatus, statusByte(v.Status)}, v.CreatedAt, v.OrderID)
 	ks[2] = appendOrder(appendString([]byte{keyCustomer}, v.CustomerName), v.CreatedAt, v.OrderID)
-	ks[3] = appendOrder(appendString([]byte{keyBoth, statusByte(v.Status)}, v.CustomerName), v.CreatedAt, v.OrderID)
 	return ks
+}
+
+// orderLen is the length of the order part of an index key for an ID of n bytes.
+func orderLen(n int) int { return 12 + n + 1 }
+
+// orderID reads the order ID back from the order part of an index key.
+func orderID(order []byte) (string, bool) {
+	if len(order) < orderLen(1) || order[len(order)-1] != 0xFF {
+		return "", false
+	}
+	id := make([]byte, len(order)-orderLen(0))
+	for i := range id {
+		id[i] = ^order[12+i]
+	}
+	return string(id), true
 }
 
 func appendTime(dst []byte, t time.Time) []byte {

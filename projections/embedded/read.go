@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/projections"
 )
@@ -74,13 +74,19 @@ func (s *Store) List(ctx context.Context, q projections.ListQuery) (projections.
 				page.NextCursor = base64.RawURLEncoding.EncodeToString(appendOrder(nil, last.CreatedAt, last.OrderID))
 				break
 			}
-			raw, err := it.ValueAndErr()
-			if err != nil {
-				return storageErr("list", err)
+			id, ok := orderID(it.Key()[len(prefix):])
+			if !ok {
+				return domain.Errorf(domain.Internal, "projections/embedded: list: corrupt index key %q", it.Key())
 			}
-			v, err := decodeView(raw)
+			v, found, err := getView(g.db, id)
 			if err != nil {
-				return fmt.Errorf("projections/embedded: list: key %q: %w", it.Key(), err)
+				return err
+			}
+			if !found {
+				return domain.Errorf(domain.Internal, "projections/embedded: list: index entry without a view: %s", id)
+			}
+			if q.Status != "" && v.Status != q.Status {
+				continue
 			}
 			page.Items = append(page.Items, v)
 		}

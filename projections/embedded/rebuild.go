@@ -26,7 +26,7 @@ type RebuildOptions struct {
 	// page of the feed.
 	Progress func(projections.Progress)
 	// FlushEvery is how many events are folded between durable flushes of
-	// the new generation (each one a point a rerun resumes from); 262,144
+	// the new generation (each one a point a rerun resumes from); 65,536
 	// when 0.
 	FlushEvery int
 	// Workers is how many goroutines decode events; GOMAXPROCS when 0.
@@ -68,7 +68,7 @@ func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *events
 		opts.Consumer = projections.Consumer
 	}
 	if opts.FlushEvery <= 0 {
-		opts.FlushEvery = 1 << 18
+		opts.FlushEvery = 1 << 16
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
@@ -89,6 +89,8 @@ func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *events
 	switched := false
 	defer func() {
 		if !switched {
+			// Keep what was folded for the next run to resume from.
+			_ = b.g.db.Flush()
 			_ = b.g.db.Close()
 		}
 	}()
@@ -104,7 +106,7 @@ func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *events
 		}
 	}
 	report()
-	if err := b.bulk(ctx, feed, opts, report); err != nil {
+	if err := b.bulk(ctx, feed, head, opts, report); err != nil {
 		return res, err
 	}
 	// The tail, and the switch, with writes to the old generation held off.
@@ -128,14 +130,26 @@ func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *events
 		if err := b.flush(true); err != nil {
 			return err
 		}
-		if err := writeCurrent(s.dir, b.g.id); err != nil {
+		// Make the generation durable, then reopen it with its log.
+		if err := b.g.db.Flush(); err != nil {
+			return storageErr("rebuild: flush", err)
+		}
+		if err := b.g.db.Close(); err != nil {
+			return storageErr("rebuild: close", err)
+		}
+		switched = true // closed: nothing left for the deferred cleanup
+		g, err := openGeneration(s.dir, b.g.id, false)
+		if err != nil {
+			return err
+		}
+		if err := writeCurrent(s.dir, g.id); err != nil {
+			_ = g.db.Close()
 			return err
 		}
 		s.mu.Lock()
 		old := s.gen
-		s.gen = b.g
+		s.gen = g
 		s.mu.Unlock()
-		switched = true
 		_ = old.db.Close()
 		_ = os.RemoveAll(genDir(s.dir, old.id))
 		return nil
@@ -194,7 +208,7 @@ func (s *Store) openBuild(live int, consumer string) (*build, error) {
 		return nil, err
 	}
 	if newest != 0 {
-		if g, err := openGeneration(s.dir, newest); err == nil {
+		if g, err := openGeneration(s.dir, newest, true); err == nil {
 			pos, err := getUint64(g.db, checkpointKey(consumer))
 			st, serr := g.state()
 			if err == nil && serr == nil && st != "" {
@@ -211,11 +225,11 @@ func (s *Store) openBuild(live int, consumer string) (*build, error) {
 	if err := os.RemoveAll(genDir(s.dir, id)); err != nil {
 		return nil, storageErr("rebuild", err)
 	}
-	g, err := openGeneration(s.dir, id)
+	g, err := openGeneration(s.dir, id, true)
 	if err != nil {
 		return nil, err
 	}
-	if err := g.db.Set(metaStateKey, stateBuilding, pebble.Sync); err != nil {
+	if err := g.db.Set(metaStateKey, stateBuilding, pebble.NoSync); err != nil {
 		_ = g.db.Close()
 		return nil, storageErr("rebuild", err)
 	}
@@ -230,53 +244,55 @@ func copyCounts(m map[order.Status]int64) map[order.Status]int64 {
 	return out
 }
 
-// page is a page of the feed being decoded.
+// page is one page of the feed: positions after+1 .. after+n.
 type page struct {
-	envs []eventstore.Event
-	evs  []order.Event
-	err  error
-	done chan struct{}
+	after uint64
+	n     int
+	envs  []eventstore.Event
+	evs   []order.Event
+	err   error
+	done  chan struct{}
 }
 
-// bulk folds the feed up to its head as it was when read, decoding pages in
-// parallel and folding them in order.
-func (b *build) bulk(ctx context.Context, feed eventstore.Feed, opts RebuildOptions, report func()) error {
+// bulk folds the feed up to head. Workers each read and decode whole pages
+// (the positions of page j are known in advance, the feed being gap-free),
+// so reading and decoding run in parallel; pages are folded in order.
+func (b *build) bulk(ctx context.Context, feed eventstore.Feed, head uint64, opts RebuildOptions, report func()) error {
+	if b.pos >= head {
+		return nil
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	todo := make(chan *page, opts.Workers)
-	ordered := make(chan *page, opts.Workers+1)
-	var readErr error
-	go func() { // reader
+	ordered := make(chan *page, 2*opts.Workers)
+	go func() { // dispatcher: pages in order, to the workers and the folder
 		defer close(todo)
 		defer close(ordered)
-		pos := b.pos
-		for {
-			envs, err := feed.ReadFeed(ctx, pos, opts.PageSize)
-			if err != nil {
-				readErr = fmt.Errorf("projections/embedded: rebuild: read feed: %w", err)
-				return
-			}
-			if len(envs) == 0 {
-				return
-			}
-			pos = envs[len(envs)-1].Position
-			p := &page{envs: envs, done: make(chan struct{})}
-			select {
-			case todo <- p:
-			case <-ctx.Done():
-				return
-			}
+		for after := b.pos; after < head; after += uint64(opts.PageSize) {
+			p := &page{after: after, n: int(min(uint64(opts.PageSize), head-after)), done: make(chan struct{})}
 			select {
 			case ordered <- p:
 			case <-ctx.Done():
 				return
 			}
+			select {
+			case todo <- p:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
-	for range opts.Workers { // decoders
+	for range opts.Workers {
 		go func() {
 			for p := range todo {
-				p.evs, p.err = decodePage(b.codec, p.envs)
+				p.envs, p.err = feed.ReadFeed(ctx, p.after, p.n)
+				if p.err != nil {
+					p.err = fmt.Errorf("projections/embedded: rebuild: read feed: %w", p.err)
+				} else if len(p.envs) != p.n {
+					p.err = domain.Errorf(domain.Internal, "projections/embedded: rebuild: feed after %d returned %d events, want %d", p.after, len(p.envs), p.n)
+				} else {
+					p.evs, p.err = decodePage(b.codec, p.envs)
+				}
 				close(p.done)
 			}
 		}()
@@ -300,9 +316,6 @@ func (b *build) bulk(ctx context.Context, feed eventstore.Feed, opts RebuildOpti
 		}
 		report()
 	}
-	if readErr != nil {
-		return readErr
-	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -312,7 +325,7 @@ func (b *build) bulk(ctx context.Context, feed eventstore.Feed, opts RebuildOpti
 func decodePage(codec *eventstore.Codec, envs []eventstore.Event) ([]order.Event, error) {
 	evs := make([]order.Event, len(envs))
 	for i := range envs {
-		e, err := codec.Decode(envs[i])
+		e, err := projections.Decode(codec, envs[i])
 		if err != nil {
 			return nil, fmt.Errorf("projections/embedded: rebuild: event at position %d: %w", envs[i].Position, err)
 		}
@@ -356,10 +369,10 @@ func (b *build) apply(envs []eventstore.Event, evs []order.Event) error {
 }
 
 // flush writes the dirty views, the counts and the position in one batch
-// (synced: it is a point a rerun resumes from), marking the generation live
-// when final. Terminal views leave memory: nothing follows them.
+// (durable once pebble flushes it: a point a rerun resumes from), marking
+// the generation live when final. Terminal views leave memory: nothing follows them.
 func (b *build) flush(final bool) error {
-	batch := b.g.db.NewBatch()
+	batch := b.g.db.NewBatchWithSize(len(b.dirty) * 400)
 	defer batch.Close()
 	var rec []byte
 	for _, ent := range b.dirty {
@@ -382,12 +395,24 @@ func (b *build) flush(final bool) error {
 	if final {
 		_ = batch.Set(metaStateKey, stateLive, nil)
 	}
-	if err := commitSync(batch); err != nil {
+	if err := commitNoSync(batch); err != nil {
 		return err
 	}
 	b.pending = 0
 	b.g.countsMu.Lock()
 	b.g.counts = copyCounts(b.counts)
 	b.g.countsMu.Unlock()
+	return nil
+}
+
+func commitNoSync(b *pebble.Batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = storageErr("commit", errPanic(r))
+		}
+	}()
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return storageErr("commit", err)
+	}
 	return nil
 }
