@@ -1,0 +1,152 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/projections"
+	pembedded "github.com/orderledger/orderledger/projections/embedded"
+	"github.com/orderledger/orderledger/projections/readmodeltest"
+)
+
+// RebuildOptions configures the rebuild benchmark.
+type RebuildOptions struct {
+	// Events is how many events the log holds, at least (default 1,000,000).
+	Events int
+	// Workers is how many goroutines decode events (default GOMAXPROCS).
+	Workers int
+	// Dir is where the log and the read model are created, in a fresh
+	// sub-directory removed afterwards (default the OS temporary directory).
+	Dir string
+	// Progress, when set, receives the setup's progress line (stderr).
+	Progress io.Writer
+	// OnRebuild, when set, is called with the rebuild's progress (the CLI
+	// draws its progress bar with it).
+	OnRebuild func(projections.Progress)
+}
+
+// Rebuild benchmarks the embedded read model's rebuild: it first writes a
+// log of at least Events events (generated order histories of every outcome,
+// about four events each, appended durably by 64 writers; not timed), then
+// times one full rebuild into a fresh generation, switch included:
+//
+//   - rebuild_events_per_s: events read from the feed, decoded, folded and
+//     written as views, per second.
+func Rebuild(ctx context.Context, opts RebuildOptions) (Report, error) {
+	if opts.Events <= 0 {
+		opts.Events = 1_000_000
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Dir == "" {
+		opts.Dir = os.TempDir()
+	}
+	dir, err := os.MkdirTemp(opts.Dir, "bench-rebuild-")
+	if err != nil {
+		return Report{}, fmt.Errorf("bench: rebuild: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	es, err := embedded.Open(filepath.Join(dir, "events"))
+	if err != nil {
+		return Report{}, fmt.Errorf("bench: rebuild: %w", err)
+	}
+	defer es.Close()
+	orders, err := writeLog(ctx, es, opts.Events, NewProgress(opts.Progress, "write the log (not timed)", opts.Events))
+	if err != nil {
+		return Report{}, err
+	}
+	head, err := es.Head(ctx)
+	if err != nil {
+		return Report{}, fmt.Errorf("bench: rebuild: %w", err)
+	}
+	rm, err := pembedded.Open(filepath.Join(dir, "views"))
+	if err != nil {
+		return Report{}, fmt.Errorf("bench: rebuild: %w", err)
+	}
+	defer rm.Close()
+
+	r := Report{
+		Title: "projection rebuild (embedded, pebble)",
+		Params: map[string]any{
+			"events":     head,
+			"orders":     orders,
+			"workers":    opts.Workers,
+			"gomaxprocs": runtime.GOMAXPROCS(0),
+			"dir":        opts.Dir,
+		},
+	}
+	runtime.GC()
+	start := time.Now()
+	res, err := rm.Rebuild(ctx, es, eventstore.NewCodec(), pembedded.RebuildOptions{Workers: opts.Workers, Progress: opts.OnRebuild})
+	elapsed := time.Since(start)
+	if err != nil {
+		return r, fmt.Errorf("bench: rebuild: %w", err)
+	}
+	if res.Events != head {
+		return r, fmt.Errorf("bench: rebuild: folded %d events, the log holds %d", res.Events, head)
+	}
+	counts, err := rm.Counts(ctx)
+	if err != nil {
+		return r, fmt.Errorf("bench: rebuild: %w", err)
+	}
+	var views int64
+	for _, n := range counts {
+		views += n
+	}
+	if views != int64(orders) {
+		return r, fmt.Errorf("bench: rebuild: %d views for %d orders", views, orders)
+	}
+	r.Add("rebuild_events_per_s", "rebuild the read model", int(res.Events), elapsed)
+	return r, nil
+}
+
+// writeLog appends generated orders until the log holds at least events
+// events, one append per order from 64 writers, and returns how many orders.
+func writeLog(ctx context.Context, es eventstore.Store, events int, p *Progress) (int, error) {
+	const writers, chunk = 64, 2000
+	codec := eventstore.NewCodec()
+	rng := rand.New(rand.NewPCG(2026, 11))
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	orders, written := 0, 0
+	for written < events {
+		streams := readmodeltest.Orders(rng, codec, chunk, at)
+		last := streams[len(streams)-1]
+		at = last[len(last)-1].OccurredAt
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < len(streams); i += writers {
+					if _, err := es.Append(ctx, streams[i][0].StreamID, 0, streams[i]...); err != nil {
+						errs <- fmt.Errorf("bench: rebuild: write the log: %w", err)
+						return
+					}
+					p.Add(len(streams[i]))
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			return 0, err
+		}
+		for _, s := range streams {
+			written += len(s)
+		}
+		orders += len(streams)
+	}
+	p.Done()
+	return orders, nil
+}

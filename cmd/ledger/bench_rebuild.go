@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+
+	"github.com/orderledger/orderledger/bench"
+)
+
+func init() {
+	register(command{
+		name:    "bench rebuild",
+		summary: "benchmark the projection rebuild (events folded into views per second)",
+		run:     runBenchRebuild,
+	})
+}
+
+func runBenchRebuild(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("bench rebuild", e)
+	events := fs.Int("events", 1_000_000, "events in the log to rebuild from (written first, not timed)")
+	workers := fs.Int("workers", 0, "goroutines decoding events (default GOMAXPROCS)")
+	dir := fs.String("dir", "", "directory on the disk to measure (default the OS temporary directory)")
+	asJSON := fs.Bool("json", false, "print the figures as one JSON object on the last line")
+	if err := parseFlags(fs, e, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *events < 1 {
+		return usagef("--events must be at least 1")
+	}
+	if *workers < 0 {
+		return usagef("--workers must not be negative")
+	}
+	show := newRebuildProgress(e.stderr, "rebuild")
+	r, err := bench.Rebuild(ctx, bench.RebuildOptions{Events: *events, Workers: *workers, Dir: *dir, Progress: e.stderr, OnRebuild: show.update})
+	show.finish()
+	if err != nil {
+		return err
+	}
+	if err := r.WriteTable(e.stdout); err != nil {
+		return err
+	}
+	if *asJSON {
+		return r.WriteJSON(e.stdout)
+	}
+	return nil
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/orderledger/orderledger/eventstore"
+	evembedded "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/projections"
+	pembedded "github.com/orderledger/orderledger/projections/embedded"
+)
+
+func init() {
+	register(command{
+		name:    "projections rebuild",
+		summary: "rebuild the read model from the event log (blue/green; a running server: POST /admin/projections/rebuild)",
+		run:     runProjectionsRebuild,
+	})
+}
+
+// runProjectionsRebuild rebuilds DIR/views from DIR/events into a fresh
+// generation and switches to it atomically. The data directory must not be
+// in use: a running ledger holds its databases, and is asked to rebuild with
+// POST /admin/projections/rebuild instead (its read model keeps serving
+// meanwhile).
+func runProjectionsRebuild(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("projections rebuild", e)
+	data := fs.String("data", "./data", "data directory of a stopped embedded ledger")
+	if err := parseFlags(fs, e, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	eventsDir := filepath.Join(*data, "events")
+	if _, err := os.Stat(eventsDir); err != nil {
+		return fmt.Errorf("no event store in %s (use --data DIR)", *data)
+	}
+	es, err := evembedded.Open(eventsDir)
+	if err != nil {
+		return fmt.Errorf("open the event store (if a ledger is running on %s, ask it: POST /admin/projections/rebuild): %w", *data, err)
+	}
+	defer es.Close()
+	rm, err := pembedded.Open(filepath.Join(*data, "views"))
+	if err != nil {
+		return fmt.Errorf("open the read model: %w", err)
+	}
+	defer rm.Close()
+	show := newRebuildProgress(e.stderr, "rebuild")
+	res, err := rm.Rebuild(ctx, es, eventstore.NewCodec(), pembedded.RebuildOptions{Progress: show.update})
+	show.finish()
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			err = errors.New("interrupted")
+		}
+		return fmt.Errorf("rebuild stopped at position %d; the previous read model is still live; rerun to resume: %w", res.From+res.Events, err)
+	}
+	rate := 0.0
+	if res.Elapsed > 0 {
+		rate = float64(res.Events) / res.Elapsed.Seconds()
+	}
+	from := ""
+	if res.From > 0 {
+		from = fmt.Sprintf(" (resumed at position %d)", res.From)
+	}
+	fmt.Fprintf(e.stdout, "rebuilt the read model: generation %d at position %d, %d events in %.2fs (%.0f events/s)%s\n",
+		res.Generation, res.Position, res.Events, res.Elapsed.Seconds(), rate, from)
+	return nil
+}
+
+// rebuildProgress shows a rebuild's progress: a progress bar (events done,
+// events/s, ETA) when w is a terminal, else a plain line every two seconds.
+type rebuildProgress struct {
+	w     io.Writer
+	label string
+	tty   bool
+	bar   *progressbar.ProgressBar
+	last  time.Time
+	cur   projections.Progress
+}
+
+func newRebuildProgress(w io.Writer, label string) *rebuildProgress {
+	p := &rebuildProgress{w: w, label: label}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.tty = true
+	}
+	return p
+}
+
+// update is a rebuild's progress callback.
+func (p *rebuildProgress) update(pr projections.Progress) {
+	p.cur = pr
+	if p.tty {
+		if p.bar == nil {
+			p.bar = progressbar.NewOptions64(int64(pr.Total),
+				progressbar.OptionSetWriter(p.w),
+				progressbar.OptionSetDescription(p.label),
+				progressbar.OptionShowCount(),
+				progressbar.OptionShowIts(),
+				progressbar.OptionSetItsString("events"),
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionSetWidth(30),
+			)
+		}
+		if int64(pr.Total) > p.bar.GetMax64() {
+			p.bar.ChangeMax64(int64(pr.Total))
+		}
+		_ = p.bar.Set64(int64(pr.Done))
+		return
+	}
+	if time.Since(p.last) >= 2*time.Second {
+		p.last = time.Now()
+		p.line()
+	}
+}
+
+func (p *rebuildProgress) line() {
+	pct := 100.0
+	if p.cur.Total > 0 {
+		pct = 100 * float64(p.cur.Done) / float64(p.cur.Total)
+	}
+	fmt.Fprintf(p.w, "%s: %d/%d events (%.0f%%), %.0f events/s, ETA %s\n",
+		p.label, p.cur.Done, p.cur.Total, pct, p.cur.Rate(), p.cur.ETA().Round(time.Second))
+}
+
+// finish ends the display with the final figures.
+func (p *rebuildProgress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		fmt.Fprintln(p.w)
+		return
+	}
+	if !p.tty && !p.last.IsZero() {
+		p.line()
+	}
+}
