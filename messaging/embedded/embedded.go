@@ -8,8 +8,8 @@
 // filter. Every state change (send, publish to all matching subscriptions,
 // receive, delete, visibility change, dead-lettering) is one atomic pebble
 // batch, durable before the call returns, so nothing acknowledged is lost on
-// kill -9; messages in flight when the process died become visible again
-// when their visibility timeout passes.
+// kill -9; messages in flight when the process died become visible again as
+// soon as the queue is declared after the next Open (see releaseInFlight).
 //
 // Concurrency: pebble has no read-check-write transactions, so one mutex
 // serialises the broker's read-modify-writes. A batch is applied under the
@@ -196,8 +196,60 @@ func (b *Broker) Queue(name string, cfg QueueConfig) (*Queue, error) {
 		return q, nil
 	}
 	q := &Queue{b: b, name: name, cfg: cfg, notify: make(chan struct{})}
+	if err := q.releaseInFlight(); err != nil {
+		return nil, err
+	}
 	b.queues[name] = q
 	return q, nil
+}
+
+// releaseInFlight makes every message that is invisible now visible at once.
+// It runs when a queue is first declared after Open: pebble's directory lock
+// means no other process holds the database, so such messages were in the
+// hands of a process that died (or waiting out a retry delay, which a restart
+// may shorten). Their receive counts are kept, so dead-lettering still
+// happens after MaxReceiveCount receives; only the wait for the visibility
+// timeout after a crash goes away. Call with b.mu held.
+func (q *Queue) releaseInFlight() error {
+	b := q.b
+	now := b.clock().UnixNano()
+	prefix := visPrefix(q.name)
+	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: visKey(q.name, now+1, ""), UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("messaging/embedded: queue %s: release in-flight: %w", q.name, err)
+	}
+	var ids []string
+	for ok := it.First(); ok; ok = it.Next() {
+		ids = append(ids, string(it.Key()[len(prefix)+8:]))
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("messaging/embedded: queue %s: release in-flight: %w", q.name, err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	batch := b.db.NewBatch()
+	defer batch.Close()
+	for _, id := range ids {
+		rec, err := q.get(id)
+		if err != nil {
+			return err
+		}
+		if rec == nil {
+			continue
+		}
+		if err := batch.Delete(visKey(q.name, rec.VisibleAt, rec.ID), nil); err != nil {
+			return err
+		}
+		rec.VisibleAt = now
+		if err := q.put(batch, rec); err != nil {
+			return err
+		}
+	}
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("messaging/embedded: queue %s: release in-flight: %w", q.name, err)
+	}
+	return nil
 }
 
 // Name returns the queue's name.

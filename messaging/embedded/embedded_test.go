@@ -123,3 +123,51 @@ func TestDeclareRejectsBadInput(t *testing.T) {
 		t.Error("Receive(max 0) accepted")
 	}
 }
+
+// TestReopenReleasesInFlightAtOnce: a message received by a process that
+// died (here: closed with the message in hand and a one-hour visibility
+// timeout) is receivable as soon as the queue is declared after reopening,
+// with its receive count kept, so a crash costs no visibility-timeout wait.
+func TestReopenReleasesInFlightAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := embedded.QueueConfig{VisibilityTimeout: time.Hour}
+	b, err := embedded.Open(dir, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := b.Queue("q", cfg)
+	for _, body := range []string{"held", "waiting"} {
+		if _, err := q.Send(ctx, []byte(body), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if msgs, err := q.Receive(ctx, 1, time.Second); err != nil || len(msgs) != 1 || string(msgs[0].Body) != "held" {
+		t.Fatalf("receive: %v %v", msgs, err)
+	}
+	if msgs, err := q.Receive(ctx, 1, 10*time.Millisecond); err != nil || len(msgs) != 1 || string(msgs[0].Body) != "waiting" {
+		t.Fatalf("second receive: %v %v", msgs, err)
+	}
+	if msgs, _ := q.Receive(ctx, 1, 10*time.Millisecond); len(msgs) != 0 {
+		t.Fatalf("in-flight message received again before reopen: %v", msgs)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err = embedded.Open(dir, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	q, _ = b.Queue("q", cfg)
+	msgs, err := q.Receive(ctx, 10, 0)
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("after reopen: %d messages, %v; want both at once", len(msgs), err)
+	}
+	for _, m := range msgs {
+		if m.ReceiveCount != 2 {
+			t.Fatalf("message %q has ReceiveCount %d, want 2", m.Body, m.ReceiveCount)
+		}
+	}
+}
