@@ -115,8 +115,14 @@ func serve(t *testing.T, dir string, flags ...string) *proc {
 	}()
 	t.Cleanup(func() {
 		p.signal(syscall.SIGKILL)
+		if keep := os.Getenv("RELIABILITY_LOG_DIR"); keep != "" {
+			// Keep every server log for a post-mortem.
+			name := filepath.Join(keep, fmt.Sprintf("%s-%d.log", strings.ReplaceAll(t.Name(), "/", "_"), cmd.Process.Pid))
+			_ = os.MkdirAll(keep, 0o755)
+			_ = os.WriteFile(name, []byte(p.logs.String()), 0o644)
+		}
 		if t.Failed() {
-			t.Logf("server log (%s):\n%s", dir, lastLines(p.logs.String(), 40))
+			t.Logf("server log (%s; RELIABILITY_LOG_DIR=DIR keeps them all):\n%s", dir, lastLines(p.logs.String(), 40))
 		}
 	})
 	select {

@@ -1,0 +1,308 @@
+package reliability
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/orderledger/orderledger/api"
+	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/eventstore"
+	eventsdb "github.com/orderledger/orderledger/eventstore/embedded"
+	msgdb "github.com/orderledger/orderledger/messaging/embedded"
+	"github.com/orderledger/orderledger/processing/pipeline"
+	"github.com/orderledger/orderledger/projections"
+	viewsdb "github.com/orderledger/orderledger/projections/embedded"
+)
+
+// load is the clients of the crash test: what they were told and what they
+// do not know.
+type load struct {
+	mu sync.Mutex
+	// accepted maps an order ID that got a 201 to its idempotency key.
+	accepted map[string]string
+	// unknown holds the idempotency keys of placements whose answer was
+	// lost to a kill: they may or may not have been stored.
+	unknown []string
+	// bad collects answers no client should ever get.
+	bad []string
+	seq int
+}
+
+func (l *load) nextKey(client int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seq++
+	return fmt.Sprintf("crash-%d-%d", client, l.seq)
+}
+
+func (l *load) badf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.bad = append(l.bad, fmt.Sprintf(format, args...))
+}
+
+// run places orders (and cancels some) against base until ctx ends.
+func (l *load) run(ctx context.Context, base string, client int, rng *rand.Rand) {
+	for ctx.Err() == nil {
+		// A steady trickle rather than a flood: enough to be killed
+		// mid-write at every step, few enough to drain quickly.
+		time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
+		key := l.nextKey(client)
+		r, err := do(http.MethodPost, base+"/orders", placeBody(key, 1+rng.IntN(5)), map[string]string{"Idempotency-Key": key})
+		if err != nil {
+			l.mu.Lock()
+			l.unknown = append(l.unknown, key)
+			l.mu.Unlock()
+			return // the server is gone
+		}
+		if r.status != http.StatusCreated {
+			l.badf("POST /orders: %s", truncate(r.String(), 200))
+			continue
+		}
+		var v projections.View
+		if err := json.Unmarshal(r.body, &v); err != nil {
+			l.badf("POST /orders: undecodable 201: %s", r.body)
+			continue
+		}
+		l.mu.Lock()
+		l.accepted[v.OrderID] = key
+		l.mu.Unlock()
+		if rng.IntN(4) == 0 { // race the saga with a cancel
+			r, err := do(http.MethodPost, base+"/orders/"+v.OrderID+"/cancel", nil, nil)
+			if err != nil {
+				return
+			}
+			if r.status != http.StatusOK && r.status != http.StatusConflict {
+				l.badf("cancel: %s", truncate(r.String(), 200))
+			}
+		}
+	}
+}
+
+// The real binary under load, killed with SIGKILL at random moments and
+// restarted, several times. Afterwards: every order that got a 201 exists
+// and is terminal; no stream has a gap or a duplicate; every order has one
+// terminal event; a retried placement never doubled an order; the read
+// model equals a rebuild from the log; every terminal event was notified;
+// and no message is left in any queue.
+func TestCrashUnderLoad(t *testing.T) {
+	t.Parallel()
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	dir := filepath.Join(t.TempDir(), "data")
+	rc := newReceiver(t)
+	flags := []string{"--retry-backoff", "20ms", "--workers", "4", "--notify-webhook", rc.srv.URL + "/hook",
+		"--sim-payment-error-rate", "0.2", "--sim-payment-decline-rate", "0.1", "--sim-seed", fmt.Sprint(seed%1000 + 1)}
+	const clients = 4
+	cycles := 5
+	if testing.Short() {
+		cycles = 3
+	}
+	l := &load{accepted: map[string]string{}}
+	for c := range cycles {
+		p := serve(t, dir, flags...)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for i := range clients {
+			wg.Add(1)
+			crng := rand.New(rand.NewPCG(seed, uint64(c*clients+i+1)))
+			go func() {
+				defer wg.Done()
+				l.run(ctx, p.url, i, crng)
+			}()
+		}
+		time.Sleep(time.Duration(500+rng.IntN(2000)) * time.Millisecond)
+		err := p.signal(syscall.SIGKILL)
+		cancel()
+		wg.Wait()
+		if err == nil || !strings.Contains(err.Error(), "signal: killed") {
+			t.Fatalf("cycle %d: the server did not die of SIGKILL: %v", c, err)
+		}
+		l.mu.Lock()
+		t.Logf("cycle %d: %d orders accepted so far, %d answers lost to kills", c, len(l.accepted), len(l.unknown))
+		l.mu.Unlock()
+	}
+	for _, b := range l.bad {
+		t.Errorf("a client got: %s", b)
+	}
+	if len(l.accepted) == 0 {
+		t.Fatal("no order was accepted")
+	}
+
+	// The last start: retry the placements whose answer was lost (same
+	// idempotency key: the order is stored once whatever happened), then let
+	// everything finish.
+	p := serve(t, dir, flags...)
+	for _, key := range l.unknown {
+		r := mustDo(t, http.MethodPost, p.url+"/orders", placeBody(key, 1), map[string]string{"Idempotency-Key": key})
+		switch r.status {
+		case http.StatusCreated: // stored before the kill (replayed) or now
+			l.accepted[orderIDOf(t, r.body)] = key
+		case http.StatusUnprocessableEntity: // stored before the kill with another quantity
+		default:
+			t.Errorf("retrying placement %s: %s", key, r)
+		}
+	}
+	terminal := map[string]string{} // order ID -> terminal event ID
+	waitFor(t, "every accepted order to finish and be notified", func() (bool, string) {
+		for id := range l.accepted {
+			if _, ok := terminal[id]; ok {
+				continue
+			}
+			r, err := do(http.MethodGet, p.url+"/orders/"+id+"/events", nil, nil)
+			if err != nil || r.status != http.StatusOK {
+				return false, fmt.Sprintf("history of %s: %v %s", id, err, r)
+			}
+			var h api.History
+			if err := json.Unmarshal(r.body, &h); err != nil || len(h.Events) == 0 {
+				return false, fmt.Sprintf("history of %s: %s", id, r.body)
+			}
+			last := h.Events[len(h.Events)-1]
+			if !order.IsTerminal(last.Type) {
+				return false, fmt.Sprintf("order %s is at %s", id, last.Type)
+			}
+			terminal[id] = last.EventID
+		}
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		for id, eid := range terminal {
+			if !rc.got[id][eid] {
+				return false, fmt.Sprintf("order %s finished but was not notified yet", id)
+			}
+		}
+		r, err := do(http.MethodGet, p.url+"/readyz", nil, nil)
+		if err != nil || r.status != http.StatusOK {
+			return false, fmt.Sprintf("not ready: %v %s", err, r)
+		}
+		return true, ""
+	})
+	// Wait for the queues to drain, then stop gracefully.
+	waitFor(t, "the read model to show every order terminal", func() (bool, string) {
+		r, err := do(http.MethodGet, p.url+"/orders?status=Pending&limit=1", nil, nil)
+		if err != nil || r.status != http.StatusOK || !strings.Contains(string(r.body), `"items":[]`) {
+			return false, fmt.Sprintf("pending orders: %v %s", err, r)
+		}
+		return true, ""
+	})
+	if err := p.signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("graceful stop: %v\n%s", err, lastLines(p.logs.String(), 30))
+	}
+	if strings.Contains(p.logs.String(), `"level":"ERROR"`) {
+		t.Errorf("the server logged errors:\n%s", grepLines(p.logs.String(), `"level":"ERROR"`, 10))
+	}
+	t.Logf("%d orders accepted over %d kills; %d notifications received", len(l.accepted), cycles, rc.deliveries)
+
+	verifyDataDir(t, dir, l, rc)
+}
+
+// verifyDataDir checks the stopped runtime's data directory.
+func verifyDataDir(t *testing.T, dir string, l *load, rc *receiver) {
+	t.Helper()
+	ctx := context.Background()
+	codec := eventstore.NewCodec()
+	store, err := eventsdb.Open(filepath.Join(dir, "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	rep := checkLog(t, store, codec)
+	for id := range l.accepted {
+		if len(rep.streams[id]) == 0 {
+			t.Errorf("order %s got a 201 but is not in the log", id)
+		}
+	}
+	perKey := map[string]int{}
+	for id, evs := range rep.streams {
+		if _, ok := rep.terminal[id]; !ok {
+			t.Errorf("order %s has no terminal event: %d events, last %s", id, len(evs), evs[len(evs)-1].Type)
+		}
+		var placed order.Placed
+		if err := json.Unmarshal(evs[0].Data, &placed); err == nil {
+			perKey[placed.CustomerName]++
+		}
+	}
+	for key, n := range perKey {
+		if n > 1 {
+			t.Errorf("placement %s was stored %d times", key, n)
+		}
+	}
+	outcomes := map[string]int{}
+	for _, e := range rep.terminal {
+		outcomes[e.Type]++
+	}
+	t.Logf("log: %d orders, %d events; outcomes %v", len(rep.streams), rep.head, outcomes)
+
+	// The read model equals the log, and equals a rebuild from it.
+	views, err := viewsdb.Open(filepath.Join(dir, "views"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer views.Close()
+	checkViews(t, views, codec, rep)
+	var ids []string
+	for id := range rep.streams {
+		ids = append(ids, id)
+	}
+	live := snapshotViews(t, views, ids)
+	liveCounts, err := views.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := views.Rebuild(ctx, store, codec, viewsdb.RebuildOptions{}); err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	rebuilt := snapshotViews(t, views, ids)
+	for id, v := range live {
+		if !reflect.DeepEqual(v, rebuilt[id]) {
+			t.Errorf("order %s: the live view differs from the rebuilt one:\n live    %+v\n rebuilt %+v", id, v, rebuilt[id])
+		}
+	}
+	if rebuiltCounts, err := views.Counts(ctx); err != nil || !reflect.DeepEqual(liveCounts, rebuiltCounts) {
+		t.Errorf("counts: live %v, rebuilt %v (%v)", liveCounts, rebuiltCounts, err)
+	}
+
+	// Every terminal order was notified.
+	rc.checkNotified(t, rep)
+
+	// No message is left in any queue.
+	br, err := pipeline.OpenBroker(filepath.Join(dir, "queue"), 0, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	for _, q := range append([]*msgdb.Queue{br.Processing, br.DLQ, br.Log}, br.Webhooks...) {
+		st, err := q.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Visible+st.InFlight != 0 {
+			t.Errorf("queue %s still holds %+v", q.Name(), st)
+		}
+	}
+	br.Close()
+	code, stdout, stderr := runLedger(t, "dlq", "list", "--data", dir, "--json")
+	if code != 0 || strings.TrimSpace(stdout) != "" {
+		t.Errorf("ledger dlq list: exit %d, stdout %q, stderr %q; want an empty list", code, stdout, stderr)
+	}
+}
+
+func grepLines(s, substr string, n int) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) && len(out) < n {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
