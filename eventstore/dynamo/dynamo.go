@@ -249,9 +249,17 @@ func (s *Store) appendOne(ctx context.Context, stream string, expected int64, it
 			return s.conflict(ctx, stream, expected)
 		}
 	}
-	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item, ConditionExpression: notExists})
+	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table), Item: item, ConditionExpression: notExists,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
+		// The SDK retries a put whose response was lost; the retry then
+		// finds the event it wrote itself. That is success, not a conflict.
+		if ours, err := s.holds(ctx, ccf.Item, stream, expected+1, item); err != nil || ours {
+			return err
+		}
 		return s.conflict(ctx, stream, expected)
 	}
 	if err != nil {
@@ -296,6 +304,14 @@ func (s *Store) transact(ctx context.Context, idemKey, stream string, expected i
 					if dup, ok, err := s.duplicate(ctx, idemKey); err != nil || ok {
 						return dup, err
 					}
+				}
+				// A retried transaction whose first attempt committed
+				// (normally the client request token prevents that).
+				if ours, err := s.holds(ctx, nil, stream, expected+1, items[0]); err != nil || ours {
+					if err != nil {
+						return eventstore.Result{}, err
+					}
+					return res, nil
 				}
 				return eventstore.Result{}, s.conflict(ctx, stream, expected)
 			case "TransactionConflict":
@@ -420,4 +436,23 @@ func (s *Store) remember(stream string, version int64) {
 		clear(s.known)
 	}
 	s.known[stream] = max(s.known[stream], version)
+}
+
+// holds reports whether the item at (stream, version) is the event item
+// (same event ID). old is the stored item when the failed condition
+// returned it; otherwise it is read.
+func (s *Store) holds(ctx context.Context, old map[string]types.AttributeValue, stream string, version int64, item map[string]types.AttributeValue) (bool, error) {
+	if len(old) == 0 {
+		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName: aws.String(s.table), Key: key(stream, version), ConsistentRead: aws.Bool(true),
+			ProjectionExpression: aws.String(attrEventID),
+		})
+		if err != nil {
+			return false, fmt.Errorf("eventstore/dynamo: append: check own write: %w", err)
+		}
+		old = out.Item
+	}
+	got, ok1 := old[attrEventID].(*types.AttributeValueMemberS)
+	want, ok2 := item[attrEventID].(*types.AttributeValueMemberS)
+	return ok1 && ok2 && got.Value == want.Value, nil
 }

@@ -154,3 +154,31 @@ func TestNewRejectsMissingDependencies(t *testing.T) {
 		t.Fatal("New without a table succeeded")
 	}
 }
+
+// TestRetriedPutFindsItsOwnEvent: when the response to a put is lost and
+// the SDK sends it again, the retry fails its condition against the event it
+// wrote itself; that is the append succeeding, not a conflict. Replaying the
+// same event (same ID) at the same version reproduces it.
+func TestRetriedPutFindsItsOwnEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := awstest.Clients(t)
+	table := awstest.Table(t, c.DynamoDB, "events")
+	stream := ids(time.Now())
+	e := event(`{"n":1}`)
+	if _, err := mustNew(t, c.DynamoDB, table).Append(ctx, stream, 0, e); err != nil {
+		t.Fatal(err)
+	}
+	res, err := mustNew(t, c.DynamoDB, table).Append(ctx, stream, 0, e)
+	if err != nil || res.Version != 1 {
+		t.Fatalf("replayed put: %+v, %v; want success at version 1", res, err)
+	}
+	other := event(`{"n":1}`)
+	var ce *eventstore.ConflictError
+	if _, err := mustNew(t, c.DynamoDB, table).Append(ctx, stream, 0, other); !errors.As(err, &ce) || ce.Actual != 1 {
+		t.Fatalf("another event at the same version: %v, want a conflict", err)
+	}
+	if got, _ := mustNew(t, c.DynamoDB, table).Load(ctx, stream, 0); len(got) != 1 {
+		t.Fatalf("stream holds %d events", len(got))
+	}
+}
