@@ -270,12 +270,19 @@ func openGeneration(dir string, id int, bulk bool) (g *generation, err error) {
 			err = storageErr("open generation", fmt.Errorf("pebble panicked: %v", r))
 		}
 	}()
-	db, err := pebble.Open(genDir(dir, id), &pebble.Options{
+	opts := &pebble.Options{
 		Logger:       quietLogger{},
 		MemTableSize: 64 << 20,
 		CacheSize:    32 << 20,
-		DisableWAL:   bulk,
-	})
+	}
+	if bulk {
+		// Large memtables: a rebuild's views mostly stay in memory until
+		// the final flush, instead of being flushed and compacted as it goes.
+		opts.DisableWAL = true
+		opts.MemTableSize = 256 << 20
+		opts.MemTableStopWritesThreshold = 4
+	}
+	db, err := pebble.Open(genDir(dir, id), opts)
 	if err != nil {
 		return nil, storageErr("open generation", err)
 	}
