@@ -273,3 +273,7 @@ type boundRebuilds struct {
 func (b boundRebuilds) Start(context.Context) (projections.RebuildStatus, error) {
 	return b.Rebuilds.Start(b.ctx)
 }
+
+// Feed returns the event store's change feed, for observers in the same
+// process (the end-to-end benchmark follows it to see orders finish).
+func (a *App) Feed() eventstore.Feed { return a.store }
