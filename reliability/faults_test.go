@@ -13,9 +13,14 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/processing"
+	"github.com/orderledger/orderledger/processing/pipeline"
+	"github.com/orderledger/orderledger/publisher"
 	"github.com/orderledger/orderledger/services"
 	"github.com/orderledger/orderledger/services/sim"
 )
@@ -396,4 +401,88 @@ func TestFullDiskAtStartExitsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	reopenAndVerify(t, dir, nil)
+}
+
+// A process killed during an order's last processing attempt, after the
+// charge was recorded: on restart the message has used every receive the
+// queue allows, and the order must still finish (complete, or fail with a
+// refund), not be stranded half-done (charged, not terminal) with its
+// message in the dead-letter queue.
+//
+// Known bug, so skipped unless RELIABILITY_KNOWN_BUGS=1: the embedded
+// broker keeps a message's receive count across releaseInFlight, and the
+// processing queue dead-letters on the receive after
+// messaging.MaxReceiveCount (= processing.MaxAttempts), so the handler never
+// gets the attempt that would finish the order. TestCrashUnderLoad hits it
+// when payment errors are injected (two transient failures, then a kill
+// during the third attempt).
+func TestCrashDuringLastAttemptStrandsNoOrder(t *testing.T) {
+	if os.Getenv("RELIABILITY_KNOWN_BUGS") == "" {
+		t.Skip("known bug: an order whose last processing attempt is interrupted by a crash is dead-lettered half-done; RELIABILITY_KNOWN_BUGS=1 runs this")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := newStack(t, dir, stackConfig{})
+	id := place(t, s.url, "last attempt")
+	placedEnv, err := s.store.Load(ctx, id, 1)
+	if err != nil || len(placedEnv) != 1 {
+		t.Fatalf("load: %v", err)
+	}
+	// Attempt 3 charged and recorded the payment; then the process died.
+	now := time.Now().UTC()
+	paid, err := s.codec.Encode(order.PaymentSucceeded{PaymentID: "pay-1", Amount: 1000}, domain.NewULIDSource(nil)(now), now, eventstore.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.store.Append(ctx, id, 1, paid); err != nil {
+		t.Fatal(err)
+	}
+	head := s.head(t)
+	if err := s.store.SaveCheckpoint(ctx, publisher.DefaultConsumer, head); err != nil { // already published
+		t.Fatal(err)
+	}
+	s.stop()
+
+	br, err := pipeline.OpenBroker(filepath.Join(dir, "queue"), 10*time.Millisecond, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(placedEnv[0])
+	if _, err := br.Processing.Send(ctx, body, publisher.Attributes(placedEnv[0])); err != nil {
+		t.Fatal(err)
+	}
+	for attempt := 1; attempt <= processing.MaxAttempts; attempt++ {
+		msgs, err := br.Processing.Receive(ctx, 1, time.Second)
+		if err != nil || len(msgs) != 1 || msgs[0].ReceiveCount != attempt {
+			t.Fatalf("receive %d: %v %+v", attempt, err, msgs)
+		}
+		if attempt < processing.MaxAttempts { // a transient failure: retry at once
+			if err := br.Processing.ChangeVisibility(ctx, msgs[0].ReceiptHandle, 0); err != nil {
+				t.Fatal(err)
+			}
+		} // the last one is in flight when the process dies
+	}
+	br.Close()
+
+	simulator, err := sim.New(sim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = newStack(t, dir, stackConfig{Pipeline: true, Payment: simulator, Inventory: simulator})
+	ok, state := poll(func() (bool, string) {
+		h, err := s.pipe.Health(ctx)
+		if err == nil && h.DeadLetters > 0 {
+			return true, "dead-lettered"
+		}
+		evs, err := s.store.Load(ctx, id, 1)
+		if err == nil && order.IsTerminal(evs[len(evs)-1].Type) {
+			return true, evs[len(evs)-1].Type
+		}
+		return false, fmt.Sprintf("%d events", len(evs))
+	})
+	if !ok || state == "dead-lettered" {
+		evs, _ := s.store.Load(ctx, id, 1)
+		t.Fatalf("after a crash during its last attempt the order is stranded at %s (%s)", evs[len(evs)-1].Type, state)
+	}
 }

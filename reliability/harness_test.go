@@ -158,14 +158,19 @@ func (s *stack) waitProjected(t *testing.T) {
 // waitFor polls cond until it holds or waitLimit passes.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
+	if ok, state := poll(cond); !ok {
+		t.Fatalf("gave up waiting for %s: %s", what, state)
+	}
+}
+
+// poll calls cond until it holds (true) or waitLimit passes (false, with
+// cond's last description of the state).
+func poll(cond func() (bool, string)) (bool, string) {
 	deadline := time.Now().Add(waitLimit)
 	for {
 		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s: %s", what, state)
+		if ok || time.Now().After(deadline) {
+			return ok, state
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
