@@ -276,11 +276,15 @@ func openGeneration(dir string, id int, bulk bool) (g *generation, err error) {
 		CacheSize:    32 << 20,
 	}
 	if bulk {
-		// Large memtables: a rebuild's views mostly stay in memory until
-		// the final flush, instead of being flushed and compacted as it goes.
+		// No log (see above), and no compactions while rebuilding: memtables
+		// are flushed to level 0 in the background as they fill, and are
+		// compacted once the generation is live.
 		opts.DisableWAL = true
-		opts.MemTableSize = 256 << 20
-		opts.MemTableStopWritesThreshold = 4
+		opts.MemTableSize = 32 << 20
+		opts.MemTableStopWritesThreshold = 8
+		opts.L0CompactionThreshold = 1 << 20
+		opts.L0CompactionFileThreshold = 1 << 20
+		opts.L0StopWritesThreshold = 1 << 20
 	}
 	db, err := pebble.Open(genDir(dir, id), opts)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -86,6 +87,7 @@ func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *events
 		return RebuildResult{}, err
 	}
 	b.codec = codec
+	b.shards = opts.Workers
 	switched := false
 	defer func() {
 		if !switched {
@@ -181,6 +183,12 @@ type build struct {
 	dirty    []*entry
 	pending  int // events folded since the last flush
 	counts   map[order.Status]int64
+	// resumed: the generation may hold views written after its checkpoint
+	// (see flush), so every view is looked up and events it already
+	// reflects are skipped.
+	resumed bool
+	// shards is how many batches a flush writes at once.
+	shards int
 }
 
 // entry is one order's view in memory: cur folded so far, flushed as stored.
@@ -211,8 +219,13 @@ func (s *Store) openBuild(live int, consumer string) (*build, error) {
 		if g, err := openGeneration(s.dir, newest, true); err == nil {
 			pos, err := getUint64(g.db, checkpointKey(consumer))
 			st, serr := g.state()
+			var counts map[order.Status]int64
 			if err == nil && serr == nil && st != "" {
-				return &build{g: g, consumer: consumer, pos: pos, views: map[string]*entry{}, counts: copyCounts(g.counts)}, nil
+				counts, err = recount(g.db)
+			}
+			if err == nil && serr == nil && st != "" {
+				g.counts = copyCounts(counts)
+				return &build{g: g, consumer: consumer, pos: pos, views: map[string]*entry{}, counts: counts, resumed: true}, nil
 			}
 			_ = g.db.Close()
 		}
@@ -345,7 +358,7 @@ func (b *build) apply(envs []eventstore.Event, evs []order.Event) error {
 		ent := b.views[env.StreamID]
 		if ent == nil {
 			ent = &entry{}
-			if env.Version != 1 {
+			if env.Version != 1 || b.resumed {
 				v, ok, err := getView(b.g.db, env.StreamID)
 				if err != nil {
 					return err
@@ -353,6 +366,10 @@ func (b *build) apply(envs []eventstore.Event, evs []order.Event) error {
 				ent.cur, ent.flushed, ent.stored = v, v, ok
 			}
 			b.views[env.StreamID] = ent
+		}
+		if env.Version <= ent.cur.Version && b.resumed {
+			b.pos = env.Position // folded before the interruption
+			continue
 		}
 		if env.Version != ent.cur.Version+1 {
 			return domain.Errorf(domain.Internal, "projections/embedded: rebuild: stream %s: version %d follows %d", env.StreamID, env.Version, ent.cur.Version)
@@ -368,26 +385,57 @@ func (b *build) apply(envs []eventstore.Event, evs []order.Event) error {
 	return nil
 }
 
-// flush writes the dirty views, the counts and the position in one batch
-// (durable once pebble flushes it: a point a rerun resumes from), marking
-// the generation live when final. Terminal views leave memory: nothing follows them.
+// flush writes the dirty views, then the counts and the position, marking
+// the generation live when final. The views go in several batches committed
+// at once (pebble inserts them into its memtable in parallel); the position
+// goes last, in its own batch. The generation has no log: what survives a
+// crash is a prefix of the batches in commit order, so its position never
+// claims views that are missing, though views may be ahead of it; a resumed
+// rebuild allows for that (see build.resumed). Terminal views leave memory:
+// nothing follows them.
 func (b *build) flush(final bool) error {
-	batch := b.g.db.NewBatchWithSize(len(b.dirty) * 400)
-	defer batch.Close()
-	var rec []byte
-	for _, ent := range b.dirty {
-		rec = encodeView(rec[:0], ent.cur)
-		writeView(batch, ent.flushed, ent.stored, ent.cur, rec)
-		if ent.stored {
-			b.counts[ent.flushed.Status]--
+	shards := max(1, min(b.shards, len(b.dirty)/1024))
+	deltas := make([]map[order.Status]int64, shards)
+	errs := make([]error, shards)
+	var wg sync.WaitGroup
+	for k := range shards {
+		part := b.dirty[k*len(b.dirty)/shards : (k+1)*len(b.dirty)/shards]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			batch := b.g.db.NewBatchWithSize(len(part) * 300)
+			defer batch.Close()
+			delta := map[order.Status]int64{}
+			var rec []byte
+			for _, ent := range part {
+				rec = encodeView(rec[:0], ent.cur)
+				writeView(batch, ent.flushed, ent.stored, ent.cur, rec)
+				if ent.stored {
+					delta[ent.flushed.Status]--
+				}
+				delta[ent.cur.Status]++
+			}
+			deltas[k], errs[k] = delta, commitNoSync(batch)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, d := range deltas {
+		for st, n := range d {
+			b.counts[st] += n
 		}
-		b.counts[ent.cur.Status]++
+	}
+	for _, ent := range b.dirty {
 		ent.flushed, ent.stored, ent.dirty = ent.cur, true, false
 		if ent.cur.Status.Terminal() {
 			delete(b.views, ent.cur.OrderID)
 		}
 	}
 	b.dirty = b.dirty[:0]
+	batch := b.g.db.NewBatch()
+	defer batch.Close()
 	for _, st := range order.Statuses {
 		_ = batch.Set(countKey(st), binary.BigEndian.AppendUint64(nil, uint64(b.counts[st])), nil)
 	}
@@ -403,6 +451,26 @@ func (b *build) flush(final bool) error {
 	b.g.counts = copyCounts(b.counts)
 	b.g.countsMu.Unlock()
 	return nil
+}
+
+// recount counts the views of db by status, from the status index.
+func recount(db *pebble.DB) (map[order.Status]int64, error) {
+	counts := map[order.Status]int64{}
+	for _, st := range order.Statuses {
+		prefix := []byte{keyStatus, statusByte(st)}
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			return nil, storageErr("recount", err)
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			counts[st]++
+		}
+		err = it.Close()
+		if err != nil {
+			return nil, storageErr("recount", err)
+		}
+	}
+	return counts, nil
 }
 
 func commitNoSync(b *pebble.Batch) (err error) {
