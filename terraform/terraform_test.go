@@ -706,6 +706,9 @@ func TestContainer(t *testing.T) {
 	if len(cmd) < 3 || !slices.Equal(cmd[:3], []string{"serve", "--backend", "aws"}) {
 		t.Errorf("container command = %v, want serve --backend aws ...", cmd)
 	}
+	if !slices.Contains(cmd, "--local-mappings=false") {
+		t.Errorf("container command = %v: the Lambdas consume the stream and queue, so it needs --local-mappings=false", cmd)
+	}
 	port := c.GetAttr("portMappings").Index(cty.NumberIntVal(0)).GetAttr("containerPort")
 	if got := wantNumber(t, "containerPort", port); got != 8000 {
 		t.Errorf("containerPort = %d, want 8000", got)

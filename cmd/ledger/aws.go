@@ -145,14 +145,16 @@ func serveAWSWith(ctx context.Context, e *env, o serveOptions, hooks awsHooks) e
 			_ = f(workCtx)
 		}()
 	}
-	goRun((&localmapping.Stream{Client: d.Clients.Streams, StreamARN: rep.EventsStreamARN, Name: "projector",
-		Handler: lambdas.Projector(proj, o.Logger), Logger: o.Logger, Region: cfg.Region}).Run)
-	goRun((&localmapping.Stream{Client: d.Clients.Streams, StreamARN: rep.EventsStreamARN, Name: "publisher",
-		Handler: lambdas.Publisher(pub, o.Logger), Logger: o.Logger, Region: cfg.Region}).Run)
-	for range max(o.Workers, 1) {
-		goRun((&localmapping.Queue{Client: d.Clients.SQS, QueueURL: rep.ProcessingQueueURL, QueueARN: rep.ProcessingQueueARN,
-			Name: "processor", Handler: lambdas.Processor(proc, o.Logger), BatchSize: 1,
-			FailureVisibility: o.RetryBackoff, Logger: o.Logger, Region: cfg.Region}).Run)
+	if o.LocalMappings {
+		goRun((&localmapping.Stream{Client: d.Clients.Streams, StreamARN: rep.EventsStreamARN, Name: "projector",
+			Handler: lambdas.Projector(proj, o.Logger), Logger: o.Logger, Region: cfg.Region}).Run)
+		goRun((&localmapping.Stream{Client: d.Clients.Streams, StreamARN: rep.EventsStreamARN, Name: "publisher",
+			Handler: lambdas.Publisher(pub, o.Logger), Logger: o.Logger, Region: cfg.Region}).Run)
+		for range max(o.Workers, 1) {
+			goRun((&localmapping.Queue{Client: d.Clients.SQS, QueueURL: rep.ProcessingQueueURL, QueueARN: rep.ProcessingQueueARN,
+				Name: "processor", Handler: lambdas.Processor(proc, o.Logger), BatchSize: 1,
+				FailureVisibility: o.RetryBackoff, Logger: o.Logger, Region: cfg.Region}).Run)
+		}
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -59,7 +59,7 @@ func startAWSServer(t *testing.T, extraEnv map[string]string, hooks awsHooks, ar
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	o := serveOptions{Addr: "127.0.0.1:0", Backend: "aws", Workers: 1, RetryBackoff: time.Second, Logger: awsTestLogger(t)}
+	o := serveOptions{Addr: "127.0.0.1:0", Backend: "aws", Workers: 1, LocalMappings: true, RetryBackoff: time.Second, Logger: awsTestLogger(t)}
 	for i := 0; i+1 < len(args); i += 2 {
 		switch args[i] {
 		case "--sim-payment-decline-rate":

@@ -30,6 +30,10 @@ type serveOptions struct {
 	NotifyWebhook string
 	// Token, from --api-token or LEDGER_API_TOKEN, guards /orders and /admin.
 	Token string
+	// LocalMappings runs the local event-source mappings (aws backend). Off
+	// where the deployed Lambdas consume the stream and the queue, as in the
+	// ECS service Terraform deploys (LEDGER_LOCAL_MAPPINGS=false).
+	LocalMappings bool
 	// Logger writes JSON lines to stderr.
 	Logger *slog.Logger
 }
@@ -61,6 +65,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.Uint64Var(&o.Sim.Seed, "sim-seed", 0, "simulator: random seed, so runs repeat (0: a fixed default)")
 	fs.StringVar(&o.NotifyWebhook, "notify-webhook", "", "URL that receives order outcome notifications (POST, JSON)")
 	fs.StringVar(&o.Token, "api-token", "", "bearer token required on /orders and /admin (prefer LEDGER_API_TOKEN)")
+	fs.BoolVar(&o.LocalMappings, "local-mappings", true, "aws backend: poll the events stream and processing queue in this process (false where Lambdas do)")
 	if err := parseFlags(fs, e, args); err != nil {
 		return err
 	}
@@ -80,6 +85,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	if o.NotifyWebhook != "" && !strings.HasPrefix(o.NotifyWebhook, "http://") && !strings.HasPrefix(o.NotifyWebhook, "https://") {
 		return usagef("--notify-webhook must be an http:// or https:// URL")
+	}
+	if !o.LocalMappings && o.Backend != "aws" {
+		return usagef("--local-mappings=false applies to --backend aws only")
 	}
 	run, ok := serveBackends[o.Backend]
 	if !ok {

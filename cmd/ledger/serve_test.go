@@ -50,6 +50,7 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{[]string{"serve", "--notify-webhook", "ftp://x"}, nil, "--notify-webhook"},
 		{[]string{"serve", "--retry-backoff", "-1s"}, nil, "--retry-backoff"},
 		{[]string{"serve", "extra"}, nil, "unexpected argument"},
+		{[]string{"serve", "--local-mappings=false"}, nil, "--local-mappings=false applies to --backend aws only"},
 	}
 	for _, c := range cases {
 		code, _, stderr := runWithEnv(t.Context(), c.vars, c.args...)
