@@ -26,9 +26,9 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 )
 
@@ -81,21 +81,21 @@ func (r *Report) Figure(key string) (Figure, bool) {
 
 // WriteTable prints a human-readable table of the figures.
 func (r *Report) WriteTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%s\t\t\t\t\n", r.Title)
-	fmt.Fprintf(tw, "measure\tcount\tseconds\tper second\t\n")
+	width := len("measure")
 	for _, f := range r.Figures {
-		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%s\t\n", f.Label, f.Count, f.Elapsed.Seconds(), thousands(f.PerSecond()))
+		width = max(width, len(f.Label))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n", r.Title)
+	fmt.Fprintf(&b, "%-*s  %10s  %9s  %12s\n", width, "measure", "count", "seconds", "per second")
+	for _, f := range r.Figures {
+		fmt.Fprintf(&b, "%-*s  %10d  %9.3f  %12s\n", width, f.Label, f.Count, f.Elapsed.Seconds(), thousands(f.PerSecond()))
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Params)) {
-		if _, err := fmt.Fprintf(w, "%s: %v\n", k, r.Params[k]); err != nil {
-			return err
-		}
+		fmt.Fprintf(&b, "%s: %v\n", k, r.Params[k])
 	}
-	return nil
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // JSON returns the report as one flat object: each figure's key with its

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -40,7 +41,10 @@ type StoreOptions struct {
 //     its own orders;
 //   - load_events_per_s: Load of every order (2 x Orders streams), one reader;
 //   - replay_events_per_s: the whole change feed read from position 1 in
-//     pages of 1,000, one reader.
+//     pages of 1,000, one reader;
+//
+// and, first, disk_fsyncs_per_s: the disk's own rate of small synced writes,
+// for reference.
 //
 // Events are encoded with the real codec before the clock starts, so the
 // figures are the store's.
@@ -73,6 +77,9 @@ func Store(ctx context.Context, opts StoreOptions) (Report, error) {
 			"writers":          opts.Writers,
 			"dir":              opts.Dir,
 		},
+	}
+	if err := measureFsync(dir, &r); err != nil {
+		return r, err
 	}
 	w1 := newOrders(opts.Orders)
 	if err := appendOrders(ctx, s, w1, 1, NewProgress(opts.Progress, "append, 1 writer", 4*len(w1)), &r,
@@ -130,6 +137,33 @@ func Store(ctx context.Context, opts StoreOptions) (Report, error) {
 		return r, fmt.Errorf("bench: store: replayed %d events, want %d", n, 8*opts.Orders)
 	}
 	return r, nil
+}
+
+// measureFsync adds the disk's rate of 4 KiB overwrites each followed by an
+// fsync (for half a second), the ceiling of one-writer durable appends. The
+// disk's speed swings several-fold over minutes, so this figure, measured in
+// the same run, is what the append rates should be read against.
+func measureFsync(dir string, r *Report) error {
+	f, err := os.Create(filepath.Join(dir, "fsync-probe"))
+	if err != nil {
+		return fmt.Errorf("bench: store: fsync probe: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	page := make([]byte, 4096)
+	n := 0
+	start := time.Now()
+	for time.Since(start) < 500*time.Millisecond {
+		if _, err := f.WriteAt(page, 0); err != nil {
+			return fmt.Errorf("bench: store: fsync probe: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("bench: store: fsync probe: %w", err)
+		}
+		n++
+	}
+	r.Add("disk_fsyncs_per_s", "disk: 4 KiB write + fsync", n, time.Since(start))
+	return nil
 }
 
 // benchOrder is one order's stream ID and its four events.

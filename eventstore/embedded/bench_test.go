@@ -69,23 +69,6 @@ func BenchmarkAppend8Writers(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= b.N {
-					return
-				}
-				stream := fmt.Sprintf("order-w%d-%09d", w, i/4)
-				// Each writer owns its streams: i/4 differs per writer, but
-				// version order within a stream needs a writer-local count.
-				_ = stream
-			}
-		}()
-	}
-	wg.Wait()
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
 			for n := 0; ; n++ {
 				if next.Add(1) > int64(b.N) {
 					return
