@@ -77,8 +77,8 @@ resource "aws_ecs_task_definition" "this" {
   }
 
   container_definitions = jsonencode([{
-    name                   = local.container_name
-    image                  = "${aws_ecr_repository.this.repository_url}:${var.image_tag}"
+    name  = local.container_name
+    image = "${aws_ecr_repository.this.repository_url}:${var.image_tag}"
     # The deployed Lambdas consume the events stream and the processing queue,
     # so the service only serves the API: no local event-source mappings.
     command                = ["serve", "--backend", "aws", "--addr", ":${local.container_port}", "--local-mappings=false"]
