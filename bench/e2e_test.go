@@ -163,3 +163,39 @@ func TestPeakRSS(t *testing.T) {
 		t.Error("peak RSS of pid 0 is not 0")
 	}
 }
+
+func TestMemory(t *testing.T) {
+	t.Parallel()
+	r, err := Memory(t.Context(), MemoryOptions{Events: []int{2000}, Reads: 500, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Runs) != 1 {
+		t.Fatalf("%d runs, want 1", len(r.Runs))
+	}
+	run := r.Runs[0]
+	if run.Events < 2000 || run.Orders < 1 || run.DiskMiB <= 0 {
+		t.Errorf("run %+v: want at least 2,000 events on disk", run)
+	}
+	// The whole feed once, then 500 loads of at least one event each.
+	if run.Reads < run.Events+500 {
+		t.Errorf("%d events read, want at least %d", run.Reads, run.Events+500)
+	}
+	if _, err := os.Stat("/proc/self/status"); err == nil && (run.ServedMiB <= 0 || run.PeakMiB < run.ServedMiB*0.99) {
+		t.Errorf("RSS after reads %.1f MiB, peak %.1f MiB", run.ServedMiB, run.PeakMiB)
+	}
+	var out bytes.Buffer
+	if err := r.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteJSON(&out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var obj struct {
+		Runs []MemoryRun `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &obj); err != nil || len(obj.Runs) != 1 || obj.Runs[0].Events != run.Events {
+		t.Errorf("last line %q: %v", lines[len(lines)-1], err)
+	}
+}

@@ -20,6 +20,11 @@ func init() {
 		summary: "benchmark orders end to end through the HTTP API (orders/s, POST and completion latency, peak RSS)",
 		run:     runBenchE2E,
 	})
+	register(command{
+		name:    "bench memory",
+		summary: "measure the RSS of a process serving reads from event stores of growing size",
+		run:     runBenchMemory,
+	})
 }
 
 func runBenchE2E(ctx context.Context, e *env, args []string) error {
@@ -100,6 +105,42 @@ func runBenchE2E(ctx context.Context, e *env, args []string) error {
 func terminalWriter(w io.Writer) io.Writer {
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		return w
+	}
+	return nil
+}
+
+func runBenchMemory(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("bench memory", e)
+	sizes := fs.String("events", "100000,1000000", "store sizes in events, comma-separated (each a fresh store)")
+	reads := fs.Int("reads", 100_000, "order loads served from each store after a full feed replay")
+	dir := fs.String("dir", "", "directory for the stores (default the OS temporary directory)")
+	asJSON := fs.Bool("json", false, "print the figures as one JSON object on the last line")
+	if err := parseFlags(fs, e, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *reads < 1 {
+		return usagef("--reads must be at least 1")
+	}
+	var events []int
+	for _, f := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return usagef("--events must be positive integers separated by commas, not %q", *sizes)
+		}
+		events = append(events, n)
+	}
+	r, err := bench.Memory(ctx, bench.MemoryOptions{Events: events, Reads: *reads, Dir: *dir, Progress: terminalWriter(e.stderr)})
+	if err != nil {
+		return err
+	}
+	if err := r.WriteTable(e.stdout); err != nil {
+		return err
+	}
+	if *asJSON {
+		return r.WriteJSON(e.stdout)
 	}
 	return nil
 }

@@ -59,3 +59,22 @@ func TestBenchE2ERuns(t *testing.T) {
 		t.Errorf("JSON %+v", obj)
 	}
 }
+
+func TestBenchMemoryFlags(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"bench", "memory", "--events", "0"},
+		{"bench", "memory", "--events", "10,abc"},
+		{"bench", "memory", "--reads", "0"},
+		{"bench", "memory", "extra"},
+	} {
+		if code, _, stderr := runWithEnv(t.Context(), nil, args...); code != 2 || stderr == "" {
+			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
+		}
+	}
+	code, stdout, stderr := runWithEnv(t.Context(), map[string]string{"LEDGER_DIR": t.TempDir()},
+		"bench", "memory", "--events", "500", "--reads", "100", "--json")
+	if code != 0 || !strings.Contains(stdout, `"runs":[{"events":`) {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
