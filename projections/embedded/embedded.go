@@ -19,7 +19,10 @@
 // goroutine applies every write: it takes all Puts waiting at that moment
 // (no fixed delay), checks each expected version (against the database and
 // the earlier Puts of the same group), and commits the group as one synced
-// batch; concurrent projector workers therefore share one fsync.
+// batch; concurrent projector workers therefore share one fsync. (pebble
+// makes a batch visible a moment before its fsync ends, so a reader may see
+// a view that a crash at that instant would lose; the subscription then
+// projects it again from the log, its checkpoint not having moved.)
 package embedded
 
 import (

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,12 +22,12 @@ import (
 // failingFeed fails ReadFeed from call failAt on.
 type failingFeed struct {
 	eventstore.Feed
-	calls, failAt int
+	calls  atomic.Int64
+	failAt int64
 }
 
 func (f *failingFeed) ReadFeed(ctx context.Context, after uint64, limit int) ([]eventstore.Event, error) {
-	f.calls++
-	if f.calls >= f.failAt {
+	if f.calls.Add(1) >= f.failAt {
 		return nil, errors.New("feed down")
 	}
 	return f.Feed.ReadFeed(ctx, after, limit)
