@@ -26,8 +26,25 @@
 // reader (Load, ReadFeed) can observe an event that is not yet durable, even
 // though pebble itself makes a batch visible just before its fsync ends.
 //
+// Forming a group never waits on a timer. When fewer appends are waiting
+// than in the previous group, the sequencer yields the processor a few times
+// (runtime.Gosched) so that writers just answered can join; see yieldMax.
+//
+// Pipelining (building and writing the next group while the previous one
+// fsyncs) was considered and left out: every writer has one append in flight,
+// so an overlapping group could only hold the writers not already waiting on
+// the fsync, which the next group collects anyway; the saving would be the
+// microseconds spent building a batch, for the cost of unwinding two groups
+// when an fsync fails.
+//
 // Durability is never relaxed: an acknowledged append has been fsynced, and
-// so has a saved checkpoint.
+// so has a saved checkpoint. If a commit fails (pebble reports a failed WAL
+// write or sync as fatal; the store turns that into an error), the appends of
+// that group fail with a domain.Unavailable error and the store refuses every
+// later append until it is reopened, when pebble replays its log.
+//
+// Reads (Load, ReadFeed) reuse pooled iterators while no commit intervenes,
+// and decode a whole page of records with a few allocations (see records).
 package embedded
 
 import (
