@@ -30,12 +30,13 @@
 // than in the previous group, the sequencer yields the processor a few times
 // (runtime.Gosched) so that writers just answered can join; see yieldMax.
 //
-// Pipelining (building and writing the next group while the previous one
-// fsyncs) was considered and left out: every writer has one append in flight,
-// so an overlapping group could only hold the writers not already waiting on
-// the fsync, which the next group collects anyway; the saving would be the
-// microseconds spent building a batch, for the cost of unwinding two groups
-// when an fsync fails.
+// Pipelining (writing the next group with pebble's ApplyNoSyncWait while the
+// previous one fsyncs, a completer goroutine answering groups in order) was
+// built and measured side by side with this design, 3 runs each of 8 writers:
+// no difference beyond the disk's noise (8,360-9,252 against 7,349-11,349
+// events/s). Every writer has one append in flight, so an overlapping group
+// can only hold writers not waiting on the fsync, which the next group
+// collects anyway. It was left out as complexity without gain.
 //
 // Durability is never relaxed: an acknowledged append has been fsynced, and
 // so has a saved checkpoint. If a commit fails (pebble reports a failed WAL
