@@ -8,6 +8,7 @@ package dynamo
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -40,6 +41,11 @@ const (
 	attrPaymentID     = "payment_id"
 	attrReservationID = "reservation_id"
 	attrAmount        = "amount"
+	// attrWriteID is a random token per Put call. When the SDK retries a
+	// PutItem whose first attempt was applied but whose answer was lost, the
+	// retry fails its condition; finding our own token in the stored item
+	// tells that apart from a real conflict.
+	attrWriteID = "write_id"
 )
 
 // sortTime formats times with a fixed width so that strings sort as times.
@@ -167,9 +173,12 @@ func (s *Store) Put(ctx context.Context, expected int64, v projections.View) err
 	case !v.Status.Valid():
 		return domain.Errorf(domain.Invalid, "projections/dynamo: put %s: unknown status %q", v.OrderID, v.Status)
 	}
+	item := Item(v)
+	writeID := newWriteID()
+	item[attrWriteID] = &types.AttributeValueMemberS{Value: writeID}
 	in := &dynamodb.PutItemInput{
 		TableName:                           aws.String(s.table),
-		Item:                                Item(v),
+		Item:                                item,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
 	if expected == 0 {
@@ -182,6 +191,9 @@ func (s *Store) Put(ctx context.Context, expected int64, v projections.View) err
 	_, err := s.db.PutItem(ctx, in)
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
+		if w, ok := ccf.Item[attrWriteID].(*types.AttributeValueMemberS); ok && w.Value == writeID {
+			return nil // our own earlier attempt of this call was applied
+		}
 		actual := int64(0)
 		if len(ccf.Item) > 0 {
 			if old, derr := View(ccf.Item); derr == nil {
@@ -335,4 +347,11 @@ func (s *Store) Counts(ctx context.Context) (map[order.Status]int64, error) {
 		counts[st] = n
 	}
 	return counts, nil
+}
+
+// newWriteID returns a random token identifying one Put call.
+func newWriteID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }

@@ -3,6 +3,10 @@ package dynamo_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -178,4 +182,51 @@ func TestConformance(t *testing.T) {
 		s, _, _ := newStore(t)
 		return s
 	}, readmodeltest.Features{Parallel: true})
+}
+
+// lostFirstAnswer applies the first PutItem it carries, then reports a
+// connection reset instead of its answer, as a dropped connection would; the
+// SDK retries, and the retry's condition fails on the item the first attempt
+// wrote.
+type lostFirstAnswer struct {
+	next http.RoundTripper
+	lost atomic.Bool
+}
+
+func (l *lostFirstAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := l.next.RoundTrip(r)
+	if err == nil && strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".PutItem") && l.lost.CompareAndSwap(false, true) {
+		resp.Body.Close()
+		return nil, syscall.ECONNRESET
+	}
+	return resp, err
+}
+
+// TestPutRetriedAfterALostAnswerSucceeds: a Put whose first attempt was
+// applied but whose answer was lost is not reported as a conflict with
+// itself, while a real second Put of the same version still conflicts.
+func TestPutRetriedAfterALostAnswerSucceeds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, db, table := newStore(t)
+	rt := &lostFirstAnswer{next: http.DefaultTransport}
+	flaky := dynamodb.NewFromConfig(awstest.Config(t), func(o *dynamodb.Options) {
+		o.HTTPClient = &http.Client{Transport: rt}
+	})
+	s, err := dynamo.New(flaky, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := view("A", order.StatusPending, time.Now(), 1)
+	if err := s.Put(ctx, 0, v); err != nil {
+		t.Fatalf("Put with a lost first answer: %v", err)
+	}
+	if !rt.lost.Load() {
+		t.Fatal("the first answer was not dropped: the test proves nothing")
+	}
+	plain, _ := dynamo.New(db, table)
+	var ce *projections.ConflictError
+	if err := plain.Put(ctx, 0, v); !errors.As(err, &ce) || ce.Actual != 1 {
+		t.Fatalf("a second Put of version 1 = %v, want a conflict with actual 1", err)
+	}
 }
