@@ -76,8 +76,9 @@ type Store struct {
 
 // generation is one pebble database of views.
 type generation struct {
-	id int
-	db *pebble.DB
+	id   int
+	db   *pebble.DB
+	opts *pebble.Options // as opened (defaults filled in)
 	// counts is owned by the writer; readers copy it under countsMu.
 	countsMu sync.Mutex
 	counts   map[order.Status]int64
@@ -289,11 +290,12 @@ func openGeneration(dir string, id int, bulk bool) (g *generation, err error) {
 		opts.L0CompactionFileThreshold = 1 << 20
 		opts.L0StopWritesThreshold = 1 << 20
 	}
+	opts.EnsureDefaults()
 	db, err := pebble.Open(genDir(dir, id), opts)
 	if err != nil {
 		return nil, storageErr("open generation", err)
 	}
-	g = &generation{id: id, db: db, counts: map[order.Status]int64{}}
+	g = &generation{id: id, db: db, opts: opts, counts: map[order.Status]int64{}}
 	for _, st := range order.Statuses {
 		n, err := getUint64(db, countKey(st))
 		if err != nil {

@@ -99,13 +99,30 @@ func indexPrefix(dst []byte, status order.Status, customer string) []byte {
 	return append(dst, keyAll)
 }
 
+// indexSpaces are the keyspaces of the three indexes, in the order of
+// indexKeys.
+var indexSpaces = [3]byte{keyAll, keyStatus, keyCustomer}
+
 // indexKeys returns the three index keys of v.
 func indexKeys(v projections.View) [3][]byte {
 	var ks [3][]byte
-	ks[0] = appendOrder([]byte{keyAll}, v.CreatedAt, v.OrderID)
-	ks[1] = appendOrder([]byte{keyStatus, statusByte(v.Status)}, v.CreatedAt, v.OrderID)
-	ks[2] = appendOrder(appendString([]byte{keyCustomer}, v.CustomerName), v.CreatedAt, v.OrderID)
+	for i := range ks {
+		ks[i] = appendIndexKey(nil, i, v)
+	}
 	return ks
+}
+
+// appendIndexKey appends the key of v in index i (see indexSpaces).
+func appendIndexKey(dst []byte, i int, v projections.View) []byte {
+	switch i {
+	case 0:
+		dst = append(dst, keyAll)
+	case 1:
+		dst = append(dst, keyStatus, statusByte(v.Status))
+	default:
+		dst = appendString(append(dst, keyCustomer), v.CustomerName)
+	}
+	return appendOrder(dst, v.CreatedAt, v.OrderID)
 }
 
 // orderLen is the length of the order part of an index key for an ID of n bytes.

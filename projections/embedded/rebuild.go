@@ -1,13 +1,13 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -88,6 +88,7 @@ func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *events
 	}
 	b.codec = codec
 	b.shards = opts.Workers
+	b.dir = s.dir
 	switched := false
 	defer func() {
 		if !switched {
@@ -187,8 +188,11 @@ type build struct {
 	// (see flush), so every view is looked up and events it already
 	// reflects are skipped.
 	resumed bool
-	// shards is how many batches a flush writes at once.
+	// shards is how many tables a flush writes at once.
 	shards int
+	// dir is the read model's directory; flushes counts the flushes.
+	dir     string
+	flushes int
 }
 
 // entry is one order's view in memory: cur folded so far, flushed as stored.
@@ -385,67 +389,71 @@ func (b *build) apply(envs []eventstore.Event, evs []order.Event) error {
 	return nil
 }
 
-// flush writes the dirty views, then the counts and the position, marking
-// the generation live when final. The views go in several batches committed
-// at once (pebble inserts them into its memtable in parallel); the position
-// goes last, in its own batch. The generation has no log: what survives a
-// crash is a prefix of the batches in commit order, so its position never
-// claims views that are missing, though views may be ahead of it; a resumed
-// rebuild allows for that (see build.resumed). Terminal views leave memory:
-// nothing follows them.
+// flush writes the dirty views, the counts and the position (and marks the
+// generation live when final) as sorted tables, one per keyspace, built in
+// parallel and ingested in one atomic step: no memtable inserts, no
+// memtable flushes, no log. After a crash the generation holds every flush
+// or none of a given one, so its position and counts always match its
+// views. (A generation written by an older rebuild, or spoiled, may hold
+// views ahead of its position; a resumed rebuild allows for that, see
+// build.resumed.) Terminal views leave memory: nothing follows them.
 func (b *build) flush(final bool) error {
-	shards := max(1, min(b.shards, len(b.dirty)/1024))
-	deltas := make([]map[order.Status]int64, shards)
-	errs := make([]error, shards)
-	var wg sync.WaitGroup
-	for k := range shards {
-		part := b.dirty[k*len(b.dirty)/shards : (k+1)*len(b.dirty)/shards]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			batch := b.g.db.NewBatchWithSize(len(part) * 300)
-			defer batch.Close()
-			delta := map[order.Status]int64{}
-			var rec []byte
-			for _, ent := range part {
-				rec = encodeView(rec[:0], ent.cur)
-				writeView(batch, ent.flushed, ent.stored, ent.cur, rec)
-				if ent.stored {
-					delta[ent.flushed.Status]--
-				}
-				delta[ent.cur.Status]++
-			}
-			deltas[k], errs[k] = delta, commitNoSync(batch)
-		}()
+	counts := copyCounts(b.counts)
+	for _, ent := range b.dirty {
+		if ent.stored {
+			counts[ent.flushed.Status]--
+		}
+		counts[ent.cur.Status]++
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	dirty := b.dirty
+	views := &table{space: keyView, fill: func(t *table) {
+		t.kvs = make([]kv, 0, len(dirty))
+		t.arena = make([]byte, 0, len(dirty)*160)
+		for _, ent := range dirty {
+			k := t.key(func(dst []byte) []byte { return viewKey(dst, ent.cur.OrderID) })
+			t.set(k, t.key(func(dst []byte) []byte { return encodeView(dst, ent.cur) }))
+		}
+	}}
+	tables := []*table{views}
+	for i, space := range indexSpaces {
+		tables = append(tables, &table{space: space, fill: func(t *table) {
+			t.kvs = make([]kv, 0, len(dirty))
+			t.arena = make([]byte, 0, len(dirty)*64)
+			var old []byte
+			for _, ent := range dirty {
+				k := t.key(func(dst []byte) []byte { return appendIndexKey(dst, i, ent.cur) })
+				t.set(k, nil)
+				if ent.stored {
+					// The old entry goes, unless it is the same key.
+					if old = appendIndexKey(old[:0], i, ent.flushed); !bytes.Equal(old, k) {
+						t.del(t.key(func(dst []byte) []byte { return append(dst, old...) }))
+					}
+				}
+			}
+		}})
+	}
+	meta := &table{space: 'm'}
+	for _, st := range order.Statuses {
+		meta.set(countKey(st), binary.BigEndian.AppendUint64(nil, uint64(counts[st])))
+	}
+	meta.set(checkpointKey(b.consumer), binary.BigEndian.AppendUint64(nil, b.pos))
+	if final {
+		meta.set(metaStateKey, stateLive)
+	}
+	tables = append(tables, meta)
+	b.flushes++
+	if err := ingest(b.dir, b.g, b.flushes, b.shards, tables); err != nil {
 		return err
 	}
-	for _, d := range deltas {
-		for st, n := range d {
-			b.counts[st] += n
-		}
-	}
+	b.counts = counts
 	for _, ent := range b.dirty {
 		ent.flushed, ent.stored, ent.dirty = ent.cur, true, false
 		if ent.cur.Status.Terminal() {
 			delete(b.views, ent.cur.OrderID)
 		}
 	}
+	clear(b.dirty)
 	b.dirty = b.dirty[:0]
-	batch := b.g.db.NewBatch()
-	defer batch.Close()
-	for _, st := range order.Statuses {
-		_ = batch.Set(countKey(st), binary.BigEndian.AppendUint64(nil, uint64(b.counts[st])), nil)
-	}
-	_ = batch.Set(checkpointKey(b.consumer), binary.BigEndian.AppendUint64(nil, b.pos), nil)
-	if final {
-		_ = batch.Set(metaStateKey, stateLive, nil)
-	}
-	if err := commitNoSync(batch); err != nil {
-		return err
-	}
 	b.pending = 0
 	b.g.countsMu.Lock()
 	b.g.counts = copyCounts(b.counts)
@@ -471,16 +479,4 @@ func recount(db *pebble.DB) (map[order.Status]int64, error) {
 		}
 	}
 	return counts, nil
-}
-
-func commitNoSync(b *pebble.Batch) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = storageErr("commit", errPanic(r))
-		}
-	}()
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return storageErr("commit", err)
-	}
-	return nil
 }
