@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -33,6 +34,8 @@ type RebuildOptions struct {
 	// OnRebuild, when set, is called with the rebuild's progress (the CLI
 	// draws its progress bar with it).
 	OnRebuild func(projections.Progress)
+	// CPUProfile, when set, receives a CPU profile of the timed rebuild.
+	CPUProfile io.Writer
 }
 
 // Rebuild benchmarks the embedded read model's rebuild: it first writes a
@@ -93,10 +96,18 @@ func Rebuild(ctx context.Context, opts RebuildOptions) (Report, error) {
 		},
 	}
 	runtime.GC()
+	if opts.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(opts.CPUProfile); err != nil {
+			return r, fmt.Errorf("bench: rebuild: %w", err)
+		}
+	}
 	cpu0 := cpuTime()
 	start := time.Now()
 	res, err := rm.Rebuild(ctx, es, eventstore.NewCodec(), pembedded.RebuildOptions{Workers: opts.Workers, Progress: opts.OnRebuild})
 	elapsed := time.Since(start)
+	if opts.CPUProfile != nil {
+		pprof.StopCPUProfile()
+	}
 	// CPU time of the whole process while rebuilding (the log's own
 	// background compactions included): on a shared machine it tells how
 	// much of the wall time the rebuild actually ran.

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"os"
 
 	"github.com/orderledger/orderledger/bench"
 )
@@ -19,6 +22,7 @@ func runBenchRebuild(ctx context.Context, e *env, args []string) error {
 	events := fs.Int("events", 1_000_000, "events in the log to rebuild from (written first, not timed)")
 	workers := fs.Int("workers", 0, "goroutines decoding events (default GOMAXPROCS)")
 	dir := fs.String("dir", "", "directory on the disk to measure (default the OS temporary directory)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed rebuild to this file")
 	asJSON := fs.Bool("json", false, "print the figures as one JSON object on the last line")
 	if err := parseFlags(fs, e, args); err != nil {
 		return err
@@ -32,8 +36,17 @@ func runBenchRebuild(ctx context.Context, e *env, args []string) error {
 	if *workers < 0 {
 		return usagef("--workers must not be negative")
 	}
+	var prof io.Writer
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return fmt.Errorf("bench rebuild: %w", err)
+		}
+		defer f.Close()
+		prof = f
+	}
 	show := newRebuildProgress(e.stderr, "rebuild")
-	r, err := bench.Rebuild(ctx, bench.RebuildOptions{Events: *events, Workers: *workers, Dir: *dir, Progress: e.stderr, OnRebuild: show.update})
+	r, err := bench.Rebuild(ctx, bench.RebuildOptions{Events: *events, Workers: *workers, Dir: *dir, Progress: e.stderr, OnRebuild: show.update, CPUProfile: prof})
 	show.finish()
 	if err != nil {
 		return err
