@@ -232,8 +232,8 @@ func e2eRemote(ctx context.Context, opts E2EOptions, clients int) (E2ERun, error
 // watcher reports when orders reach a terminal status.
 type watcher interface {
 	// wait blocks until every order of ids is terminal and returns, for
-	// each, when that was observed and its status.
-	wait(ctx context.Context, ids []string) ([]time.Time, []string, error)
+	// each, when that was observed and its status; p counts them.
+	wait(ctx context.Context, ids []string, p *Progress) ([]time.Time, []string, error)
 }
 
 // driver places orders over HTTP.
@@ -261,7 +261,7 @@ func (d *driver) run(ctx context.Context, opts E2EOptions, clients int, w watche
 		if err != nil {
 			return E2ERun{}, err
 		}
-		if _, _, err := w.wait(ctx, ids); err != nil {
+		if _, _, err := w.wait(ctx, ids, nil); err != nil {
 			return E2ERun{}, err
 		}
 		p.Done()
@@ -280,8 +280,8 @@ func (d *driver) run(ctx context.Context, opts E2EOptions, clients int, w watche
 	}
 	posted := time.Since(start)
 	p.Done()
-	p = NewProgress(opts.Progress, "wait for terminal statuses", 1)
-	done, statuses, err := w.wait(ctx, ids)
+	p = NewProgress(opts.Progress, "orders finished", len(ids))
+	done, statuses, err := w.wait(ctx, ids, p)
 	if err != nil {
 		return E2ERun{}, err
 	}
@@ -293,7 +293,6 @@ func (d *driver) run(ctx context.Context, opts E2EOptions, clients int, w watche
 		}
 		end = time.Now()
 	}
-	p.Add(1)
 	p.Done()
 	elapsed := end.Sub(start)
 	complete := make([]time.Duration, len(ids))
@@ -521,13 +520,14 @@ func (w *feedWatcher) fail(ctx context.Context, err error) {
 	w.mu.Unlock()
 }
 
-func (w *feedWatcher) wait(ctx context.Context, ids []string) ([]time.Time, []string, error) {
+func (w *feedWatcher) wait(ctx context.Context, ids []string, p *Progress) ([]time.Time, []string, error) {
 	at, statuses := make([]time.Time, len(ids)), make([]string, len(ids))
 	timeout := time.NewTimer(5 * time.Minute)
 	defer timeout.Stop()
 	i := 0
 	for {
 		w.mu.Lock()
+		from := i
 		for ; i < len(ids); i++ {
 			t, ok := w.done[ids[i]]
 			if !ok {
@@ -538,6 +538,7 @@ func (w *feedWatcher) wait(ctx context.Context, ids []string) ([]time.Time, []st
 		}
 		notify, err := w.notify, w.err
 		w.mu.Unlock()
+		p.Add(i - from)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -557,7 +558,7 @@ func (w *feedWatcher) wait(ctx context.Context, ids []string) ([]time.Time, []st
 // pollWatcher polls GET /orders/{id} for the oldest order not yet terminal.
 type pollWatcher struct{ d *driver }
 
-func (w *pollWatcher) wait(ctx context.Context, ids []string) ([]time.Time, []string, error) {
+func (w *pollWatcher) wait(ctx context.Context, ids []string, p *Progress) ([]time.Time, []string, error) {
 	at, statuses := make([]time.Time, len(ids)), make([]string, len(ids))
 	deadline := time.Now().Add(5 * time.Minute)
 	for i := 0; i < len(ids); {
@@ -571,6 +572,7 @@ func (w *pollWatcher) wait(ctx context.Context, ids []string) ([]time.Time, []st
 		if code == http.StatusOK && v.Status != string(order.StatusPending) {
 			at[i], statuses[i] = time.Now(), v.Status
 			i++
+			p.Add(1)
 			continue
 		}
 		if code != http.StatusOK && code != http.StatusNotFound {
