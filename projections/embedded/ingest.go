@@ -3,7 +3,9 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,7 +16,10 @@ import (
 )
 
 // table is a run of writes bound for one sorted table (sstable) that a
-// rebuild ingests into its generation: keys and values live in one arena.
+// rebuild ingests into its generation. Keys and values live in one arena.
+// Before sorting, each entry takes as an integer the 8 bytes of its key
+// after the prefix common to all keys, so most comparisons of the sort are
+// one integer comparison.
 type table struct {
 	space byte           // the keyspace, for the file name
 	fill  func(t *table) // when set, adds the writes (run in parallel)
@@ -23,24 +28,73 @@ type table struct {
 }
 
 type kv struct {
-	key, val []byte
-	del      bool
+	prefix     uint64
+	koff, klen uint32
+	voff, vlen uint32
+	del        bool
 }
 
-// key appends a key built by fn to the arena and returns it.
-func (t *table) key(fn func(dst []byte) []byte) []byte {
-	start := len(t.arena)
-	t.arena = fn(t.arena)
-	return t.arena[start:len(t.arena):len(t.arena)]
+// grow makes room for n more entries and size more bytes of arena.
+func (t *table) grow(n, size int) {
+	t.kvs = slices.Grow(t.kvs, n)
+	t.arena = slices.Grow(t.arena, size)
 }
 
-func (t *table) set(key, val []byte) { t.kvs = append(t.kvs, kv{key: key, val: val}) }
-func (t *table) del(key []byte)      { t.kvs = append(t.kvs, kv{key: key, del: true}) }
+// add records the entry whose key is arena[kstart:vstart] and whose value
+// is the rest of the arena.
+func (t *table) add(kstart, vstart int, del bool) {
+	t.kvs = append(t.kvs, kv{
+		koff: uint32(kstart), klen: uint32(vstart - kstart),
+		voff: uint32(vstart), vlen: uint32(len(t.arena) - vstart),
+		del: del,
+	})
+}
+
+func (t *table) key(e *kv) []byte { return t.arena[e.koff : e.koff+e.klen] }
+func (t *table) val(e *kv) []byte { return t.arena[e.voff : e.voff+e.vlen] }
+
+// set adds a write of key and val (appended to the arena).
+func (t *table) set(key, val []byte) {
+	k := len(t.arena)
+	t.arena = append(t.arena, key...)
+	v := len(t.arena)
+	t.arena = append(t.arena, val...)
+	t.add(k, v, false)
+}
 
 // write sorts the run and writes it as a synced table at path. Keys must be
 // distinct.
 func (t *table) write(path string, opts sstable.WriterOptions) (err error) {
-	slices.SortFunc(t.kvs, func(a, b kv) int { return bytes.Compare(a.key, b.key) })
+	if len(t.arena) > math.MaxUint32 {
+		return fmt.Errorf("table of %d bytes", len(t.arena))
+	}
+	if len(t.kvs) > 0 {
+		first := t.key(&t.kvs[0])
+		common := len(first)
+		for i := range t.kvs {
+			k := t.key(&t.kvs[i])
+			n := min(common, len(k))
+			j := 0
+			for j < n && k[j] == first[j] {
+				j++
+			}
+			common = j
+		}
+		for i := range t.kvs {
+			var p [8]byte
+			copy(p[:], t.key(&t.kvs[i])[common:])
+			t.kvs[i].prefix = binary.BigEndian.Uint64(p[:])
+		}
+	}
+	slices.SortFunc(t.kvs, func(a, b kv) int {
+		if a.prefix != b.prefix {
+			if a.prefix < b.prefix {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(t.key(&a), t.key(&b))
+	})
 	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
@@ -57,9 +111,9 @@ func (t *table) write(path string, opts sstable.WriterOptions) (err error) {
 	for i := range t.kvs {
 		e := &t.kvs[i]
 		if e.del {
-			err = w.Delete(e.key)
+			err = w.Delete(t.key(e))
 		} else {
-			err = w.Set(e.key, e.val)
+			err = w.Set(t.key(e), t.val(e))
 		}
 		if err != nil {
 			_ = w.Close()

@@ -406,27 +406,37 @@ func (b *build) flush(final bool) error {
 		counts[ent.cur.Status]++
 	}
 	dirty := b.dirty
+	size := 0
+	for _, ent := range dirty {
+		size += len(ent.cur.OrderID) + len(ent.cur.CustomerName)
+	}
 	views := &table{space: keyView, fill: func(t *table) {
-		t.kvs = make([]kv, 0, len(dirty))
-		t.arena = make([]byte, 0, len(dirty)*160)
+		// Key, then a record of at most 6 varints and the strings.
+		t.grow(len(dirty), len(dirty)*(1+1+6*binary.MaxVarintLen64+7*binary.MaxVarintLen32)+size+3*len(dirty)*32)
 		for _, ent := range dirty {
-			k := t.key(func(dst []byte) []byte { return viewKey(dst, ent.cur.OrderID) })
-			t.set(k, t.key(func(dst []byte) []byte { return encodeView(dst, ent.cur) }))
+			k := len(t.arena)
+			t.arena = viewKey(t.arena, ent.cur.OrderID)
+			v := len(t.arena)
+			t.arena = encodeView(t.arena, ent.cur)
+			t.add(k, v, false)
 		}
 	}}
 	tables := []*table{views}
 	for i, space := range indexSpaces {
 		tables = append(tables, &table{space: space, fill: func(t *table) {
-			t.kvs = make([]kv, 0, len(dirty))
-			t.arena = make([]byte, 0, len(dirty)*64)
-			var old []byte
+			t.grow(len(dirty), 2*(size+len(dirty)*(2+binary.MaxVarintLen32+13)))
 			for _, ent := range dirty {
-				k := t.key(func(dst []byte) []byte { return appendIndexKey(dst, i, ent.cur) })
-				t.set(k, nil)
+				k := len(t.arena)
+				t.arena = appendIndexKey(t.arena, i, ent.cur)
+				t.add(k, len(t.arena), false)
 				if ent.stored {
 					// The old entry goes, unless it is the same key.
-					if old = appendIndexKey(old[:0], i, ent.flushed); !bytes.Equal(old, k) {
-						t.del(t.key(func(dst []byte) []byte { return append(dst, old...) }))
+					o := len(t.arena)
+					t.arena = appendIndexKey(t.arena, i, ent.flushed)
+					if bytes.Equal(t.arena[k:o], t.arena[o:]) {
+						t.arena = t.arena[:o]
+					} else {
+						t.add(o, len(t.arena), true)
 					}
 				}
 			}
