@@ -126,11 +126,12 @@ func recordPosition(rec []byte) (uint64, error) {
 
 // records collects records as an iterator yields them (pebble's value
 // slices are only valid until the iterator moves) and decodes them all at
-// once with a handful of allocations instead of two per event: the string
-// fields of every event point into one shared buffer that is never written
-// again, and the Data fields are sub-slices (with capped capacity) of one
-// separate copy, so the caller may change them. A retained string keeps the
-// whole buffer alive: that is the price of the speed.
+// once with a handful of allocations instead of two per event: every event
+// points into one shared buffer, its string fields as strings and its Data
+// as a sub-slice with capped capacity. No string covers a Data field's
+// bytes, so the caller may change Data (or append to it, which copies)
+// without changing any string. A retained string or Data keeps the whole
+// buffer alive: that is the price of the speed.
 type records struct {
 	raw  []byte
 	ends []int
@@ -146,27 +147,22 @@ func (r *records) decode(out []eventstore.Event) ([]eventstore.Event, error) {
 	if len(r.ends) == 0 {
 		return out, nil
 	}
-	s := unsafe.String(unsafe.SliceData(r.raw), len(r.raw)) // raw is never written again
-	dataStart := make([]int, len(r.ends))
-	total, start := 0, 0
-	base := len(out)
-	for i, end := range r.ends {
+	// The strings are taken from bytes never written again by this package;
+	// the Data fields are the only bytes a caller may write, and no string
+	// covers them.
+	s := unsafe.String(unsafe.SliceData(r.raw), len(r.raw))
+	start := 0
+	for _, end := range r.ends {
 		out = append(out, eventstore.Event{})
-		n, err := decodeFields(s[:end], start, &out[len(out)-1])
+		e := &out[len(out)-1]
+		n, err := decodeFields(s[:end], start, e)
 		if err != nil {
 			return nil, err
 		}
-		dataStart[i] = end - n
-		total += n
-		start = end
-	}
-	data := make([]byte, 0, total)
-	for i, end := range r.ends {
-		if n := end - dataStart[i]; n > 0 {
-			from := len(data)
-			data = append(data, r.raw[dataStart[i]:end]...)
-			out[base+i].Data = data[from:len(data):len(data)]
+		if n > 0 {
+			e.Data = r.raw[end-n : end : end]
 		}
+		start = end
 	}
 	return out, nil
 }
