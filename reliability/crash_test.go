@@ -103,10 +103,12 @@ func TestCrashUnderLoad(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 	dir := filepath.Join(t.TempDir(), "data")
 	rc := newReceiver(t)
-	// Declines (final, not retried) but no transient payment errors: with
-	// them, a kill during an order's last attempt strands it in the
-	// dead-letter queue, a known bug that TestCrashDuringLastAttemptStrandsNoOrder
-	// reproduces deterministically. CRASH_PAYMENT_ERROR_RATE=0.2 puts them back.
+	// Declines (final, not retried) but no transient payment errors by
+	// default: the broker forgives one crash-interrupted receive per message
+	// (TestCrashDuringLastAttemptStrandsNoOrder), so with retries in play two
+	// kills landing on one message's attempts could still, rarely and by
+	// design, dead-letter it for `ledger dlq redrive`. CRASH_PAYMENT_ERROR_RATE=0.2
+	// adds transient errors.
 	errRate := os.Getenv("CRASH_PAYMENT_ERROR_RATE")
 	if errRate == "" {
 		errRate = "0"

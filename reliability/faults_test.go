@@ -404,22 +404,12 @@ func TestFullDiskAtStartExitsCleanly(t *testing.T) {
 }
 
 // A process killed during an order's last processing attempt, after the
-// charge was recorded: on restart the message has used every receive the
-// queue allows, and the order must still finish (complete, or fail with a
+// charge was recorded: the order must still finish (complete, or fail with a
 // refund), not be stranded half-done (charged, not terminal) with its
-// message in the dead-letter queue.
-//
-// Known bug, so skipped unless RELIABILITY_KNOWN_BUGS=1: the embedded
-// broker keeps a message's receive count across releaseInFlight, and the
-// processing queue dead-letters on the receive after
-// messaging.MaxReceiveCount (= processing.MaxAttempts), so the handler never
-// gets the attempt that would finish the order. TestCrashUnderLoad hits it
-// when payment errors are injected (two transient failures, then a kill
-// during the third attempt).
+// message in the dead-letter queue. The embedded broker uncounts a receive
+// cut off by a crash (messaging/embedded releaseInFlight), so the handler
+// gets the attempt that finishes the order.
 func TestCrashDuringLastAttemptStrandsNoOrder(t *testing.T) {
-	if os.Getenv("RELIABILITY_KNOWN_BUGS") == "" {
-		t.Skip("known bug: an order whose last processing attempt is interrupted by a crash is dead-lettered half-done; RELIABILITY_KNOWN_BUGS=1 runs this")
-	}
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -207,9 +207,16 @@ func (b *Broker) Queue(name string, cfg QueueConfig) (*Queue, error) {
 // It runs when a queue is first declared after Open: pebble's directory lock
 // means no other process holds the database, so such messages were in the
 // hands of a process that died (or waiting out a retry delay, which a restart
-// may shorten). Their receive counts are kept, so dead-lettering still
-// happens after MaxReceiveCount receives; only the wait for the visibility
-// timeout after a crash goes away. Call with b.mu held.
+// may shorten), and the wait for the visibility timeout after a crash goes
+// away.
+//
+// A receive cut off by the crash was no attempt, so it is uncounted: else a
+// crash during an order's last attempt would dead-letter the message before
+// its handler ever ran again, leaving the order unfinished. It is uncounted
+// once per message only, so a message that itself crashes the process still
+// reaches the dead-letter queue, one receive later. Messages handed back with
+// ChangeVisibility (Returned: a real, failed attempt) keep their count.
+// Call with b.mu held.
 func (q *Queue) releaseInFlight() error {
 	b := q.b
 	now := b.clock().UnixNano()
@@ -242,6 +249,10 @@ func (q *Queue) releaseInFlight() error {
 			return err
 		}
 		rec.VisibleAt = now
+		if rec.ReceiveCount > 0 && !rec.Returned && !rec.Forgiven {
+			rec.ReceiveCount--
+			rec.Forgiven = true
+		}
 		if err := q.put(batch, rec); err != nil {
 			return err
 		}
@@ -267,6 +278,12 @@ type record struct {
 	DeadLetteredFrom string `json:"dead_lettered_from,omitempty"`
 	// DeadReceiveCount is the receive count it had there.
 	DeadReceiveCount int `json:"dead_receive_count,omitempty"`
+	// Returned is set when the receiver handed the message back with
+	// ChangeVisibility (a finished, failed attempt) and cleared on receive.
+	Returned bool `json:"returned,omitempty"`
+	// Forgiven is set once a receive cut off by a crash has been uncounted
+	// (see releaseInFlight); it is forgiven only once per message.
+	Forgiven bool `json:"forgiven,omitempty"`
 }
 
 func msgKey(queue, id string) []byte { return []byte("m\x00" + queue + "\x00" + id) }
@@ -446,6 +463,7 @@ func (q *Queue) receiveOnce(max int) ([]messaging.Message, time.Duration, <-chan
 				continue
 			}
 			rec.ReceiveCount++
+			rec.Returned = false
 			rec.VisibleAt = now.Add(q.cfg.VisibilityTimeout).UnixNano()
 			if err := q.put(batch, rec); err != nil {
 				return false, err
@@ -577,6 +595,7 @@ func (q *Queue) ChangeVisibility(ctx context.Context, receiptHandle string, d ti
 			return false, err
 		}
 		rec.VisibleAt = b.clock().Add(d).UnixNano()
+		rec.Returned = true
 		if err := q.put(batch, rec); err != nil {
 			return false, err
 		}

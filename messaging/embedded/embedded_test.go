@@ -138,7 +138,7 @@ func TestReopenReleasesInFlightAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	q, _ := b.Queue("q", cfg)
-	for _, body := range []string{"held", "waiting"} {
+	for _, body := range []string{"held", "returned"} {
 		if _, err := q.Send(ctx, []byte(body), nil); err != nil {
 			t.Fatal(err)
 		}
@@ -146,8 +146,13 @@ func TestReopenReleasesInFlightAtOnce(t *testing.T) {
 	if msgs, err := q.Receive(ctx, 1, time.Second); err != nil || len(msgs) != 1 || string(msgs[0].Body) != "held" {
 		t.Fatalf("receive: %v %v", msgs, err)
 	}
-	if msgs, err := q.Receive(ctx, 1, 10*time.Millisecond); err != nil || len(msgs) != 1 || string(msgs[0].Body) != "waiting" {
+	msgs, err := q.Receive(ctx, 1, 10*time.Millisecond)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "returned" {
 		t.Fatalf("second receive: %v %v", msgs, err)
+	}
+	// A failed attempt: handed back to wait out a retry delay.
+	if err := q.ChangeVisibility(ctx, msgs[0].ReceiptHandle, time.Hour); err != nil {
+		t.Fatal(err)
 	}
 	if msgs, _ := q.Receive(ctx, 1, 10*time.Millisecond); len(msgs) != 0 {
 		t.Fatalf("in-flight message received again before reopen: %v", msgs)
@@ -161,13 +166,57 @@ func TestReopenReleasesInFlightAtOnce(t *testing.T) {
 	}
 	defer b.Close()
 	q, _ = b.Queue("q", cfg)
-	msgs, err := q.Receive(ctx, 10, 0)
+	msgs, err = q.Receive(ctx, 10, 0)
 	if err != nil || len(msgs) != 2 {
 		t.Fatalf("after reopen: %d messages, %v; want both at once", len(msgs), err)
 	}
+	// The receive cut off by the "crash" is uncounted; the failed attempt counts.
+	want := map[string]int{"held": 1, "returned": 2}
 	for _, m := range msgs {
-		if m.ReceiveCount != 2 {
-			t.Fatalf("message %q has ReceiveCount %d, want 2", m.Body, m.ReceiveCount)
+		if m.ReceiveCount != want[string(m.Body)] {
+			t.Fatalf("message %q has ReceiveCount %d, want %d", m.Body, m.ReceiveCount, want[string(m.Body)])
 		}
 	}
+}
+
+// TestCrashLoopingMessageStillDeadLetters: a receive cut off by a crash is
+// uncounted only once per message, so a message that kills its process on
+// every receive still reaches the dead-letter queue (one receive later).
+func TestCrashLoopingMessageStillDeadLetters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() (*embedded.Broker, *embedded.Queue, *embedded.Queue) {
+		b, err := embedded.Open(dir, embedded.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dlq, _ := b.Queue("dlq", embedded.QueueConfig{})
+		q, err := b.Queue("q", embedded.QueueConfig{VisibilityTimeout: time.Hour, DeadLetter: dlq})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, q, dlq
+	}
+	b, q, _ := open()
+	if _, err := q.Send(ctx, []byte("poison"), nil); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	receives := 0
+	for cycle := 0; cycle < 10; cycle++ {
+		b, q, dlq := open()
+		if msgs, _ := dlq.Receive(ctx, 1, 0); len(msgs) == 1 {
+			b.Close()
+			if receives != messaging.MaxReceiveCount+1 {
+				t.Fatalf("dead-lettered after %d receives, want %d (one crash forgiven)", receives, messaging.MaxReceiveCount+1)
+			}
+			return
+		}
+		if msgs, _ := q.Receive(ctx, 1, 0); len(msgs) == 1 {
+			receives++
+		}
+		b.Close() // the process "dies" holding the message
+	}
+	t.Fatalf("message never dead-lettered after %d receives", receives)
 }
