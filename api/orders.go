@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -480,6 +481,10 @@ func decodeJSON(r *http.Request, dst any, required bool) error {
 		return domain.Errorf(codeMalformed, "the request body could not be read")
 	}
 	body = bytes.TrimSpace(body)
+	if !utf8.Valid(body) {
+		// encoding/json would silently turn invalid bytes into U+FFFD.
+		return domain.Errorf(codeMalformed, "the body is not valid UTF-8")
+	}
 	if len(body) == 0 {
 		if required {
 			return domain.Errorf(codeMalformed, "a JSON object body is required")

@@ -118,6 +118,7 @@ func TestRejectedPlaceAppendsNothing(t *testing.T) {
 		{"missing fields", `{}`, nil, 422, "customer_name"},
 		{"name too long", `{"customer_name": "` + strings.Repeat("é", 201) + `", "product_name": "b", "quantity": 1}`, nil, 422, "customer_name"},
 		{"control character", `{"customer_name": "a\u0007", "product_name": "b", "quantity": 1}`, nil, 422, "customer_name"},
+		{"invalid UTF-8", "{\"customer_name\": \"\xff\xfe\", \"product_name\": \"b\", \"quantity\": 1}", nil, 400, ""},
 	}
 	h := newHarness(t)
 	for _, c := range cases {
