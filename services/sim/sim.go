@@ -82,6 +82,12 @@ type outcome struct {
 	rejected    string
 }
 
+// KeyCapacity is how many idempotency keys the simulator remembers. Like a
+// real payment provider, which keeps keys for a day or so, it forgets the
+// oldest ones: retries come within minutes, and memory stays flat however
+// long the simulator runs.
+const KeyCapacity = 100_000
+
 // Simulator simulates both services. It is safe for concurrent use.
 type Simulator struct {
 	cfg   Config
@@ -89,6 +95,8 @@ type Simulator struct {
 	rng   *rand.Rand
 	done  map[string]outcome // idempotency key -> first outcome
 	tries map[string]int     // idempotency key -> calls so far
+	keys  []string           // ring of remembered keys, oldest at next
+	next  int
 	stock map[string]int     // product -> units left
 	seq   int
 	calls Stats
@@ -187,6 +195,7 @@ func (s *Simulator) Charge(ctx context.Context, req services.ChargeRequest) (ser
 		}
 		return o.charge, nil
 	}
+	s.remember(key)
 	s.tries[key]++
 	if s.tries[key] <= s.cfg.PaymentFailFirst || s.roll(s.cfg.PaymentErrorRate) {
 		s.calls.Errors++
@@ -218,6 +227,7 @@ func (s *Simulator) Refund(ctx context.Context, req services.RefundRequest) (ser
 		s.calls.Duplicates++
 		return o.refund, nil
 	}
+	s.remember(key)
 	if s.roll(s.cfg.PaymentErrorRate) {
 		s.calls.Errors++
 		return services.Refund{}, ErrUnavailable
@@ -249,6 +259,7 @@ func (s *Simulator) Reserve(ctx context.Context, req services.ReserveRequest) (s
 		}
 		return o.reservation, nil
 	}
+	s.remember(key)
 	s.tries[key]++
 	if s.tries[key] <= s.cfg.InventoryFailFirst {
 		s.calls.Errors++
@@ -269,6 +280,26 @@ func (s *Simulator) Reserve(ctx context.Context, req services.ReserveRequest) (s
 	s.done[key] = outcome{reservation: r}
 	s.calls.Reservations++
 	return r, nil
+}
+
+// remember records key as seen, forgetting the oldest key once KeyCapacity
+// are remembered; call with s.mu held, before storing anything under key.
+func (s *Simulator) remember(key string) {
+	if _, ok := s.tries[key]; ok {
+		return
+	}
+	if _, ok := s.done[key]; ok {
+		return
+	}
+	if len(s.keys) < KeyCapacity {
+		s.keys = append(s.keys, key)
+		return
+	}
+	old := s.keys[s.next]
+	delete(s.done, old)
+	delete(s.tries, old)
+	s.keys[s.next] = key
+	s.next = (s.next + 1) % KeyCapacity
 }
 
 // roll returns true with probability p; call with s.mu held.

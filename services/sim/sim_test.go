@@ -1,0 +1,46 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/orderledger/orderledger/services"
+)
+
+// TestIdempotencyKeysAreBounded: the simulator remembers at most
+// KeyCapacity keys, forgetting the oldest, so memory stays flat on a long
+// run, while recent keys still answer with their first outcome.
+func TestIdempotencyKeysAreBounded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	charge := func(i int) services.Charge {
+		t.Helper()
+		ch, err := s.Charge(ctx, services.ChargeRequest{IdempotencyKey: fmt.Sprintf("order-%d|payment", i), OrderID: "o", CustomerName: "c", ProductName: "p", Quantity: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ch
+	}
+	first := charge(0)
+	for i := 1; i <= KeyCapacity; i++ {
+		charge(i)
+	}
+	s.mu.Lock()
+	done, tries := len(s.done), len(s.tries)
+	s.mu.Unlock()
+	if done > KeyCapacity || tries > KeyCapacity {
+		t.Fatalf("remembers %d outcomes and %d try counts, want at most %d", done, tries, KeyCapacity)
+	}
+	last := charge(KeyCapacity)
+	if again := charge(KeyCapacity); again != last {
+		t.Fatalf("a recent key charged again: %+v then %+v", last, again)
+	}
+	if again := charge(0); again == first {
+		t.Fatalf("the oldest key was not forgotten: %+v", again)
+	}
+}
