@@ -20,7 +20,11 @@
 //
 // Keys: "m\x00<queue>\x00<id>" holds a message record; "v\x00<queue>\x00
 // <visible-at, 8 bytes big-endian unix ns><id>" indexes it by the time it
-// becomes visible, so a receive is a short range scan.
+// becomes visible, so a receive is a short range scan. Every message received
+// or deleted leaves a deletion tombstone in that index until pebble compacts
+// it away, so a receive does not scan from the start of the index: each queue
+// keeps scanFrom, a lower bound of its live index keys (see Queue.scanFrom),
+// and seeks there.
 package embedded
 
 import (
@@ -29,6 +33,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,6 +158,14 @@ type Queue struct {
 	name   string
 	cfg    QueueConfig
 	notify chan struct{} // closed and replaced on every send; guarded by b.mu
+	// scanFrom is a lower bound of the visible-at times in the queue's
+	// visibility index: no live key of the index is below it. Guarded by b.mu.
+	// put lowers it before every write of an index key (every path that
+	// writes one goes through put), and a receive raises it after a
+	// committed scan to the first key it left in place, so a receive seeks
+	// past the tombstones of the messages handled so far instead of stepping
+	// over each of them (they stay until pebble compacts them away).
+	scanFrom int64
 }
 
 var _ messaging.Queue = (*Queue)(nil)
@@ -310,8 +323,11 @@ func prefixEnd(p []byte) []byte {
 	return nil
 }
 
-// put writes rec into queue q in batch and schedules a wake-up.
+// put writes rec into queue q in batch and lowers q.scanFrom to cover its
+// index key (even if the batch is then not committed: a lower bound that is
+// too low only costs a longer scan). Call with b.mu held.
 func (q *Queue) put(batch *pebble.Batch, rec *record) error {
+	q.scanFrom = min(q.scanFrom, max(rec.VisibleAt, 0))
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -411,7 +427,7 @@ func (q *Queue) receiveOnce(max int) ([]messaging.Message, time.Duration, <-chan
 		now := b.clock()
 		nowNS := now.UnixNano()
 		prefix := visPrefix(q.name)
-		it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: visKey(q.name, q.scanFrom, ""), UpperBound: prefixEnd(prefix)})
 		if err != nil {
 			return false, err
 		}
@@ -420,19 +436,32 @@ func (q *Queue) receiveOnce(max int) ([]messaging.Message, time.Duration, <-chan
 			id  string
 		}
 		var dues []due
-		for ok := it.First(); ok && len(dues) < max; ok = it.Next() {
+		// left is the visible-at time of the first key this scan leaves in
+		// place: every live key is at or after it once the batch below is
+		// committed, except those the batch itself writes (through put).
+		// When the scan stops at max it stops on the last key it takes, not
+		// on the next one: stepping to the next would walk the tombstones of
+		// deleted in-flight messages whenever no other message is due.
+		left := int64(math.MaxInt64)
+		for ok := it.First(); ok; ok = it.Next() {
 			k := it.Key()
 			at := int64(binary.BigEndian.Uint64(k[len(prefix) : len(prefix)+8]))
 			if at > nowNS {
 				next = time.Duration(at - nowNS)
+				left = at
 				break
 			}
 			dues = append(dues, due{key: append([]byte(nil), k...), id: string(k[len(prefix)+8:])})
+			if len(dues) == max {
+				left = at
+				break
+			}
 		}
 		if err := it.Close(); err != nil {
 			return false, err
 		}
 		if len(dues) == 0 {
+			q.scanFrom = left
 			notify = q.notify
 			return false, nil
 		}
@@ -476,6 +505,9 @@ func (q *Queue) receiveOnce(max int) ([]messaging.Message, time.Duration, <-chan
 		if err := b.commit(batch); err != nil {
 			return false, err
 		}
+		// The batch removed every key before left and put the received
+		// messages back at now+VisibilityTimeout.
+		q.scanFrom = min(left, now.Add(q.cfg.VisibilityTimeout).UnixNano())
 		if moved {
 			q.cfg.DeadLetter.signal()
 		}
