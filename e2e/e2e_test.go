@@ -5,8 +5,6 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,142 +12,42 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/orderledger/orderledger/internal/ledgertest"
 )
 
-// binary is the ledger built once for the package's tests.
-var binary string
-
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ledger-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "ledger")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/ledger")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: go build:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	ledgertest.Cleanup()
 	os.Exit(code)
 }
 
 // waitLimit bounds every wait for the server; it is a guard against a hung
 // test, not a performance assertion.
-const waitLimit = 90 * time.Second
+const waitLimit = ledgertest.WaitLimit
 
 // server is one running `ledger serve`.
 type server struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	url  string
-	logs *syncBuffer
-	done chan error
+	*ledgertest.Proc
+	t *testing.T
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var servingRE = regexp.MustCompile(`serving on (http://\S+)`)
 
 // start runs `ledger serve` on dir with a free port and extra flags, and
 // returns once it is serving.
 func start(t *testing.T, dir string, flags ...string) *server {
 	t.Helper()
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--retry-backoff", "20ms"}, flags...)
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "LEDGER_API_TOKEN=")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{t: t, cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	urlc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(s.logs, line)
-			if m := servingRE.FindStringSubmatch(line); m != nil {
-				select {
-				case urlc <- m[1]:
-				default:
-				}
-			}
-		}
-		s.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-s.done
-		}
-		if t.Failed() {
-			t.Logf("server log (%s):\n%s", dir, tail(s.logs.String(), 60))
-		}
-	})
-	select {
-	case s.url = <-urlc:
-	case err := <-s.done:
-		s.done <- err
-		t.Fatalf("ledger serve exited before serving: %v\n%s", err, s.logs.String())
-	case <-time.After(waitLimit):
-		t.Fatalf("ledger serve did not start\n%s", s.logs.String())
-	}
-	s.url = strings.Replace(s.url, "0.0.0.0", "127.0.0.1", 1)
-	return s
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return &server{Proc: ledgertest.Serve(t, dir, append([]string{"--retry-backoff", "20ms"}, flags...)...), t: t}
 }
 
 // stop sends sig and waits for the process to exit, returning its error.
 func (s *server) stop(sig os.Signal) error {
 	s.t.Helper()
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		s.t.Fatal(err)
-	}
-	select {
-	case err := <-s.done:
-		return err
-	case <-time.After(waitLimit):
-		s.t.Fatalf("ledger serve did not exit after %v", sig)
-		return nil
-	}
+	return s.Signal(sig)
 }
 
 type reply struct {
@@ -164,7 +62,7 @@ func (s *server) do(method, path, body string, headers ...string) reply {
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, s.url+path, rd)
+	req, err := http.NewRequest(method, s.URL+path, rd)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -339,11 +237,11 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	if err := s.stop(syscall.SIGTERM); err != nil {
-		t.Fatalf("graceful stop: %v\n%s", err, s.logs.String())
+		t.Fatalf("graceful stop: %v\n%s", err, s.Logs.String())
 	}
 
 	// The audit history, from the data directory of the stopped ledger.
-	out, err := exec.Command(binary, "history", seed.OrderID, "--data", dir).CombinedOutput()
+	out, err := exec.Command(ledgertest.Binary(t), "history", seed.OrderID, "--data", dir).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "OrderCompleted") || !strings.Contains(string(out), "tour-1") {
 		t.Errorf("ledger history: %v\n%s", err, out)
 	}
@@ -383,7 +281,7 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 	// ledger history reads through the API of a running ledger.
-	out, err = exec.Command(binary, "history", seed.OrderID, "--url", s.url, "--json").CombinedOutput()
+	out, err = exec.Command(ledgertest.Binary(t), "history", seed.OrderID, "--url", s.URL, "--json").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `"OrderCompleted"`) {
 		t.Errorf("ledger history --url: %v\n%s", err, out)
 	}
@@ -468,7 +366,7 @@ func TestBadFlags(t *testing.T) {
 		{"history"},
 		{"history", "not-an-id"},
 	} {
-		cmd := exec.CommandContext(context.Background(), binary, args...)
+		cmd := exec.CommandContext(context.Background(), ledgertest.Binary(t), args...)
 		out, err := cmd.CombinedOutput()
 		ee, ok := err.(*exec.ExitError)
 		if !ok || ee.ExitCode() != 2 || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {

@@ -38,14 +38,14 @@ func appendOrder(t *testing.T, s *stack, events ...order.Event) string {
 func TestRejectedRequestsAppendNothing(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, t.TempDir(), stackConfig{})
-	pending := place(t, s.url, "pending")
+	pending := place(t, s.URL, "pending")
 	placed := order.Placed{CustomerName: "ada", ProductName: "widget", Quantity: 1}
 	failed := appendOrder(t, s, placed, order.PaymentFailed{Reason: "card declined"},
 		order.Failed{Reason: "card declined", Step: "charge", Attempts: 1})
 	completed := appendOrder(t, s, placed, order.PaymentSucceeded{PaymentID: "pay-1", Amount: 1000},
 		order.InventoryReserved{ReservationID: "res-1"}, order.Completed{})
 	paid := appendOrder(t, s, placed, order.PaymentSucceeded{PaymentID: "pay-2", Amount: 1000})
-	keyed := mustDo(t, http.MethodPost, s.url+"/orders", placeBody("keyed", 2), map[string]string{"Idempotency-Key": "key-1"})
+	keyed := mustDo(t, http.MethodPost, s.URL+"/orders", placeBody("keyed", 2), map[string]string{"Idempotency-Key": "key-1"})
 	if keyed.status != http.StatusCreated {
 		t.Fatalf("keyed place: %s", keyed)
 	}
@@ -104,7 +104,7 @@ func TestRejectedRequestsAppendNothing(t *testing.T) {
 			if c.body != "" || c.header["Content-Type"] != "" {
 				body = []byte(c.body)
 			}
-			r := mustDo(t, c.method, s.url+c.path, body, c.header)
+			r := mustDo(t, c.method, s.URL+c.path, body, c.header)
 			if r.status != c.want {
 				t.Errorf("%s %s: %s, want %d", c.method, c.path, truncate(r.String(), 300), c.want)
 			}

@@ -73,10 +73,10 @@ func isProblem(r response) bool {
 func TestConcurrentCancelsWithIfMatchOneWins(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, t.TempDir(), stackConfig{})
-	id := place(t, s.url, "race")
+	id := place(t, s.URL, "race")
 	head := s.head(t)
 
-	answers := cancelAll(t, s.url, id, 50, func(int) string { return `"1"` })
+	answers := cancelAll(t, s.URL, id, 50, func(int) string { return `"1"` })
 	var ok, pre int
 	for i, r := range answers {
 		switch {
@@ -106,11 +106,11 @@ func TestConcurrentCancelsWithIfMatchOneWins(t *testing.T) {
 func TestConcurrentCancelsMixedIfMatch(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, t.TempDir(), stackConfig{})
-	id := place(t, s.url, "mixed")
+	id := place(t, s.URL, "mixed")
 	head := s.head(t)
 
 	kind := func(i int) string { return [...]string{"stale", "fresh", "none"}[i%3] }
-	answers := cancelAll(t, s.url, id, 50, func(i int) string {
+	answers := cancelAll(t, s.URL, id, 50, func(i int) string {
 		switch kind(i) {
 		case "stale":
 			return `"7"`
@@ -176,7 +176,7 @@ func TestManyWritersManyOrders(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for n := range perWriter {
-				r, err := do(http.MethodPost, s.url+"/orders", placeBody(fmt.Sprintf("writer-%d-%d", w, n), 1+n), nil)
+				r, err := do(http.MethodPost, s.URL+"/orders", placeBody(fmt.Sprintf("writer-%d-%d", w, n), 1+n), nil)
 				if err != nil || r.status != http.StatusCreated {
 					t.Errorf("place: %v %s", err, r)
 					return
@@ -197,7 +197,7 @@ func TestManyWritersManyOrders(t *testing.T) {
 						if c%2 == 1 {
 							h["If-Match"] = `"1"`
 						}
-						r, err := do(http.MethodPost, s.url+"/orders/"+v.OrderID+"/cancel", nil, h)
+						r, err := do(http.MethodPost, s.URL+"/orders/"+v.OrderID+"/cancel", nil, h)
 						if err != nil {
 							t.Errorf("cancel: %v", err)
 							return

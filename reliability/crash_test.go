@@ -19,6 +19,7 @@ import (
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	eventsdb "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/internal/ledgertest"
 	msgdb "github.com/orderledger/orderledger/messaging/embedded"
 	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/projections"
@@ -130,11 +131,11 @@ func TestCrashUnderLoad(t *testing.T) {
 			crng := rand.New(rand.NewPCG(seed, uint64(c*clients+i+1)))
 			go func() {
 				defer wg.Done()
-				l.run(ctx, p.url, i, crng)
+				l.run(ctx, p.URL, i, crng)
 			}()
 		}
 		time.Sleep(time.Duration(500+rng.IntN(2000)) * time.Millisecond)
-		err := p.signal(syscall.SIGKILL)
+		err := p.Signal(syscall.SIGKILL)
 		cancel()
 		wg.Wait()
 		if err == nil || !strings.Contains(err.Error(), "signal: killed") {
@@ -156,7 +157,7 @@ func TestCrashUnderLoad(t *testing.T) {
 	// everything finish.
 	p := serve(t, dir, flags...)
 	for _, key := range l.unknown {
-		r := mustDo(t, http.MethodPost, p.url+"/orders", placeBody(key, 1), map[string]string{"Idempotency-Key": key})
+		r := mustDo(t, http.MethodPost, p.URL+"/orders", placeBody(key, 1), map[string]string{"Idempotency-Key": key})
 		switch r.status {
 		case http.StatusCreated: // stored before the kill (replayed) or now
 			l.accepted[orderIDOf(t, r.body)] = key
@@ -171,7 +172,7 @@ func TestCrashUnderLoad(t *testing.T) {
 			if _, ok := terminal[id]; ok {
 				continue
 			}
-			r, err := do(http.MethodGet, p.url+"/orders/"+id+"/events", nil, nil)
+			r, err := do(http.MethodGet, p.URL+"/orders/"+id+"/events", nil, nil)
 			if err != nil || r.status != http.StatusOK {
 				return false, fmt.Sprintf("history of %s: %v %s", id, err, r)
 			}
@@ -192,7 +193,7 @@ func TestCrashUnderLoad(t *testing.T) {
 				return false, fmt.Sprintf("order %s finished but was not notified yet", id)
 			}
 		}
-		r, err := do(http.MethodGet, p.url+"/readyz", nil, nil)
+		r, err := do(http.MethodGet, p.URL+"/readyz", nil, nil)
 		if err != nil || r.status != http.StatusOK {
 			return false, fmt.Sprintf("not ready: %v %s", err, r)
 		}
@@ -200,7 +201,7 @@ func TestCrashUnderLoad(t *testing.T) {
 	}
 	if ok, state := poll(finished); !ok {
 		// Keep the evidence: stop the server and describe the queues.
-		_ = p.signal(syscall.SIGKILL)
+		_ = p.Signal(syscall.SIGKILL)
 		code, out, errOut := runLedger(t, "dlq", "list", "--data", dir)
 		t.Logf("ledger dlq list: exit %d\n%s%s", code, out, errOut)
 		if br, err := pipeline.OpenBroker(filepath.Join(dir, "queue"), 0, 1, true); err == nil {
@@ -214,17 +215,17 @@ func TestCrashUnderLoad(t *testing.T) {
 	}
 	// Wait for the queues to drain, then stop gracefully.
 	waitFor(t, "the read model to show every order terminal", func() (bool, string) {
-		r, err := do(http.MethodGet, p.url+"/orders?status=Pending&limit=1", nil, nil)
+		r, err := do(http.MethodGet, p.URL+"/orders?status=Pending&limit=1", nil, nil)
 		if err != nil || r.status != http.StatusOK || !strings.Contains(string(r.body), `"items":[]`) {
 			return false, fmt.Sprintf("pending orders: %v %s", err, r)
 		}
 		return true, ""
 	})
-	if err := p.signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("graceful stop: %v\n%s", err, lastLines(p.logs.String(), 30))
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("graceful stop: %v\n%s", err, ledgertest.LastLines(p.Logs.String(), 30))
 	}
-	if strings.Contains(p.logs.String(), `"level":"ERROR"`) {
-		t.Errorf("the server logged errors:\n%s", grepLines(p.logs.String(), `"level":"ERROR"`, 10))
+	if strings.Contains(p.Logs.String(), `"level":"ERROR"`) {
+		t.Errorf("the server logged errors:\n%s", grepLines(p.Logs.String(), `"level":"ERROR"`, 10))
 	}
 	t.Logf("%d orders accepted over %d kills; %d notifications received", len(l.accepted), cycles, rc.deliveries)
 

@@ -95,7 +95,7 @@ func TestPaymentOutageFailsAfterThreeAttempts(t *testing.T) {
 	}
 	s := newStack(t, t.TempDir(), stackConfig{Pipeline: true, Payment: simulator, Inventory: simulator})
 	const n = 12
-	ids := placeN(t, s.url, n)
+	ids := placeN(t, s.URL, n)
 	waitTerminal(t, s, ids)
 	waitIdle(t, s)
 	for _, id := range ids {
@@ -158,7 +158,7 @@ func TestPaymentOutageEndsMidRun(t *testing.T) {
 		pay := &outage{Payment: simulator, down: true, attempts: map[string]int{}}
 		// One worker, so orders queue up behind the outage.
 		s := newStack(t, t.TempDir(), stackConfig{Pipeline: true, Payment: pay, Inventory: simulator, Workers: 1})
-		ids := placeN(t, s.url, 10)
+		ids := placeN(t, s.URL, 10)
 		waitTerminal(t, s, ids)
 		waitIdle(t, s)
 		for _, id := range ids {
@@ -186,7 +186,7 @@ func TestPaymentOutageEndsMidRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := newStack(t, t.TempDir(), stackConfig{Pipeline: true, Payment: simulator, Inventory: simulator})
-		ids := placeN(t, s.url, 6)
+		ids := placeN(t, s.URL, 6)
 		waitTerminal(t, s, ids)
 		waitIdle(t, s)
 		rep := checkLog(t, s.store, s.codec)
@@ -209,7 +209,7 @@ func TestWebhookReceiverDownThenUp(t *testing.T) {
 	rc.down.Store(true)
 	s := newStack(t, t.TempDir(), stackConfig{Pipeline: true, Webhooks: []string{rc.srv.URL}})
 	const n = 10
-	ids := placeN(t, s.url, n)
+	ids := placeN(t, s.URL, n)
 	waitTerminal(t, s, ids)
 	// Every notification has been tried and refused at least once.
 	waitFor(t, "the receiver to refuse every notification", func() (bool, string) {
@@ -315,7 +315,7 @@ func reopenAndVerify(t *testing.T, dir string, accepted []string) {
 	s.waitProjected(t)
 	checkViews(t, s.views, s.codec, rep)
 	// And it takes writes again.
-	place(t, s.url, "after recovery")
+	place(t, s.URL, "after recovery")
 }
 
 // A full disk: appends fail with a clean 503 (never a 500 or a hang), and
@@ -325,12 +325,12 @@ func TestFullDiskAnswers503AndCorruptsNothing(t *testing.T) {
 	mnt := mountTmpfs(t, "24m")
 	dir := filepath.Join(mnt, "data")
 	s := newStack(t, dir, stackConfig{})
-	before := placeN(t, s.url, 20)
+	before := placeN(t, s.URL, 20)
 	filler := fill(t, mnt, 32<<10)
-	accepted, refusal := placeUntilRefused(t, s.url, 5000)
+	accepted, refusal := placeUntilRefused(t, s.URL, 5000)
 	t.Logf("accepted %d more orders, then: %s", len(accepted), truncate(refusal.String(), 200))
 	// Reads still work while writes fail.
-	if r := mustDo(t, http.MethodGet, s.url+"/orders/"+before[0], nil, nil); r.status != http.StatusOK {
+	if r := mustDo(t, http.MethodGet, s.URL+"/orders/"+before[0], nil, nil); r.status != http.StatusOK {
 		t.Errorf("GET an order on a full disk: %s", r)
 	}
 	s.stop()
@@ -375,7 +375,7 @@ func TestReadOnlyDataDirExitsCleanly(t *testing.T) {
 	t.Parallel()
 	src := filepath.Join(t.TempDir(), "data")
 	s := newStack(t, src, stackConfig{})
-	ids := placeN(t, s.url, 10)
+	ids := placeN(t, s.URL, 10)
 	s.stop()
 	ro := bindReadOnly(t, filepath.Dir(src))
 
@@ -414,7 +414,7 @@ func TestCrashDuringLastAttemptStrandsNoOrder(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := newStack(t, dir, stackConfig{})
-	id := place(t, s.url, "last attempt")
+	id := place(t, s.URL, "last attempt")
 	placedEnv, err := s.store.Load(ctx, id, 1)
 	if err != nil || len(placedEnv) != 1 {
 		t.Fatalf("load: %v", err)

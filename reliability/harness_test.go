@@ -56,7 +56,7 @@ type stack struct {
 	pipe  *pipeline.Pipeline
 	codec *eventstore.Codec
 	srv   *httptest.Server
-	url   string
+	URL   string
 	stop  func()
 }
 
@@ -114,7 +114,7 @@ func newStack(t *testing.T, dir string, cfg stackConfig) *stack {
 	s.srv = httptest.NewServer(api.NewRouter(api.Deps{
 		Store: s.store, Views: s.views, Codec: s.codec, Logger: log,
 	}))
-	s.url = s.srv.URL
+	s.URL = s.srv.URL
 	var once sync.Once
 	s.stop = func() {
 		once.Do(func() {
