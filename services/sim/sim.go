@@ -97,7 +97,7 @@ type Simulator struct {
 	tries map[string]int     // idempotency key -> calls so far
 	keys  []string           // ring of remembered keys, oldest at next
 	next  int
-	stock map[string]int     // product -> units left
+	stock map[string]int // product -> units left
 	seq   int
 	calls Stats
 }
