@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
 	"github.com/cockroachdb/pebble/v2/sstable"
@@ -17,9 +18,10 @@ import (
 
 // table is a run of writes bound for one sorted table (sstable) that a
 // rebuild ingests into its generation. Keys and values live in one arena.
-// Before sorting, each entry takes as an integer the 8 bytes of its key
+// Before sorting, each entry takes as two integers the 16 bytes of its key
 // after the prefix common to all keys, so most comparisons of the sort are
-// one integer comparison.
+// integer comparisons. Tables are reused (tablePool): their arenas are
+// large, and allocating them afresh costs zeroing and garbage collection.
 type table struct {
 	space byte           // the keyspace, for the file name
 	fill  func(t *table) // when set, adds the writes (run in parallel)
@@ -28,10 +30,30 @@ type table struct {
 }
 
 type kv struct {
-	prefix     uint64
+	prefix     [2]uint64
 	koff, klen uint32
 	voff, vlen uint32
 	del        bool
+}
+
+var tablePool sync.Pool
+
+// newTable returns an empty table for keyspace space.
+func newTable(space byte, fill func(t *table)) *table {
+	t, _ := tablePool.Get().(*table)
+	if t == nil {
+		t = &table{}
+	}
+	t.space, t.fill, t.kvs, t.arena = space, fill, t.kvs[:0], t.arena[:0]
+	return t
+}
+
+// release returns tables to the pool.
+func release(tables []*table) {
+	for _, t := range tables {
+		t.fill = nil
+		tablePool.Put(t)
+	}
 }
 
 // grow makes room for n more entries and size more bytes of arena.
@@ -81,14 +103,20 @@ func (t *table) write(path string, opts sstable.WriterOptions) (err error) {
 			common = j
 		}
 		for i := range t.kvs {
-			var p [8]byte
+			var p [16]byte
 			copy(p[:], t.key(&t.kvs[i])[common:])
-			t.kvs[i].prefix = binary.BigEndian.Uint64(p[:])
+			t.kvs[i].prefix = [2]uint64{binary.BigEndian.Uint64(p[:8]), binary.BigEndian.Uint64(p[8:])}
 		}
 	}
 	slices.SortFunc(t.kvs, func(a, b kv) int {
-		if a.prefix != b.prefix {
-			if a.prefix < b.prefix {
+		if a.prefix[0] != b.prefix[0] {
+			if a.prefix[0] < b.prefix[0] {
+				return -1
+			}
+			return 1
+		}
+		if a.prefix[1] != b.prefix[1] {
+			if a.prefix[1] < b.prefix[1] {
 				return -1
 			}
 			return 1

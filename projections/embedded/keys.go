@@ -81,7 +81,13 @@ func appendString(dst []byte, s string) []byte {
 func appendOrder(dst []byte, createdAt time.Time, id string) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, ^(uint64(createdAt.Unix()) ^ 1<<63))
 	dst = binary.BigEndian.AppendUint32(dst, ^uint32(createdAt.Nanosecond()))
-	for i := 0; i < len(id); i++ {
+	i := 0
+	for ; i+8 <= len(id); i += 8 {
+		x := uint64(id[i]) | uint64(id[i+1])<<8 | uint64(id[i+2])<<16 | uint64(id[i+3])<<24 |
+			uint64(id[i+4])<<32 | uint64(id[i+5])<<40 | uint64(id[i+6])<<48 | uint64(id[i+7])<<56
+		dst = binary.LittleEndian.AppendUint64(dst, ^x)
+	}
+	for ; i < len(id); i++ {
 		dst = append(dst, ^id[i])
 	}
 	return append(dst, 0xFF)

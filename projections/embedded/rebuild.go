@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -27,7 +28,7 @@ type RebuildOptions struct {
 	// page of the feed.
 	Progress func(projections.Progress)
 	// FlushEvery is how many events are folded between durable flushes of
-	// the new generation (each one a point a rerun resumes from); 65,536
+	// the new generation (each one a point a rerun resumes from); 262,144
 	// when 0.
 	FlushEvery int
 	// Workers is how many goroutines decode events; GOMAXPROCS when 0.
@@ -69,7 +70,7 @@ func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *events
 		opts.Consumer = projections.Consumer
 	}
 	if opts.FlushEvery <= 0 {
-		opts.FlushEvery = 1 << 16
+		opts.FlushEvery = 1 << 18
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
@@ -93,6 +94,7 @@ func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *events
 	defer func() {
 		if !switched {
 			// Keep what was folded for the next run to resume from.
+			_ = b.wait()
 			_ = b.g.db.Flush()
 			_ = b.g.db.Close()
 		}
@@ -193,6 +195,13 @@ type build struct {
 	// dir is the read model's directory; flushes counts the flushes.
 	dir     string
 	flushes int
+	// inflight is the result of the flush being written, when one is;
+	// leaving are the terminal views it writes; failed is the first
+	// failure of a flush.
+	inflight chan error
+	leaving  []string
+	failed   error
+	changes  []change // the copy of the dirty views a flush writes
 }
 
 // entry is one order's view in memory: cur folded so far, flushed as stored.
@@ -389,6 +398,13 @@ func (b *build) apply(envs []eventstore.Event, evs []order.Event) error {
 	return nil
 }
 
+// change is a dirty view as a flush writes it: its new state, and the one
+// stored before (when stored).
+type change struct {
+	cur, old projections.View
+	stored   bool
+}
+
 // flush writes the dirty views, the counts and the position (and marks the
 // generation live when final) as sorted tables, one per keyspace, built in
 // parallel and ingested in one atomic step: no memtable inserts, no
@@ -396,43 +412,62 @@ func (b *build) apply(envs []eventstore.Event, evs []order.Event) error {
 // or none of a given one, so its position and counts always match its
 // views. (A generation written by an older rebuild, or spoiled, may hold
 // views ahead of its position; a resumed rebuild allows for that, see
-// build.resumed.) Terminal views leave memory: nothing follows them.
+// build.resumed.)
+//
+// The tables are written in the background while the fold goes on, from a
+// copy of the dirty views; a flush first waits for the previous one, so
+// they are ingested in order, and a final flush waits for itself. Terminal
+// views leave memory once their flush is in: nothing follows them.
 func (b *build) flush(final bool) error {
+	if err := b.wait(); err != nil {
+		return err
+	}
 	counts := copyCounts(b.counts)
-	for _, ent := range b.dirty {
+	// No flush is in flight now: its copy is free for this one.
+	dirty := slices.Grow(b.changes[:0], len(b.dirty))[:len(b.dirty)]
+	b.changes = dirty
+	size := 0
+	for i, ent := range b.dirty {
+		dirty[i] = change{cur: ent.cur, old: ent.flushed, stored: ent.stored}
 		if ent.stored {
 			counts[ent.flushed.Status]--
 		}
 		counts[ent.cur.Status]++
-	}
-	dirty := b.dirty
-	size := 0
-	for _, ent := range dirty {
 		size += len(ent.cur.OrderID) + len(ent.cur.CustomerName)
+		ent.flushed, ent.stored, ent.dirty = ent.cur, true, false
+		if ent.cur.Status.Terminal() {
+			b.leaving = append(b.leaving, ent.cur.OrderID)
+		}
 	}
-	views := &table{space: keyView, fill: func(t *table) {
+	clear(b.dirty)
+	b.dirty = b.dirty[:0]
+	b.pending = 0
+	b.counts = counts
+	views := newTable(keyView, func(t *table) {
 		// Key, then a record of at most 6 varints and the strings.
 		t.grow(len(dirty), len(dirty)*(1+1+6*binary.MaxVarintLen64+7*binary.MaxVarintLen32)+size+3*len(dirty)*32)
-		for _, ent := range dirty {
+		for i := range dirty {
+			c := &dirty[i]
 			k := len(t.arena)
-			t.arena = viewKey(t.arena, ent.cur.OrderID)
+			t.arena = viewKey(t.arena, c.cur.OrderID)
 			v := len(t.arena)
-			t.arena = encodeView(t.arena, ent.cur)
+			t.arena = encodeView(t.arena, c.cur)
 			t.add(k, v, false)
 		}
-	}}
+	})
 	tables := []*table{views}
 	for i, space := range indexSpaces {
-		tables = append(tables, &table{space: space, fill: func(t *table) {
+		tables = append(tables, newTable(space, func(t *table) {
 			t.grow(len(dirty), 2*(size+len(dirty)*(2+binary.MaxVarintLen32+13)))
-			for _, ent := range dirty {
+			for j := range dirty {
+				c := &dirty[j]
 				k := len(t.arena)
-				t.arena = appendIndexKey(t.arena, i, ent.cur)
+				t.arena = appendIndexKey(t.arena, i, c.cur)
 				t.add(k, len(t.arena), false)
-				if ent.stored {
+				if c.stored {
 					// The old entry goes, unless it is the same key.
 					o := len(t.arena)
-					t.arena = appendIndexKey(t.arena, i, ent.flushed)
+					t.arena = appendIndexKey(t.arena, i, c.old)
 					if bytes.Equal(t.arena[k:o], t.arena[o:]) {
 						t.arena = t.arena[:o]
 					} else {
@@ -440,9 +475,9 @@ func (b *build) flush(final bool) error {
 					}
 				}
 			}
-		}})
+		}))
 	}
-	meta := &table{space: 'm'}
+	meta := newTable('m', nil)
 	for _, st := range order.Statuses {
 		meta.set(countKey(st), binary.BigEndian.AppendUint64(nil, uint64(counts[st])))
 	}
@@ -452,23 +487,41 @@ func (b *build) flush(final bool) error {
 	}
 	tables = append(tables, meta)
 	b.flushes++
-	if err := ingest(b.dir, b.g, b.flushes, b.shards, tables); err != nil {
-		return err
-	}
-	b.counts = counts
-	for _, ent := range b.dirty {
-		ent.flushed, ent.stored, ent.dirty = ent.cur, true, false
-		if ent.cur.Status.Terminal() {
-			delete(b.views, ent.cur.OrderID)
+	done := make(chan error, 1)
+	seq := b.flushes
+	go func() {
+		err := ingest(b.dir, b.g, seq, b.shards, tables)
+		release(tables)
+		if err == nil {
+			b.g.countsMu.Lock()
+			b.g.counts = copyCounts(counts)
+			b.g.countsMu.Unlock()
 		}
+		done <- err
+	}()
+	b.inflight = done
+	if final {
+		return b.wait()
 	}
-	clear(b.dirty)
-	b.dirty = b.dirty[:0]
-	b.pending = 0
-	b.g.countsMu.Lock()
-	b.g.counts = copyCounts(b.counts)
-	b.g.countsMu.Unlock()
 	return nil
+}
+
+// wait waits for the flush in flight, if any, and returns its error (and
+// that error again on every later call: the views in memory then claim to
+// be stored when they may not be, so the rebuild must stop).
+func (b *build) wait() error {
+	if b.inflight != nil {
+		b.failed = <-b.inflight
+		b.inflight = nil
+		if b.failed == nil {
+			for _, id := range b.leaving {
+				delete(b.views, id)
+			}
+		}
+		clear(b.leaving)
+		b.leaving = b.leaving[:0]
+	}
+	return b.failed
 }
 
 // recount counts the views of db by status, from the status index.
