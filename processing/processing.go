@@ -186,6 +186,7 @@ func (p *Processor) Process(ctx context.Context, orderID string, attempt int, me
 		if len(events) == 0 {
 			continue
 		}
+		events = p.followUp(ctx, o, events, attempt)
 		if err := p.append(ctx, o, meta, events); err != nil {
 			var conflict *eventstore.ConflictError
 			if errors.As(err, &conflict) {
@@ -195,6 +196,40 @@ func (p *Processor) Process(ctx context.Context, orderID string, attempt int, me
 		}
 	}
 	return &TransientError{Step: "decide", Err: fmt.Errorf("order %s: no progress after %d decisions", orderID, maxDecisions)}
+}
+
+// followUp returns events followed by the decisions of the steps they lead
+// to that call no service (complete, fail), so that those are appended in the
+// same atomic append instead of one more each: a completed order takes two
+// appends (payment, then reservation and completion), not three. The events
+// are exactly those the loop in Process would record one append at a time,
+// since the state they are decided on is o with events applied, which is
+// what a reload after the append would fold. A refusal stops the follow-up;
+// Process then meets the step again after the append, as before.
+func (p *Processor) followUp(ctx context.Context, o order.Order, events []order.Event, attempt int) []order.Event {
+	next := o
+	for _, e := range events {
+		next = next.Apply(e)
+	}
+	for range maxDecisions {
+		step := next.NextStep()
+		if step != order.StepComplete && step != order.StepFail {
+			break
+		}
+		cmd, err := p.perform(ctx, next, step, attempt)
+		if err != nil {
+			break
+		}
+		more, err := order.Decide(next, cmd)
+		if err != nil || len(more) == 0 {
+			break
+		}
+		for _, e := range more {
+			next = next.Apply(e)
+		}
+		events = append(events, more...)
+	}
+	return events
 }
 
 // perform carries out step for o and returns the command recording its
