@@ -7,7 +7,6 @@ package dynamo
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -147,34 +146,17 @@ func invalid(format string, args ...any) error {
 	return domain.Errorf(domain.Invalid, "eventstore/dynamo: append: "+format, args...)
 }
 
+// limits are DynamoDB's bounds on one append (versions stay exact in a
+// DynamoDB number read as float64 by other tools: at most 2^53).
+var limits = eventstore.Limits{MaxIDLen: MaxIDLen, MaxEvents: MaxEventsPerAppend, MaxVersion: 1 << 53}
+
 // prepare validates an append and returns the events' items.
 func (s *Store) prepare(stream string, expected int64, events []eventstore.Event) ([]map[string]types.AttributeValue, error) {
-	switch {
-	case stream == "" || len(stream) > MaxIDLen || !utf8.ValidString(stream):
-		return nil, invalid("stream ID must be 1..%d bytes of UTF-8", MaxIDLen)
-	case expected < 0:
-		return nil, invalid("expected version %d is negative", expected)
-	case len(events) == 0:
-		return nil, invalid("no events")
-	case len(events) > MaxEventsPerAppend:
-		return nil, invalid("%d events in one append (at most %d)", len(events), MaxEventsPerAppend)
-	case expected > 1<<53-int64(len(events)):
-		return nil, invalid("expected version %d is out of range", expected)
+	if err := eventstore.ValidateAppend("eventstore/dynamo: append", stream, expected, events, limits); err != nil {
+		return nil, err
 	}
 	items := make([]map[string]types.AttributeValue, len(events))
 	for i, e := range events {
-		switch {
-		case e.EventID == "" || len(e.EventID) > MaxIDLen:
-			return nil, invalid("event %d: event ID must be 1..%d bytes", i, MaxIDLen)
-		case e.Type == "" || len(e.Type) > MaxIDLen:
-			return nil, invalid("event %d: type must be 1..%d bytes", i, MaxIDLen)
-		case e.SchemaVersion < 1:
-			return nil, invalid("event %d: schema version %d (must be at least 1)", i, e.SchemaVersion)
-		case e.StreamID != "" && e.StreamID != stream:
-			return nil, invalid("event %d: stream ID %q differs from the stream appended to", i, e.StreamID)
-		case len(e.Data) > 0 && !json.Valid(e.Data):
-			return nil, invalid("event %d: data is not valid JSON", i)
-		}
 		e.StreamID, e.Version = stream, expected+int64(i)+1
 		items[i] = Item(e)
 		if n := itemSize(items[i]); n > MaxItemSize {

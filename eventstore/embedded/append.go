@@ -3,7 +3,6 @@ package embedded
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 	"runtime"
@@ -102,42 +101,16 @@ func (s *Store) append(ctx context.Context, key, stream string, expected int64, 
 	}
 }
 
-func invalid(format string, args ...any) error {
-	return domain.Errorf(domain.Invalid, "eventstore/embedded: append: "+format, args...)
-}
+// limits are the embedded store's bounds on one append.
+var limits = eventstore.Limits{MaxIDLen: MaxIDLen, MaxEvents: MaxEventsPerAppend, MaxDataLen: MaxEventSize, MaxVersion: math.MaxInt64}
 
 func newRequest(ctx context.Context, key, stream string, expected int64, events []eventstore.Event) (*request, error) {
-	switch {
-	case stream == "":
-		return nil, invalid("empty stream ID")
-	case len(stream) > MaxIDLen:
-		return nil, invalid("stream ID longer than %d bytes", MaxIDLen)
-	case expected < 0:
-		return nil, invalid("expected version %d is negative", expected)
-	case len(events) == 0:
-		return nil, invalid("no events")
-	case len(events) > MaxEventsPerAppend:
-		return nil, invalid("%d events in one append (at most %d)", len(events), MaxEventsPerAppend)
-	case expected > math.MaxInt64-int64(len(events)):
-		return nil, invalid("expected version %d is out of range", expected)
+	if err := eventstore.ValidateAppend("eventstore/embedded: append", stream, expected, events, limits); err != nil {
+		return nil, err
 	}
 	size := 0
 	for i := range events {
 		e := &events[i]
-		switch {
-		case e.EventID == "" || len(e.EventID) > MaxIDLen:
-			return nil, invalid("event %d: event ID must be 1..%d bytes", i, MaxIDLen)
-		case e.Type == "" || len(e.Type) > MaxIDLen:
-			return nil, invalid("event %d: type must be 1..%d bytes", i, MaxIDLen)
-		case e.SchemaVersion < 1:
-			return nil, invalid("event %d: schema version %d (must be at least 1)", i, e.SchemaVersion)
-		case e.StreamID != "" && e.StreamID != stream:
-			return nil, invalid("event %d: stream ID %q differs from the stream appended to", i, e.StreamID)
-		case len(e.Data) > MaxEventSize:
-			return nil, invalid("event %d: data of %d bytes (at most %d)", i, len(e.Data), MaxEventSize)
-		case len(e.Data) > 0 && !json.Valid(e.Data):
-			return nil, invalid("event %d: data is not valid JSON", i)
-		}
 		size += 64 + len(stream) + len(e.EventID) + len(e.Type) + len(e.Data) +
 			len(e.Metadata.CorrelationID) + len(e.Metadata.CausationID) + len(e.Metadata.RequestID)
 	}
