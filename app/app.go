@@ -41,7 +41,8 @@ type Config struct {
 	Addr string
 	// Token, when set, is required as a bearer token on /orders and /admin.
 	Token string
-	// Workers is how many orders are processed at once (0: the pipeline default).
+	// Workers is how many orders are processed at once (0: the pipeline
+	// default, pipeline.DefaultWorkers).
 	Workers int
 	// RetryBackoff is the wait before a failed processing attempt is retried.
 	RetryBackoff time.Duration

@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/orderledger/orderledger/app"
+	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -56,7 +59,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.Addr, "addr", ":8000", "listen address of the HTTP API")
 	fs.StringVar(&o.Data, "data", "./data", "data directory (embedded backend): events, views and queues")
 	fs.StringVar(&o.Backend, "backend", "embedded", "storage and messaging backend: "+strings.Join(backendNames(), " or "))
-	fs.IntVar(&o.Workers, "workers", 4, "order processing workers")
+	fs.IntVar(&o.Workers, "workers", pipeline.DefaultWorkers, "order processing workers: orders handled at once. "+
+		"Each spends most of its time waiting for durable writes that concurrent workers share, so more workers "+
+		"overlap more of them (measured: 4 ~400 orders/s, 32 ~1,000-1,600 on 2 cores; 64 no better); "+
+		"with --backend aws the default is "+strconv.Itoa(awsDefaultWorkers)+" queue pollers")
 	fs.DurationVar(&o.RetryBackoff, "retry-backoff", 2*time.Second, "delay before a failed processing attempt is retried")
 	fs.Float64Var(&o.Sim.PaymentDeclineRate, "sim-payment-decline-rate", 0, "simulator: share of charges declined, 0..1 (not retried)")
 	fs.Float64Var(&o.Sim.PaymentErrorRate, "sim-payment-error-rate", 0, "simulator: share of payment calls failing transiently, 0..1 (retried)")
@@ -71,6 +77,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if o.Backend == "aws" && !flagGiven(fs, e, "workers") {
+		o.Workers = awsDefaultWorkers
 	}
 	switch {
 	case o.Workers < 1:
@@ -95,6 +104,18 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	o.Logger = slog.New(slog.NewJSONHandler(e.stderr, nil))
 	return run(ctx, e, o)
+}
+
+// awsDefaultWorkers is the default --workers of the aws backend: each worker
+// is a local SQS poller, and Lambda does the scaling where it is deployed.
+const awsDefaultWorkers = 4
+
+// flagGiven reports whether flag name was set on the command line or through
+// its LEDGER_* environment variable.
+func flagGiven(fs *flag.FlagSet, e *env, name string) bool {
+	given := e.getenv("LEDGER_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))) != ""
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 func backendNames() []string {
