@@ -37,7 +37,7 @@ func runBenchE2E(ctx context.Context, e *env, args []string) error {
 	url := fs.String("url", "", "base URL of a running ledger to measure instead of starting one in this process")
 	pid := fs.Int("pid", 0, "with --url: process ID of the server, for its peak RSS (same machine)")
 	dir := fs.String("dir", "", "directory on the disk to measure, for the in-process server's data (default the OS temporary directory)")
-	workers := fs.Int("workers", 4, "in-process server: order processing workers (as ledger serve --workers)")
+	workers := fs.Int("workers", 32, "in-process server: order processing workers (as ledger serve --workers)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the measured runs (server and clients) to this file")
 	asJSON := fs.Bool("json", false, "print the figures as one JSON object on the last line")
 	if err := parseFlags(fs, e, args); err != nil {
