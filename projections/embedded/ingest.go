@@ -18,19 +18,99 @@ import (
 
 // table is a run of writes bound for one sorted table (sstable) that a
 // rebuild ingests into its generation. Keys and values live in one arena.
-// Before sorting, each entry takes as two integers the 16 bytes of its key
-// after the prefix common to all keys, so most comparisons of the sort are
-// integer comparisons. Tables are reused (tablePool): their arenas are
+// Tables are reused (tablePool): their arenas are
 // large, and allocating them afresh costs zeroing and garbage collection.
 type table struct {
 	space byte           // the keyspace, for the file name
 	fill  func(t *table) // when set, adds the writes (run in parallel)
 	kvs   []kv
 	arena []byte
+	// ord is kvs in key order once sorted; tmp is the radix sort's buffer.
+	ord, tmp []sortKey
+}
+
+// sortKey is the 16 bytes of a key after the prefix common to all keys of
+// its table (zero-padded), as two big-endian integers, and the key's index.
+type sortKey struct {
+	hi, lo uint64
+	i      uint32
+}
+
+// sort fills t.ord with the entries in key order: a least-significant-digit
+// radix sort on the 16 bytes after the common prefix (skipping the bytes
+// that are the same in every key), then a comparison sort of each run of
+// keys that those bytes do not tell apart. Keys must be distinct.
+func (t *table) sort() {
+	n := len(t.kvs)
+	t.ord = slices.Grow(t.ord[:0], n)[:n]
+	t.tmp = slices.Grow(t.tmp[:0], n)[:n]
+	if n == 0 {
+		return
+	}
+	first := t.key(&t.kvs[0])
+	common := len(first)
+	for i := range t.kvs {
+		k := t.key(&t.kvs[i])
+		m := min(common, len(k))
+		j := 0
+		for j < m && k[j] == first[j] {
+			j++
+		}
+		common = j
+	}
+	var counts [16][256]int
+	for i := range t.kvs {
+		var p [16]byte
+		copy(p[:], t.key(&t.kvs[i])[common:])
+		for d, c := range p {
+			counts[d][c]++
+		}
+		t.ord[i] = sortKey{hi: binary.BigEndian.Uint64(p[:8]), lo: binary.BigEndian.Uint64(p[8:]), i: uint32(i)}
+	}
+	src, dst := t.ord, t.tmp
+	for d := 15; d >= 0; d-- {
+		c := &counts[d]
+		shift := uint(8 * (7 - d%8))
+		if c[byte(digit(src[0], d, shift))] == n {
+			continue // the same byte in every key
+		}
+		var pos [256]int
+		sum := 0
+		for b := range 256 {
+			pos[b] = sum
+			sum += c[b]
+		}
+		for _, e := range src {
+			b := digit(e, d, shift)
+			dst[pos[b]] = e
+			pos[b]++
+		}
+		src, dst = dst, src
+	}
+	t.ord, t.tmp = src, dst
+	for i := 0; i < n; {
+		j := i + 1
+		for j < n && t.ord[j].hi == t.ord[i].hi && t.ord[j].lo == t.ord[i].lo {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortFunc(t.ord[i:j], func(a, b sortKey) int {
+				return bytes.Compare(t.key(&t.kvs[a.i]), t.key(&t.kvs[b.i]))
+			})
+		}
+		i = j
+	}
+}
+
+// digit returns byte d of e's 16 bytes; shift is its position in its word.
+func digit(e sortKey, d int, shift uint) byte {
+	if d < 8 {
+		return byte(e.hi >> shift)
+	}
+	return byte(e.lo >> shift)
 }
 
 type kv struct {
-	prefix     [2]uint64
 	koff, klen uint32
 	voff, vlen uint32
 	del        bool
@@ -90,39 +170,7 @@ func (t *table) write(path string, opts sstable.WriterOptions) (err error) {
 	if len(t.arena) > math.MaxUint32 {
 		return fmt.Errorf("table of %d bytes", len(t.arena))
 	}
-	if len(t.kvs) > 0 {
-		first := t.key(&t.kvs[0])
-		common := len(first)
-		for i := range t.kvs {
-			k := t.key(&t.kvs[i])
-			n := min(common, len(k))
-			j := 0
-			for j < n && k[j] == first[j] {
-				j++
-			}
-			common = j
-		}
-		for i := range t.kvs {
-			var p [16]byte
-			copy(p[:], t.key(&t.kvs[i])[common:])
-			t.kvs[i].prefix = [2]uint64{binary.BigEndian.Uint64(p[:8]), binary.BigEndian.Uint64(p[8:])}
-		}
-	}
-	slices.SortFunc(t.kvs, func(a, b kv) int {
-		if a.prefix[0] != b.prefix[0] {
-			if a.prefix[0] < b.prefix[0] {
-				return -1
-			}
-			return 1
-		}
-		if a.prefix[1] != b.prefix[1] {
-			if a.prefix[1] < b.prefix[1] {
-				return -1
-			}
-			return 1
-		}
-		return bytes.Compare(t.key(&a), t.key(&b))
-	})
+	t.sort()
 	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
@@ -136,8 +184,8 @@ func (t *table) write(path string, opts sstable.WriterOptions) (err error) {
 			_ = os.Remove(path)
 		}
 	}()
-	for i := range t.kvs {
-		e := &t.kvs[i]
+	for _, o := range t.ord {
+		e := &t.kvs[o.i]
 		if e.del {
 			err = w.Delete(t.key(e))
 		} else {
