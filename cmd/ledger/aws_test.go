@@ -66,7 +66,14 @@ func startAWSServer(t *testing.T, extraEnv map[string]string, hooks awsHooks, ar
 			fmt.Sscan(args[i+1], &o.Sim.PaymentDeclineRate)
 		case "--sim-payment-error-rate":
 			fmt.Sscan(args[i+1], &o.Sim.PaymentErrorRate)
+		case "--sim-inventory-stock":
+			fmt.Sscan(args[i+1], &o.Sim.InventoryStock)
+		default:
+			t.Fatalf("startAWSServer: unsupported flag %s", args[i])
 		}
+	}
+	if len(args)%2 != 0 {
+		t.Fatalf("startAWSServer: flags come in pairs: %v", args)
 	}
 	go func() { done <- serveAWSWith(ctx, e, o, hooks) }()
 	t.Cleanup(func() {
@@ -321,5 +328,41 @@ func reportOrderCost(t *testing.T, u awsconfig.Usage) {
 		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestServeAWSOutOfStockRefundsThenFails: on the AWS backend too, an order
+// charged but not reservable is refunded (the saga's compensation) and
+// fails at the inventory step, while the order before it completed.
+func TestServeAWSOutOfStockRefundsThenFails(t *testing.T) {
+	t.Parallel()
+	base, names, c := startAWSServer(t, nil, awsHooks{}, "--sim-inventory-stock", "1")
+	first := placeSeedOrder(t, base)
+	if item := waitItem(t, c, names.OrdersTable, first, "Failed", "Completed"); str(item, "status") != "Completed" {
+		t.Fatalf("first order: %s, want Completed", str(item, "status"))
+	}
+	second := placeSeedOrder(t, base)
+	item := waitItem(t, c, names.OrdersTable, second, "Failed", "Completed")
+	if str(item, "status") != "Failed" || !strings.Contains(str(item, "failure_reason"), "out of stock") {
+		t.Fatalf("second order: status %s reason %q, want Failed out of stock", str(item, "status"), str(item, "failure_reason"))
+	}
+	resp, err := http.Get(base + "/orders/" + second + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h struct {
+		Events []struct{ Type string } `json:"events"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range h.Events {
+		types = append(types, e.Type)
+	}
+	want := []string{"OrderPlaced", "PaymentSucceeded", "InventoryReservationFailed", "PaymentRefunded", "OrderFailed"}
+	if strings.Join(types, ",") != strings.Join(want, ",") {
+		t.Fatalf("history %v, want %v", types, want)
 	}
 }
