@@ -28,9 +28,10 @@ type RebuildOptions struct {
 	// Progress, when set, is called from the rebuilding goroutine after each
 	// page of the feed.
 	Progress func(projections.Progress)
-	// FlushEvery is how many events are folded between durable flushes of
-	// the new generation (each one a point a rerun resumes from); 262,144
-	// when 0.
+	// FlushEvery is the most events folded between durable flushes of the
+	// new generation (each one a point a rerun resumes from); 262,144 when
+	// 0. A flush starts sooner, after an eighth of that, when the previous
+	// one is already in.
 	FlushEvery int
 	// Workers is how many goroutines decode events; GOMAXPROCS when 0.
 	Workers int
@@ -337,7 +338,10 @@ func (b *build) bulk(ctx context.Context, feed eventstore.Feed, head uint64, opt
 		if err := b.apply(p.envs, p.evs); err != nil {
 			return err
 		}
-		if b.pending >= opts.FlushEvery {
+		// Flush every FlushEvery events, or sooner when the previous flush
+		// is already in: the writer stays busy, and the last flush, which
+		// nothing overlaps, stays small.
+		if b.pending >= opts.FlushEvery || (b.pending >= opts.FlushEvery/8 && b.idle()) {
 			if err := b.flush(false); err != nil {
 				return err
 			}
@@ -516,6 +520,22 @@ func (b *build) flush(final bool) error {
 		return b.wait()
 	}
 	return nil
+}
+
+// idle reports whether no flush is in flight (any finished one is
+// collected).
+func (b *build) idle() bool {
+	if b.inflight == nil {
+		return true
+	}
+	select {
+	case err := <-b.inflight:
+		b.inflight = make(chan error, 1)
+		b.inflight <- err
+		return b.wait() == nil
+	default:
+		return false
+	}
 }
 
 // wait waits for the flush in flight, if any, and returns its error (and
