@@ -90,6 +90,9 @@ func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *events
 		return RebuildResult{}, err
 	}
 	b.codec = codec
+	// Room for about the orders of a flush and the one before (the
+	// terminal ones leave after their flush).
+	b.views = make(map[string]*entry, opts.FlushEvery/2)
 	b.shards = opts.Workers
 	b.dir = s.dir
 	switched := false
@@ -183,9 +186,9 @@ type build struct {
 	g        *generation
 	codec    *eventstore.Codec
 	consumer string
-	pos      uint64 // feed position folded so far
-	views    map[string]*entry
-	last     *entry // the entry of the last event folded
+	pos      uint64            // feed position folded so far
+	views    map[string]*entry // non-terminal views, and those being flushed
+	last     *entry            // the entry of the last event folded
 	dirty    []*entry
 	pending  int // events folded since the last flush
 	counts   map[order.Status]int64
@@ -204,7 +207,8 @@ type build struct {
 	inflight chan error
 	leaving  []string
 	failed   error
-	changes  []change // the copy of the dirty views a flush writes
+	changes  []change           // the dirty views a flush writes
+	olds     []projections.View // their views stored before
 }
 
 // entry is one order's view in memory: cur folded so far, flushed as stored.
@@ -241,7 +245,7 @@ func (s *Store) openBuild(live int, consumer string) (*build, error) {
 			}
 			if err == nil && serr == nil && st != "" {
 				g.counts = copyCounts(counts)
-				return &build{g: g, consumer: consumer, pos: pos, views: map[string]*entry{}, counts: counts, resumed: true}, nil
+				return &build{g: g, consumer: consumer, pos: pos, counts: counts, resumed: true}, nil
 			}
 			_ = g.db.Close()
 		}
@@ -262,7 +266,7 @@ func (s *Store) openBuild(live int, consumer string) (*build, error) {
 		_ = g.db.Close()
 		return nil, storageErr("rebuild", err)
 	}
-	return &build{g: g, consumer: consumer, views: map[string]*entry{}, counts: copyCounts(g.counts)}, nil
+	return &build{g: g, consumer: consumer, counts: copyCounts(g.counts)}, nil
 }
 
 func copyCounts(m map[order.Status]int64) map[order.Status]int64 {
@@ -414,11 +418,12 @@ func (b *build) apply(envs []eventstore.Event, evs []order.Event) error {
 	return nil
 }
 
-// change is a dirty view as a flush writes it: its new state, and the one
-// stored before (when stored).
+// change is a dirty view as a flush writes it: its entry, whose flushed
+// view is the one written (the fold changes only cur meanwhile), and the
+// index in build.olds of the view stored before, or -1.
 type change struct {
-	cur, old projections.View
-	stored   bool
+	ent *entry
+	old int32
 }
 
 // flush writes the dirty views, the counts and the position (and marks the
@@ -430,8 +435,8 @@ type change struct {
 // views ahead of its position; a resumed rebuild allows for that, see
 // build.resumed.)
 //
-// The tables are written in the background while the fold goes on, from a
-// copy of the dirty views; a flush first waits for the previous one, so
+// The tables are written in the background while the fold goes on, from
+// the entries' flushed views, which only a flush changes; a flush first waits for the previous one, so
 // they are ingested in order, and a final flush waits for itself. Terminal
 // views leave memory once their flush is in: nothing follows them.
 func (b *build) flush(final bool) error {
@@ -439,14 +444,17 @@ func (b *build) flush(final bool) error {
 		return err
 	}
 	counts := copyCounts(b.counts)
-	// No flush is in flight now: its copy is free for this one.
+	// No flush is in flight now: the previous one's lists are free.
 	dirty := slices.Grow(b.changes[:0], len(b.dirty))[:len(b.dirty)]
 	b.changes = dirty
+	olds := b.olds[:0]
 	size := 0
 	for i, ent := range b.dirty {
-		dirty[i] = change{cur: ent.cur, old: ent.flushed, stored: ent.stored}
+		dirty[i] = change{ent: ent, old: -1}
 		if ent.stored {
 			counts[ent.flushed.Status]--
+			dirty[i].old = int32(len(olds))
+			olds = append(olds, ent.flushed)
 		}
 		counts[ent.cur.Status]++
 		size += len(ent.cur.OrderID) + len(ent.cur.CustomerName)
@@ -455,6 +463,7 @@ func (b *build) flush(final bool) error {
 			b.leaving = append(b.leaving, ent.cur.OrderID)
 		}
 	}
+	b.olds = olds
 	clear(b.dirty)
 	b.dirty = b.dirty[:0]
 	b.pending = 0
@@ -463,11 +472,11 @@ func (b *build) flush(final bool) error {
 		// Key, then a record of at most 6 varints and the strings.
 		t.grow(len(dirty), len(dirty)*(1+1+6*binary.MaxVarintLen64+7*binary.MaxVarintLen32)+size+3*len(dirty)*32)
 		for i := range dirty {
-			c := &dirty[i]
+			cur := &dirty[i].ent.flushed
 			k := len(t.arena)
-			t.arena = viewKey(t.arena, c.cur.OrderID)
+			t.arena = viewKey(t.arena, cur.OrderID)
 			v := len(t.arena)
-			t.arena = encodeView(t.arena, c.cur)
+			t.arena = encodeView(t.arena, *cur)
 			t.add(k, v, false)
 		}
 	})
@@ -478,12 +487,12 @@ func (b *build) flush(final bool) error {
 			for j := range dirty {
 				c := &dirty[j]
 				k := len(t.arena)
-				t.arena = appendIndexKey(t.arena, i, c.cur)
+				t.arena = appendIndexKey(t.arena, i, c.ent.flushed)
 				t.add(k, len(t.arena), false)
-				if c.stored {
+				if c.old >= 0 {
 					// The old entry goes, unless it is the same key.
 					o := len(t.arena)
-					t.arena = appendIndexKey(t.arena, i, c.old)
+					t.arena = appendIndexKey(t.arena, i, olds[c.old])
 					if bytes.Equal(t.arena[k:o], t.arena[o:]) {
 						t.arena = t.arena[:o]
 					} else {
