@@ -92,7 +92,8 @@ func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *events
 	b.codec = codec
 	// Room for about the orders of a flush and the one before (the
 	// terminal ones leave after their flush).
-	b.views = make(map[string]*entry, opts.FlushEvery/2)
+	b.mapSize = opts.FlushEvery / 2
+	b.views = make(map[string]*entry, b.mapSize)
 	b.shards = opts.Workers
 	b.dir = s.dir
 	switched := false
@@ -189,6 +190,7 @@ type build struct {
 	pos      uint64            // feed position folded so far
 	views    map[string]*entry // non-terminal views, and those being flushed
 	last     *entry            // the entry of the last event folded
+	mapSize  int               // the initial size of views
 	dirty    []*entry
 	pending  int // events folded since the last flush
 	counts   map[order.Status]int64
@@ -557,6 +559,15 @@ func (b *build) wait() error {
 		if b.failed == nil {
 			for _, id := range b.leaving {
 				delete(b.views, id)
+			}
+			// Deleted slots slow every lookup that misses (a new order's)
+			// until the map grows; a fresh map has none.
+			if len(b.leaving) > 2*len(b.views) {
+				views := make(map[string]*entry, max(len(b.views), b.mapSize))
+				for id, ent := range b.views {
+					views[id] = ent
+				}
+				b.views = views
 			}
 		}
 		clear(b.leaving)
