@@ -23,8 +23,8 @@
 // becomes visible, so a receive is a short range scan. Every message received
 // or deleted leaves a deletion tombstone in that index until pebble compacts
 // it away, so a receive does not scan from the start of the index: each queue
-// keeps scanFrom, a lower bound of its live index keys (see Queue.scanFrom),
-// and seeks there.
+// keeps scanFrom, a lower bound of its live index keys, and a range known to
+// hold none (see Queue.scanFrom and Queue.gapStart), and seeks past both.
 package embedded
 
 import (
@@ -166,6 +166,15 @@ type Queue struct {
 	// past the tombstones of the messages handled so far instead of stepping
 	// over each of them (they stay until pebble compacts them away).
 	scanFrom int64
+	// [gapStart, gapEnd) is a range of visible-at times known to hold no
+	// live index key (empty when gapStart >= gapEnd). Guarded by b.mu. It is
+	// what a send leaves behind when it lowers scanFrom: the index between
+	// the new message and the old bound is empty but for tombstones, mostly
+	// those of in-flight messages deleted since they were received (their
+	// keys sit a visibility timeout ahead). A receive skips the gap with one
+	// seek, so when nothing else is due it does not walk those tombstones
+	// again after every send.
+	gapStart, gapEnd int64
 }
 
 var _ messaging.Queue = (*Queue)(nil)
@@ -327,7 +336,7 @@ func prefixEnd(p []byte) []byte {
 // index key (even if the batch is then not committed: a lower bound that is
 // too low only costs a longer scan). Call with b.mu held.
 func (q *Queue) put(batch *pebble.Batch, rec *record) error {
-	q.scanFrom = min(q.scanFrom, max(rec.VisibleAt, 0))
+	q.lower(max(rec.VisibleAt, 0))
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -336,6 +345,41 @@ func (q *Queue) put(batch *pebble.Batch, rec *record) error {
 		return err
 	}
 	return batch.Set(visKey(q.name, rec.VisibleAt, rec.ID), nil, nil)
+}
+
+// lower keeps q.scanFrom and the gap true before a key at visible-at time at
+// is written. Call with b.mu held.
+func (q *Queue) lower(at int64) {
+	if q.gapStart <= at && at < q.gapEnd {
+		q.gapStart = at + 1 // keep the part above the new key
+	}
+	if at >= q.scanFrom {
+		return
+	}
+	// Nothing live lies in [at+1, scanFrom): it becomes the gap, merged
+	// with the old one when they touch (both are free of live keys).
+	gs, ge := at+1, q.scanFrom
+	if q.gapStart < q.gapEnd && q.gapStart <= ge && q.gapEnd >= gs {
+		gs, ge = min(gs, q.gapStart), max(ge, q.gapEnd)
+	}
+	if ge > gs {
+		q.gapStart, q.gapEnd = gs, ge
+	}
+	q.scanFrom = at
+}
+
+// scanRanges returns the ranges of visible-at times a receive scans, in
+// order: from scanFrom to the end of the index, less the gap. Call with
+// b.mu held.
+func (q *Queue) scanRanges() [][2]int64 {
+	from, end := q.scanFrom, int64(math.MaxInt64)
+	if q.gapStart >= q.gapEnd || q.gapEnd <= from {
+		return [][2]int64{{from, end}}
+	}
+	if q.gapStart <= from {
+		return [][2]int64{{q.gapEnd, end}}
+	}
+	return [][2]int64{{from, q.gapStart}, {q.gapEnd, end}}
 }
 
 // signal wakes receivers; call with b.mu held.
@@ -427,7 +471,7 @@ func (q *Queue) receiveOnce(max int) ([]messaging.Message, time.Duration, <-chan
 		now := b.clock()
 		nowNS := now.UnixNano()
 		prefix := visPrefix(q.name)
-		it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: visKey(q.name, q.scanFrom, ""), UpperBound: prefixEnd(prefix)})
+		it, err := b.db.NewIter(nil)
 		if err != nil {
 			return false, err
 		}
@@ -443,18 +487,26 @@ func (q *Queue) receiveOnce(max int) ([]messaging.Message, time.Duration, <-chan
 		// on the next one: stepping to the next would walk the tombstones of
 		// deleted in-flight messages whenever no other message is due.
 		left := int64(math.MaxInt64)
-		for ok := it.First(); ok; ok = it.Next() {
-			k := it.Key()
-			at := int64(binary.BigEndian.Uint64(k[len(prefix) : len(prefix)+8]))
-			if at > nowNS {
-				next = time.Duration(at - nowNS)
-				left = at
-				break
+	scan:
+		for _, r := range q.scanRanges() {
+			upper := prefixEnd(prefix)
+			if r[1] != math.MaxInt64 {
+				upper = visKey(q.name, r[1], "")
 			}
-			dues = append(dues, due{key: append([]byte(nil), k...), id: string(k[len(prefix)+8:])})
-			if len(dues) == max {
-				left = at
-				break
+			it.SetBounds(visKey(q.name, r[0], ""), upper)
+			for ok := it.First(); ok; ok = it.Next() {
+				k := it.Key()
+				at := int64(binary.BigEndian.Uint64(k[len(prefix) : len(prefix)+8]))
+				if at > nowNS {
+					next = time.Duration(at - nowNS)
+					left = at
+					break scan
+				}
+				dues = append(dues, due{key: append([]byte(nil), k...), id: string(k[len(prefix)+8:])})
+				if len(dues) == max {
+					left = at
+					break scan
+				}
 			}
 		}
 		if err := it.Close(); err != nil {

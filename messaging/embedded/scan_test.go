@@ -3,6 +3,9 @@ package embedded_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,5 +202,100 @@ func TestReceiveInBatchesGetsEachMessageOnce(t *testing.T) {
 	}
 	if msgs, _ := q.Receive(ctx, 10, 0); len(msgs) != 0 {
 		t.Fatalf("%d messages left after all were deleted", len(msgs))
+	}
+}
+
+// TestReceiveMatchesAModel runs random sends, receives, deletes, visibility
+// changes and clock steps against a queue and a plain in-memory model of it:
+// every receive must return exactly the messages the model says are due, in
+// index order, however the receive's lower bound and skipped range moved.
+func TestReceiveMatchesAModel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clock := &manualClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	b, err := embedded.Open(t.TempDir(), embedded.Options{Clock: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const vis = 10 * time.Second
+	q, err := b.Queue("q", embedded.QueueConfig{VisibilityTimeout: vis})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type entry struct {
+		at      time.Time
+		receipt string
+	}
+	model := map[string]*entry{} // message ID -> state
+	rng := rand.New(rand.NewPCG(1, 2))
+	due := func(max int) []string {
+		var ids []string
+		for id, e := range model {
+			if !e.at.After(clock.Now()) {
+				ids = append(ids, id)
+			}
+		}
+		slices.SortFunc(ids, func(a, b string) int {
+			if c := model[a].at.Compare(model[b].at); c != 0 {
+				return c
+			}
+			return strings.Compare(a, b)
+		})
+		return ids[:min(max, len(ids))]
+	}
+	inFlight := func() []string {
+		var ids []string
+		for id, e := range model {
+			if e.receipt != "" {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	for step := range 3000 {
+		switch op := rng.IntN(10); {
+		case op < 3:
+			id, err := q.Send(ctx, []byte("m"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			model[id] = &entry{at: clock.Now()}
+		case op < 6:
+			max := 1 + rng.IntN(3)
+			want := due(max)
+			msgs, err := q.Receive(ctx, max, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range msgs {
+				got = append(got, m.ID)
+				model[m.ID].at, model[m.ID].receipt = clock.Now().Add(vis), m.ReceiptHandle
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("step %d: received %v, want %v", step, got, want)
+			}
+		case op < 8:
+			if ids := inFlight(); len(ids) > 0 {
+				id := ids[rng.IntN(len(ids))]
+				if err := q.Delete(ctx, model[id].receipt); err != nil {
+					t.Fatal(err)
+				}
+				delete(model, id)
+			}
+		case op < 9:
+			if ids := inFlight(); len(ids) > 0 {
+				id := ids[rng.IntN(len(ids))]
+				d := time.Duration(rng.IntN(4)) * time.Second
+				if err := q.ChangeVisibility(ctx, model[id].receipt, d); err != nil {
+					t.Fatal(err)
+				}
+				model[id].at, model[id].receipt = clock.Now().Add(d), ""
+			}
+		default:
+			clock.Add(time.Duration(rng.IntN(3000)) * time.Millisecond)
+		}
 	}
 }
