@@ -69,6 +69,12 @@ const (
 	// than 32 (BENCHMARKS.md, "End to end").
 	DefaultWorkers      = 32
 	DefaultRetryBackoff = time.Second
+	// LogWorkers consume the notify-log queue. Each notification costs a
+	// receive and a delete, two durable writes in series, so one worker
+	// keeps up with a few hundred outcomes a second, less than the
+	// processors finish; with a few, their writes share fsyncs. The lines
+	// are independent, so their order does not matter.
+	LogWorkers = 4
 	// MaxWebhookBackoff caps the wait between webhook attempts.
 	MaxWebhookBackoff = 5 * time.Minute
 )
@@ -230,7 +236,8 @@ func Start(ctx context.Context, cfg Config) (*Pipeline, error) {
 	})
 	if br.Log != nil {
 		p.goRun(func() {
-			messaging.Consume(runCtx, br.Log, logsink.Handler(log), messaging.ConsumeOptions{Wait: wait, Logger: log, Name: LogQueue})
+			messaging.Consume(runCtx, br.Log, logsink.Handler(log), messaging.ConsumeOptions{Workers: LogWorkers,
+				Wait: wait, Logger: log, Name: LogQueue})
 		})
 	}
 	for i, d := range deliverers {
