@@ -91,13 +91,7 @@ func runBenchE2E(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := r.WriteTable(e.stdout); err != nil {
-		return err
-	}
-	if *asJSON {
-		return r.WriteJSON(e.stdout)
-	}
-	return nil
+	return printBench(e, &r, *asJSON)
 }
 
 // terminalWriter returns w when it is a terminal, for progress lines, and
@@ -136,11 +130,5 @@ func runBenchMemory(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := r.WriteTable(e.stdout); err != nil {
-		return err
-	}
-	if *asJSON {
-		return r.WriteJSON(e.stdout)
-	}
-	return nil
+	return printBench(e, &r, *asJSON)
 }

@@ -55,11 +55,5 @@ func runBenchRebuild(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := r.WriteTable(e.stdout); err != nil {
-		return err
-	}
-	if *asJSON {
-		return r.WriteJSON(e.stdout)
-	}
-	return nil
+	return printBench(e, &r, *asJSON)
 }
