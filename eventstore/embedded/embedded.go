@@ -52,7 +52,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"sync"
 	"sync/atomic"
 
@@ -60,6 +59,7 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/pebblelog"
 )
 
 var (
@@ -142,7 +142,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		o(&cfg)
 	}
 	po := &pebble.Options{
-		Logger:       panicLogger{},
+		Logger:       pebblelog.Logger{Prefix: "eventstore/embedded"},
 		MemTableSize: 64 << 20,
 		CacheSize:    64 << 20,
 	}
@@ -280,26 +280,6 @@ func storageErr(op string, err error) error { return &storageError{op: op, err: 
 func corruptErr(op string, key []byte) error {
 	return domain.Errorf(domain.Internal, "eventstore/embedded: %s: corrupt record at key %q", op, key)
 }
-
-// panicLogger is pebble's logger. pebble calls Fatalf on errors it cannot
-// recover from (a failed WAL write or sync, a failed MANIFEST sync) and its
-// default logger then exits the process; panicking instead lets the
-// sequencer contain a failed commit and report it as an error. Error lines
-// (failed background compactions, for instance) go to the standard logger;
-// informational lines are dropped.
-type panicLogger struct{}
-
-func (panicLogger) Infof(string, ...any) {}
-func (panicLogger) Errorf(format string, args ...any) {
-	log.Printf("eventstore/embedded: pebble: "+format, args...)
-}
-func (panicLogger) Fatalf(format string, args ...any) {
-	panic(fatalError(fmt.Sprintf(format, args...)))
-}
-
-type fatalError string
-
-func (e fatalError) Error() string { return string(e) }
 
 func (s *Store) checkOpen(ctx context.Context) error {
 	select {

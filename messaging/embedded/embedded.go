@@ -42,6 +42,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/internal/pebblelog"
 	"github.com/orderledger/orderledger/messaging"
 )
 
@@ -52,7 +53,7 @@ const DefaultVisibilityTimeout = 30 * time.Second
 type Options struct {
 	// Clock is the time source (nil: domain.SystemClock).
 	Clock domain.Clock
-	// Logger receives pebble's log lines (nil: discarded).
+	// Logger receives pebble's log lines (nil: pebblelog: errors to the standard logger, fatal errors panic).
 	Logger pebble.Logger
 }
 
@@ -72,7 +73,7 @@ type Broker struct {
 func Open(dir string, opts Options) (*Broker, error) {
 	logger := opts.Logger
 	if logger == nil {
-		logger = quietLogger{}
+		logger = pebblelog.Logger{Prefix: "messaging/embedded"}
 	}
 	db, err := pebble.Open(dir, &pebble.Options{Logger: logger})
 	if err != nil {
@@ -912,12 +913,4 @@ func (t *Topic) Publish(ctx context.Context, body []byte, attrs map[string]strin
 		return "", fmt.Errorf("messaging/embedded: publish to %s: %w", t.name, err)
 	}
 	return id, nil
-}
-
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("messaging/embedded: pebble: "+format, args...))
 }

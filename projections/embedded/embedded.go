@@ -50,6 +50,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/pebblelog"
 	"github.com/orderledger/orderledger/projections"
 )
 
@@ -283,7 +284,7 @@ func openGeneration(dir string, id int, bulk bool) (g *generation, err error) {
 		}
 	}()
 	opts := &pebble.Options{
-		Logger:       quietLogger{},
+		Logger:       pebblelog.Logger{Prefix: "projections/embedded"},
 		MemTableSize: 64 << 20,
 		CacheSize:    32 << 20,
 	}
@@ -385,15 +386,5 @@ func (e *storageError) Unwrap() error           { return e.err }
 func (e *storageError) DomainCode() domain.Code { return domain.Unavailable }
 
 func storageErr(op string, err error) error { return &storageError{op: op, err: err} }
-
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any) {}
-func (quietLogger) Errorf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "projections/embedded: pebble: "+format+"\n", args...)
-}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("projections/embedded: pebble: "+format, args...))
-}
 
 func errPanic(r any) error { return fmt.Errorf("pebble panicked: %v", r) }

@@ -1,6 +1,8 @@
 package embedded
 
 import (
+	"github.com/orderledger/orderledger/internal/pebblelog"
+
 	"context"
 	"encoding/binary"
 	"errors"
@@ -66,7 +68,7 @@ func TestResumeWithViewsAheadOfPosition(t *testing.T) {
 	}
 	// Wind the unfinished generation's position back and spoil its counts,
 	// as a crash that lost the last position batch would.
-	db, err := pebble.Open(filepath.Join(dir, "gen-000002"), &pebble.Options{Logger: quietLogger{}})
+	db, err := pebble.Open(filepath.Join(dir, "gen-000002"), &pebble.Options{Logger: pebblelog.Logger{Prefix: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +153,7 @@ func TestInterruptedGenerationIsConsistent(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := pebble.Open(filepath.Join(dir, "gen-000002"), &pebble.Options{Logger: quietLogger{}})
+	db, err := pebble.Open(filepath.Join(dir, "gen-000002"), &pebble.Options{Logger: pebblelog.Logger{Prefix: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
