@@ -41,7 +41,7 @@ func queue(t *testing.T, c awsconfig.Clients, name string, attrs map[string]stri
 
 func TestQueueConformance(t *testing.T) {
 	c := awstest.Clients(t)
-	queuetest.Run(t, queuetest.Features{VisibilityTimeout: time.Second}, func(t *testing.T) (messaging.Queue, messaging.Queue) {
+	queuetest.Run(t, queuetest.Features{VisibilityTimeout: time.Second, AtLeastOnce: true}, func(t *testing.T) (messaging.Queue, messaging.Queue) {
 		env := awstest.UniqueEnv()
 		dlq, dlqARN := queue(t, c, env+"-dlq", nil)
 		redrive, _ := json.Marshal(map[string]string{"deadLetterTargetArn": dlqARN, "maxReceiveCount": fmt.Sprint(messaging.MaxReceiveCount)})
