@@ -3,6 +3,7 @@ package projections
 import (
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
@@ -43,8 +44,17 @@ func (f *flat) ws() {
 
 // str reads a string with no escapes or control characters, valid UTF-8.
 func (f *flat) str() (string, bool) {
-	if f.i >= len(f.b) || f.b[f.i] != '"' {
+	b, ok := f.raw()
+	if !ok {
 		return "", false
+	}
+	return string(b), true
+}
+
+// raw reads a string as str does and returns its bytes, which alias f.b.
+func (f *flat) raw() ([]byte, bool) {
+	if f.i >= len(f.b) || f.b[f.i] != '"' {
+		return nil, false
 	}
 	start := f.i + 1
 	ascii := true
@@ -54,17 +64,17 @@ func (f *flat) str() (string, bool) {
 		case c == '"':
 			s := f.b[start:j]
 			if !ascii && !utf8.Valid(s) {
-				return "", false
+				return nil, false
 			}
 			f.i = j + 1
-			return string(s), true
+			return s, true
 		case c == '\\' || c < 0x20:
-			return "", false
+			return nil, false
 		case c >= 0x80:
 			ascii = false
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // num reads an integer as JSON writes it (no leading zeros, no fraction).
@@ -88,16 +98,30 @@ func (f *flat) num() (int64, bool) {
 			return 0, false
 		}
 	}
-	n, err := strconv.ParseInt(string(f.b[start:j]), 10, 64)
-	if err != nil {
-		return 0, false
+	// At most 18 digits cannot overflow; longer ones take the slow path.
+	if j-digits > 18 {
+		n, err := strconv.ParseInt(string(f.b[start:j]), 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		f.i = j
+		return n, true
+	}
+	var n int64
+	for _, c := range f.b[digits:j] {
+		n = n*10 + int64(c-'0')
+	}
+	if digits > start {
+		n = -n
 	}
 	f.i = j
 	return n, true
 }
 
 // fields calls set for each key with either a string or an integer value;
-// set reports whether it knows the key with that kind of value.
+// set reports whether it knows the key with that kind of value. The key
+// aliases the body and is valid only during the call: set may compare it,
+// not keep it.
 func (f *flat) fields(set func(key string, s string, n int64, isNum bool) bool) bool {
 	f.ws()
 	if f.i >= len(f.b) || f.b[f.i] != '{' {
@@ -111,10 +135,11 @@ func (f *flat) fields(set func(key string, s string, n int64, isNum bool) bool) 
 	}
 	for {
 		f.ws()
-		key, ok := f.str()
+		kb, ok := f.raw()
 		if !ok {
 			return false
 		}
+		key := unsafe.String(unsafe.SliceData(kb), len(kb))
 		f.ws()
 		if f.i >= len(f.b) || f.b[f.i] != ':' {
 			return false
