@@ -72,11 +72,28 @@ func (s *Store) Load(ctx context.Context, streamID string, from int64) ([]events
 
 // ReadFeed implements eventstore.Feed. limit is capped at MaxFeedPage.
 func (s *Store) ReadFeed(ctx context.Context, after uint64, limit int) ([]eventstore.Event, error) {
+	out, _, err := s.readFeed(ctx, after, limit, nil, nil)
+	return out, err
+}
+
+// ReadFeedInto is ReadFeed reusing the memory of an earlier page: events
+// and raw are the two slices an earlier ReadFeedInto returned (or nil), and
+// their contents are overwritten. It returns the page and the buffer its
+// strings and Data share, to pass to the next call. A reader that goes
+// through the whole feed (a rebuild) then allocates almost nothing per
+// page; in exchange nothing of a page's events (no string, no Data) may be
+// kept once its memory is passed back, so the caller must copy what it
+// keeps.
+func (s *Store) ReadFeedInto(ctx context.Context, after uint64, limit int, events []eventstore.Event, raw []byte) ([]eventstore.Event, []byte, error) {
+	return s.readFeed(ctx, after, limit, events[:0], raw[:0])
+}
+
+func (s *Store) readFeed(ctx context.Context, after uint64, limit int, events []eventstore.Event, raw []byte) ([]eventstore.Event, []byte, error) {
 	if limit < 1 {
-		return nil, domain.Errorf(domain.Invalid, "eventstore/embedded: read feed: limit %d (must be at least 1)", limit)
+		return nil, raw, domain.Errorf(domain.Invalid, "eventstore/embedded: read feed: limit %d (must be at least 1)", limit)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, raw, err
 	}
 	limit = min(limit, MaxFeedPage)
 	var out []eventstore.Event
@@ -97,21 +114,25 @@ func (s *Store) ReadFeed(ctx context.Context, after uint64, limit int) ([]events
 		}
 		defer s.iters.put(it, head)
 		n := int(last - after)
-		recs := records{ends: make([]int, 0, n)}
+		recs := records{raw: raw, ends: make([]int, 0, n)}
 		for ok := it.First(); ok; ok = it.Next() {
 			v, err := it.ValueAndErr()
 			if err != nil {
 				return storageErr("read feed", err)
 			}
-			if recs.raw == nil {
+			if cap(recs.raw) == 0 {
 				recs.raw = make([]byte, 0, n*(len(v)+64))
 			}
 			recs.add(v)
 		}
+		raw = recs.raw
 		if err := it.Error(); err != nil {
 			return storageErr("read feed", err)
 		}
-		out, err = recs.decode(make([]eventstore.Event, 0, len(recs.ends)))
+		if cap(events) < len(recs.ends) {
+			events = make([]eventstore.Event, 0, len(recs.ends))
+		}
+		out, err = recs.decode(events[:0])
 		if err != nil {
 			return domain.Errorf(domain.Internal, "eventstore/embedded: read feed: corrupt record after position %d", after)
 		}
@@ -126,9 +147,9 @@ func (s *Store) ReadFeed(ctx context.Context, after uint64, limit int) ([]events
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, raw, err
 	}
-	return out, nil
+	return out, raw, nil
 }
 
 // Head implements eventstore.Feed.

@@ -130,7 +130,7 @@ func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *events
 			if len(envs) == 0 {
 				break
 			}
-			evs, err := decodePage(codec, envs)
+			evs, err := decodePage(codec, envs, nil)
 			if err != nil {
 				return err
 			}
@@ -285,8 +285,19 @@ type page struct {
 	n     int
 	envs  []eventstore.Event
 	evs   []order.Event
+	raw   []byte // the memory envs share, with a feedInto
 	err   error
 	done  chan struct{}
+}
+
+// feedInto is a feed that can read a page into the memory of an earlier
+// one (eventstore/embedded's Store): a rebuild reads the whole feed, and
+// reusing a few pages' memory instead of allocating every page spares the
+// garbage collector most of its work. The fold keeps nothing of a page's
+// events once applied (the order ID it keeps is a copy, the decoded
+// events' strings are their own), so a page's memory is free then.
+type feedInto interface {
+	ReadFeedInto(ctx context.Context, after uint64, limit int, events []eventstore.Event, raw []byte) ([]eventstore.Event, []byte, error)
 }
 
 // bulk folds the feed up to head. Workers each read and decode whole pages
@@ -300,6 +311,9 @@ func (b *build) bulk(ctx context.Context, feed eventstore.Feed, head uint64, opt
 	defer cancel()
 	todo := make(chan *page, opts.Workers)
 	ordered := make(chan *page, 2*opts.Workers)
+	into, _ := feed.(feedInto)
+	// Applied pages whose memory the workers may reuse.
+	free := make(chan *page, 4*opts.Workers)
 	go func() { // dispatcher: pages in order, to the workers and the folder
 		defer close(todo)
 		defer close(ordered)
@@ -320,13 +334,24 @@ func (b *build) bulk(ctx context.Context, feed eventstore.Feed, head uint64, opt
 	for range opts.Workers {
 		go func() {
 			for p := range todo {
-				p.envs, p.err = feed.ReadFeed(ctx, p.after, p.n)
+				if into != nil {
+					var old *page
+					select {
+					case old = <-free:
+					default:
+						old = &page{}
+					}
+					p.envs, p.raw, p.err = into.ReadFeedInto(ctx, p.after, p.n, old.envs, old.raw)
+					p.evs = old.evs
+				} else {
+					p.envs, p.err = feed.ReadFeed(ctx, p.after, p.n)
+				}
 				if p.err != nil {
 					p.err = fmt.Errorf("projections/embedded: rebuild: read feed: %w", p.err)
 				} else if len(p.envs) != p.n {
 					p.err = domain.Errorf(domain.Internal, "projections/embedded: rebuild: feed after %d returned %d events, want %d", p.after, len(p.envs), p.n)
 				} else {
-					p.evs, p.err = decodePage(b.codec, p.envs)
+					p.evs, p.err = decodePage(b.codec, p.envs, p.evs)
 				}
 				close(p.done)
 			}
@@ -344,6 +369,13 @@ func (b *build) bulk(ctx context.Context, feed eventstore.Feed, head uint64, opt
 		if err := b.apply(p.envs, p.evs); err != nil {
 			return err
 		}
+		if into != nil {
+			clear(p.evs) // the decoded events' strings may go
+			select {
+			case free <- p:
+			default:
+			}
+		}
 		// Flush every FlushEvery events, or sooner when the previous flush
 		// is already in: the writer stays busy, and the last flush, which
 		// nothing overlaps, stays small.
@@ -360,8 +392,12 @@ func (b *build) bulk(ctx context.Context, feed eventstore.Feed, head uint64, opt
 	return b.flush(false)
 }
 
-func decodePage(codec *eventstore.Codec, envs []eventstore.Event) ([]order.Event, error) {
-	evs := make([]order.Event, len(envs))
+// decodePage decodes envs into evs's memory, if it has room.
+func decodePage(codec *eventstore.Codec, envs []eventstore.Event, evs []order.Event) ([]order.Event, error) {
+	if cap(evs) < len(envs) {
+		evs = make([]order.Event, len(envs))
+	}
+	evs = evs[:len(envs)]
 	for i := range envs {
 		e, err := projections.Decode(codec, envs[i])
 		if err != nil {
