@@ -1,8 +1,6 @@
 package embedded
 
 import (
-	"github.com/orderledger/orderledger/internal/pebblelog"
-
 	"context"
 	"encoding/binary"
 	"errors"
@@ -17,6 +15,7 @@ import (
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	evembedded "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/internal/pebblelog"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
 )
@@ -35,6 +34,40 @@ func (f *failingFeed) ReadFeed(ctx context.Context, after uint64, limit int) ([]
 	return f.Feed.ReadFeed(ctx, after, limit)
 }
 
+// interruptedRebuild appends n random orders (interleaved, from seed) to a
+// fresh event store and runs a rebuild into a fresh read model in dir whose
+// feed fails at ReadFeed call failAt, then closes the read model: dir holds
+// an unfinished generation gen-000002.
+func interruptedRebuild(t *testing.T, seed uint64, n int, opts RebuildOptions, failAt int64) (es *evembedded.Store, streams [][]eventstore.Event, log []eventstore.Event, dir string) {
+	t.Helper()
+	ctx := context.Background()
+	codec := eventstore.NewCodec()
+	es, err := evembedded.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { es.Close() })
+	streams = readmodeltest.Orders(rand.New(rand.NewPCG(seed, seed)), codec, n, time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	log = readmodeltest.Interleave(rand.New(rand.NewPCG(seed+1, seed+1)), streams)
+	for _, e := range log {
+		if _, err := es.Append(ctx, e.StreamID, e.Version-1, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir = t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Rebuild(ctx, &failingFeed{Feed: es, failAt: failAt}, codec, opts); err == nil {
+		t.Fatal("the rebuild did not fail")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return es, streams, log, dir
+}
+
 // TestResumeWithViewsAheadOfPosition: a crash can keep view batches written
 // after the last durable position (and stale counts with it). The resumed
 // rebuild skips what those views already reflect and recounts.
@@ -42,30 +75,8 @@ func TestResumeWithViewsAheadOfPosition(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	codec := eventstore.NewCodec()
-	es, err := evembedded.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer es.Close()
-	streams := readmodeltest.Orders(rand.New(rand.NewPCG(4, 4)), codec, 300, time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
-	log := readmodeltest.Interleave(rand.New(rand.NewPCG(5, 5)), streams)
-	for _, e := range log {
-		if _, err := es.Append(ctx, e.StreamID, e.Version-1, e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	opts := RebuildOptions{PageSize: 50, FlushEvery: 50, Workers: 2}
-	if _, err := s.Rebuild(ctx, &failingFeed{Feed: es, failAt: 12}, codec, opts); err == nil {
-		t.Fatal("the rebuild did not fail")
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	es, streams, _, dir := interruptedRebuild(t, 4, 300, opts, 12)
 	// Wind the unfinished generation's position back and spoil its counts,
 	// as a crash that lost the last position batch would.
 	db, err := pebble.Open(filepath.Join(dir, "gen-000002"), &pebble.Options{Logger: pebblelog.Logger{Prefix: "test"}})
@@ -86,7 +97,7 @@ func TestResumeWithViewsAheadOfPosition(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err = Open(dir)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,32 +138,7 @@ func TestResumeWithViewsAheadOfPosition(t *testing.T) {
 // position, and its counts are those of its views.
 func TestInterruptedGenerationIsConsistent(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	codec := eventstore.NewCodec()
-	es, err := evembedded.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer es.Close()
-	streams := readmodeltest.Orders(rand.New(rand.NewPCG(8, 8)), codec, 400, time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
-	log := readmodeltest.Interleave(rand.New(rand.NewPCG(9, 9)), streams)
-	for _, e := range log {
-		if _, err := es.Append(ctx, e.StreamID, e.Version-1, e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := RebuildOptions{PageSize: 40, FlushEvery: 120, Workers: 2}
-	if _, err := s.Rebuild(ctx, &failingFeed{Feed: es, failAt: 15}, codec, opts); err == nil {
-		t.Fatal("the rebuild did not fail")
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	_, _, log, dir := interruptedRebuild(t, 8, 400, RebuildOptions{PageSize: 40, FlushEvery: 120, Workers: 2}, 15)
 	db, err := pebble.Open(filepath.Join(dir, "gen-000002"), &pebble.Options{Logger: pebblelog.Logger{Prefix: "test"}})
 	if err != nil {
 		t.Fatal(err)
