@@ -425,7 +425,7 @@ func TestServerErrorsDoNotLeak(t *testing.T) {
 		t.Error("the cause was not logged")
 	}
 	h.store.mu.Lock()
-	h.store.failWith = fmt.Errorf("eventstore/embedded: append: %w", eventstore.ErrClosed)
+	h.store.failWith = fmt.Errorf("eventstore/pebblestore: append: %w", eventstore.ErrClosed)
 	h.store.mu.Unlock()
 	r := h.do("POST", "/orders/", seedBody)
 	h.want(r, http.StatusServiceUnavailable, "unavailable")

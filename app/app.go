@@ -26,7 +26,7 @@ import (
 	"github.com/orderledger/orderledger/api"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
-	eventsdb "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/projections"
 	viewsdb "github.com/orderledger/orderledger/projections/embedded"
@@ -67,7 +67,7 @@ const MaxReadyLag = 10_000
 type App struct {
 	cfg      Config
 	log      *slog.Logger
-	store    *eventsdb.Store
+	store    *pebblestore.Store
 	views    *viewsdb.Store
 	sub      *projections.Subscription
 	pipe     *pipeline.Pipeline
@@ -105,7 +105,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 			a.closeStores()
 		}
 	}()
-	if a.store, err = eventsdb.Open(filepath.Join(cfg.Dir, "events")); err != nil {
+	if a.store, err = pebblestore.Open(filepath.Join(cfg.Dir, "events")); err != nil {
 		return nil, fmt.Errorf("app: open events: %w", err)
 	}
 	if a.views, err = viewsdb.Open(filepath.Join(cfg.Dir, "views")); err != nil {

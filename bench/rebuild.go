@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/orderledger/orderledger/eventstore"
-	"github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/projections"
 	pembedded "github.com/orderledger/orderledger/projections/embedded"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
@@ -70,7 +70,7 @@ func Rebuild(ctx context.Context, opts RebuildOptions) (Report, error) {
 		return Report{}, fmt.Errorf("bench: rebuild: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	es, err := embedded.Open(filepath.Join(dir, "events"))
+	es, err := pebblestore.Open(filepath.Join(dir, "events"))
 	if err != nil {
 		return Report{}, fmt.Errorf("bench: rebuild: %w", err)
 	}

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 )
 
 // peakRSSMiB returns the peak resident set size (VmHWM) of process pid in
@@ -134,7 +134,7 @@ func memoryRun(ctx context.Context, opts MemoryOptions, events int) (MemoryRun, 
 		return MemoryRun{}, fmt.Errorf("bench: memory: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	s, err := embedded.Open(dir)
+	s, err := pebblestore.Open(dir)
 	if err != nil {
 		return MemoryRun{}, fmt.Errorf("bench: memory: %w", err)
 	}
@@ -152,7 +152,7 @@ func memoryRun(ctx context.Context, opts MemoryOptions, events int) (MemoryRun, 
 	resetPeakRSS(pid)
 	run.BaseMiB = rssMiB(pid)
 
-	s, err = embedded.Open(dir)
+	s, err = pebblestore.Open(dir)
 	if err != nil {
 		return run, fmt.Errorf("bench: memory: %w", err)
 	}

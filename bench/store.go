@@ -12,7 +12,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
-	"github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 )
 
 // StoreOptions configures the event store benchmark.
@@ -63,7 +63,7 @@ func Store(ctx context.Context, opts StoreOptions) (Report, error) {
 		return Report{}, fmt.Errorf("bench: store: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	s, err := embedded.Open(dir)
+	s, err := pebblestore.Open(dir)
 	if err != nil {
 		return Report{}, fmt.Errorf("bench: store: %w", err)
 	}

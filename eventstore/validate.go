@@ -22,7 +22,7 @@ type Limits struct {
 
 // ValidateAppend checks an append's input against the contract every
 // backend shares, before anything is written. Its errors are domain.Invalid
-// and prefixed with op (e.g. "eventstore/embedded: append").
+// and prefixed with op (e.g. "eventstore/pebblestore: append").
 func ValidateAppend(op, streamID string, expected int64, events []Event, lim Limits) error {
 	invalid := func(format string, args ...any) error {
 		return domain.Errorf(domain.Invalid, op+": "+format, args...)

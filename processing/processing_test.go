@@ -16,7 +16,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
-	esembedded "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/messaging"
 	"github.com/orderledger/orderledger/processing"
 	"github.com/orderledger/orderledger/services/sim"
@@ -24,9 +24,9 @@ import (
 
 var ids = domain.NewULIDSource(nil)
 
-func setup(t *testing.T, cfg sim.Config) (*processing.Processor, *esembedded.Store, *sim.Simulator) {
+func setup(t *testing.T, cfg sim.Config) (*processing.Processor, *pebblestore.Store, *sim.Simulator) {
 	t.Helper()
-	store, err := esembedded.Open(t.TempDir(), esembedded.WithPebbleOptions(func(po *pebble.Options) {
+	store, err := pebblestore.Open(t.TempDir(), pebblestore.WithPebbleOptions(func(po *pebble.Options) {
 		po.MemTableSize, po.CacheSize = 4<<20, 4<<20
 	}))
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
-	esembedded "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/messaging"
 	"github.com/orderledger/orderledger/messaging/embedded"
 	"github.com/orderledger/orderledger/publisher"
@@ -20,7 +20,7 @@ func TestRoutesAndCheckpoints(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	store, err := esembedded.Open(filepath.Join(dir, "events"))
+	store, err := pebblestore.Open(filepath.Join(dir, "events"))
 	if err != nil {
 		t.Fatal(err)
 	}

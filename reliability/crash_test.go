@@ -18,7 +18,7 @@ import (
 	"github.com/orderledger/orderledger/api"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
-	eventsdb "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/ledgertest"
 	msgdb "github.com/orderledger/orderledger/messaging/embedded"
 	"github.com/orderledger/orderledger/processing/pipeline"
@@ -237,7 +237,7 @@ func verifyDataDir(t *testing.T, dir string, l *load, rc *receiver) {
 	t.Helper()
 	ctx := context.Background()
 	codec := eventstore.NewCodec()
-	store, err := eventsdb.Open(filepath.Join(dir, "events"))
+	store, err := pebblestore.Open(filepath.Join(dir, "events"))
 	if err != nil {
 		t.Fatal(err)
 	}

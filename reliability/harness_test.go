@@ -21,7 +21,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
-	eventsdb "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/messaging/webhook"
 	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/projections"
@@ -50,7 +50,7 @@ type stackConfig struct {
 // projector subscription, the pipeline and the API on an httptest server.
 type stack struct {
 	dir   string
-	store *eventsdb.Store
+	store *pebblestore.Store
 	views *viewsdb.Store
 	sub   *projections.Subscription
 	pipe  *pipeline.Pipeline
@@ -64,7 +64,7 @@ func newStack(t *testing.T, dir string, cfg stackConfig) *stack {
 	t.Helper()
 	s := &stack{dir: dir, codec: eventstore.NewCodec()}
 	var err error
-	if s.store, err = eventsdb.Open(filepath.Join(dir, "events")); err != nil {
+	if s.store, err = pebblestore.Open(filepath.Join(dir, "events")); err != nil {
 		t.Fatal(err)
 	}
 	if s.views, err = viewsdb.Open(filepath.Join(dir, "views")); err != nil {
@@ -263,7 +263,7 @@ type logReport struct {
 // positions 1..head without gaps, every stream's versions 1..n without gaps
 // or duplicates, Load agreeing with the feed, every event decodable, event
 // IDs unique, and at most one terminal event per stream, as the last.
-func checkLog(t *testing.T, store *eventsdb.Store, codec *eventstore.Codec) logReport {
+func checkLog(t *testing.T, store *pebblestore.Store, codec *eventstore.Codec) logReport {
 	t.Helper()
 	ctx := context.Background()
 	rep := logReport{streams: map[string][]eventstore.Event{}, terminal: map[string]eventstore.Event{}}
@@ -274,7 +274,7 @@ func checkLog(t *testing.T, store *eventsdb.Store, codec *eventstore.Codec) logR
 	ids := map[string]bool{}
 	var pos uint64
 	for {
-		page, err := store.ReadFeed(ctx, pos, eventsdb.MaxFeedPage)
+		page, err := store.ReadFeed(ctx, pos, pebblestore.MaxFeedPage)
 		if err != nil {
 			t.Fatal(err)
 		}

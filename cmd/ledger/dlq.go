@@ -12,7 +12,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
-	esembedded "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/messaging/embedded"
 	"github.com/orderledger/orderledger/processing/pipeline"
 )
@@ -132,7 +132,7 @@ func runDLQRedrive(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer br.Close()
-	store, err := esembedded.Open(filepath.Join(dir, "events"))
+	store, err := pebblestore.Open(filepath.Join(dir, "events"))
 	if err != nil {
 		return fmt.Errorf("open event store: %w (is ledger serve running on this directory?)", err)
 	}

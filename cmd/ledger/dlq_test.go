@@ -13,7 +13,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
-	esembedded "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/ledgertest"
 	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/services"
@@ -34,7 +34,7 @@ func TestDLQListAndRedrive(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	store, err := esembedded.Open(filepath.Join(dir, "events"))
+	store, err := pebblestore.Open(filepath.Join(dir, "events"))
 	if err != nil {
 		t.Fatal(err)
 	}

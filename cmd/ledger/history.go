@@ -17,7 +17,7 @@ import (
 	"github.com/orderledger/orderledger/api"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
-	"github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 )
 
 func init() {
@@ -76,7 +76,7 @@ func historyFromDir(ctx context.Context, dir, id string) (api.History, error) {
 	if _, err := os.Stat(events); err != nil {
 		return api.History{}, fmt.Errorf("no event store in %s (use --data DIR, or --url for a running ledger)", dir)
 	}
-	store, err := embedded.Open(events)
+	store, err := pebblestore.Open(events)
 	if err != nil {
 		if isLocked(err) {
 			return api.History{}, fmt.Errorf("%s is in use by a running ledger: use --url http://localhost:8000 (or its address)", dir)

@@ -13,14 +13,14 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
-	esembedded "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/projections"
 )
 
 // writeOrder stores a failed order's events in dir/events and returns its ID.
 func writeOrder(t *testing.T, dir string) (eventstore.Store, string) {
 	t.Helper()
-	store, err := esembedded.Open(filepath.Join(dir, "events"))
+	store, err := pebblestore.Open(filepath.Join(dir, "events"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/orderledger/orderledger/eventstore"
-	evembedded "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/projections"
 	pembedded "github.com/orderledger/orderledger/projections/embedded"
 )
@@ -44,7 +44,7 @@ func runProjectionsRebuild(ctx context.Context, e *env, args []string) error {
 	if _, err := os.Stat(eventsDir); err != nil {
 		return fmt.Errorf("no event store in %s (use --data DIR)", *data)
 	}
-	es, err := evembedded.Open(eventsDir)
+	es, err := pebblestore.Open(eventsDir)
 	if err != nil {
 		return fmt.Errorf("open the event store (if a ledger is running on %s, ask it: POST /admin/projections/rebuild): %w", *data, err)
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/orderledger/orderledger/eventstore"
-	esembedded "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/projections"
 	pembedded "github.com/orderledger/orderledger/projections/embedded"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
@@ -20,7 +20,7 @@ func TestProjectionsRebuild(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	data := t.TempDir()
-	es, err := esembedded.Open(filepath.Join(data, "events"))
+	es, err := pebblestore.Open(filepath.Join(data, "events"))
 	if err != nil {
 		t.Fatal(err)
 	}

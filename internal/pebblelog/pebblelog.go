@@ -13,7 +13,7 @@ import (
 )
 
 // Logger implements pebble.Logger. Prefix names the database's owner,
-// e.g. "eventstore/embedded".
+// e.g. "eventstore/pebblestore".
 type Logger struct{ Prefix string }
 
 // Infof drops pebble's informational lines.

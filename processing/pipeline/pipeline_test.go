@@ -19,7 +19,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
-	esembedded "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/messaging/webhook"
 	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/services"
@@ -33,7 +33,7 @@ var ids = domain.NewULIDSource(nil)
 
 type harness struct {
 	t     *testing.T
-	store *esembedded.Store
+	store *pebblestore.Store
 	sim   *sim.Simulator
 	p     *pipeline.Pipeline
 	codec *eventstore.Codec
@@ -48,7 +48,7 @@ type options struct {
 func start(t *testing.T, o options) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	store, err := esembedded.Open(filepath.Join(dir, "events"), esembedded.WithPebbleOptions(func(po *pebble.Options) {
+	store, err := pebblestore.Open(filepath.Join(dir, "events"), pebblestore.WithPebbleOptions(func(po *pebble.Options) {
 		po.MemTableSize, po.CacheSize = 4<<20, 4<<20
 	}))
 	if err != nil {
@@ -364,7 +364,7 @@ func TestStartRejectsMissingDependencies(t *testing.T) {
 // (and their notifications logged) through the whole embedded runtime.
 func BenchmarkOrders(b *testing.B) {
 	dir := b.TempDir()
-	store, err := esembedded.Open(filepath.Join(dir, "events"))
+	store, err := pebblestore.Open(filepath.Join(dir, "events"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -291,7 +291,7 @@ type page struct {
 }
 
 // feedInto is a feed that can read a page into the memory of an earlier
-// one (eventstore/embedded's Store): a rebuild reads the whole feed, and
+// one (eventstore/pebblestore's Store): a rebuild reads the whole feed, and
 // reusing a few pages' memory instead of allocating every page spares the
 // garbage collector most of its work. The fold keeps nothing of a page's
 // events once applied (the order ID it keeps is a copy, the decoded

@@ -13,7 +13,7 @@ import (
 
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
-	evembedded "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/embedded"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
@@ -33,9 +33,9 @@ func ctxT(t *testing.T) context.Context {
 // newLog returns an event store holding n generated orders, appended one
 // event at a time by 8 writers, so streams interleave in the feed as they
 // do in production.
-func newLog(t *testing.T, seed uint64, n int) (*evembedded.Store, [][]eventstore.Event) {
+func newLog(t *testing.T, seed uint64, n int) (*pebblestore.Store, [][]eventstore.Event) {
 	t.Helper()
-	es, err := evembedded.Open(t.TempDir())
+	es, err := pebblestore.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func appendStreams(t *testing.T, es eventstore.Store, streams [][]eventstore.Eve
 }
 
 // catchUp projects the whole feed into rm with a subscription.
-func catchUp(t *testing.T, es *evembedded.Store, rm *embedded.Store) {
+func catchUp(t *testing.T, es *pebblestore.Store, rm *embedded.Store) {
 	t.Helper()
 	sub := newSub(t, es, rm, rm)
 	for {
@@ -86,7 +86,7 @@ func catchUp(t *testing.T, es *evembedded.Store, rm *embedded.Store) {
 	}
 }
 
-func newSub(t *testing.T, es *evembedded.Store, rm projections.ReadModel, cps eventstore.Checkpoints) *projections.Subscription {
+func newSub(t *testing.T, es *pebblestore.Store, rm projections.ReadModel, cps eventstore.Checkpoints) *projections.Subscription {
 	t.Helper()
 	p, err := projections.NewProjector(rm, es, codec)
 	if err != nil {

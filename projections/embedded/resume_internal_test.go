@@ -14,7 +14,7 @@ import (
 
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
-	evembedded "github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/pebblelog"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
@@ -38,11 +38,11 @@ func (f *failingFeed) ReadFeed(ctx context.Context, after uint64, limit int) ([]
 // fresh event store and runs a rebuild into a fresh read model in dir whose
 // feed fails at ReadFeed call failAt, then closes the read model: dir holds
 // an unfinished generation gen-000002.
-func interruptedRebuild(t *testing.T, seed uint64, n int, opts RebuildOptions, failAt int64) (es *evembedded.Store, streams [][]eventstore.Event, log []eventstore.Event, dir string) {
+func interruptedRebuild(t *testing.T, seed uint64, n int, opts RebuildOptions, failAt int64) (es *pebblestore.Store, streams [][]eventstore.Event, log []eventstore.Event, dir string) {
 	t.Helper()
 	ctx := context.Background()
 	codec := eventstore.NewCodec()
-	es, err := evembedded.Open(t.TempDir())
+	es, err := pebblestore.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package embedded_test
+package pebblestore_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/orderledger/orderledger/domain"
-	"github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 )
 
 // walFS wraps a filesystem so a test can hold or fail the fsyncs of pebble's
@@ -82,9 +82,9 @@ func (f *walFile) SyncTo(n int64) (bool, error) {
 	return f.File.SyncTo(n)
 }
 
-func openFS(t *testing.T, fs *walFS) *embedded.Store {
+func openFS(t *testing.T, fs *walFS) *pebblestore.Store {
 	t.Helper()
-	s, err := embedded.Open(t.TempDir(), embedded.WithPebbleOptions(func(o *pebble.Options) {
+	s, err := pebblestore.Open(t.TempDir(), pebblestore.WithPebbleOptions(func(o *pebble.Options) {
 		smallPebble(o)
 		o.FS = fs
 	}))

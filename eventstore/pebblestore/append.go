@@ -1,4 +1,4 @@
-package embedded
+package pebblestore
 
 import (
 	"context"
@@ -66,7 +66,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected int64, eve
 // Duplicate set and appends nothing.
 func (s *Store) AppendIdempotent(ctx context.Context, key, streamID string, expected int64, events ...eventstore.Event) (eventstore.Result, error) {
 	if key == "" || len(key) > MaxIDLen {
-		return eventstore.Result{}, domain.Errorf(domain.Invalid, "eventstore/embedded: append: idempotency key must be 1..%d bytes", MaxIDLen)
+		return eventstore.Result{}, domain.Errorf(domain.Invalid, "eventstore/pebblestore: append: idempotency key must be 1..%d bytes", MaxIDLen)
 	}
 	return s.append(ctx, key, streamID, expected, events)
 }
@@ -97,7 +97,7 @@ func (s *Store) append(ctx context.Context, key, stream string, expected int64, 
 	case <-r.done:
 		return r.res, r.err
 	case <-ctx.Done():
-		return eventstore.Result{}, fmt.Errorf("eventstore/embedded: append: gave up waiting (it may still commit): %w", ctx.Err())
+		return eventstore.Result{}, fmt.Errorf("eventstore/pebblestore: append: gave up waiting (it may still commit): %w", ctx.Err())
 	}
 }
 
@@ -105,7 +105,7 @@ func (s *Store) append(ctx context.Context, key, stream string, expected int64, 
 var limits = eventstore.Limits{MaxIDLen: MaxIDLen, MaxEvents: MaxEventsPerAppend, MaxDataLen: MaxEventSize, MaxVersion: math.MaxInt64}
 
 func newRequest(ctx context.Context, key, stream string, expected int64, events []eventstore.Event) (*request, error) {
-	if err := eventstore.ValidateAppend("eventstore/embedded: append", stream, expected, events, limits); err != nil {
+	if err := eventstore.ValidateAppend("eventstore/pebblestore: append", stream, expected, events, limits); err != nil {
 		return nil, err
 	}
 	size := 0

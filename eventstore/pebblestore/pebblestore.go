@@ -1,4 +1,4 @@
-// Package embedded is the durable event store of the single-process runtime:
+// Package pebblestore is the durable event store of the single-process runtime:
 // one pebble database (github.com/cockroachdb/pebble/v2, the storage engine
 // of CockroachDB) in a directory, holding every stream, the global change
 // feed and the consumers' checkpoints.
@@ -46,7 +46,7 @@
 //
 // Reads (Load, ReadFeed) reuse pooled iterators while no commit intervenes,
 // and decode a whole page of records with a few allocations (see records).
-package embedded
+package pebblestore
 
 import (
 	"context"
@@ -135,14 +135,14 @@ func WithPebbleOptions(f func(*pebble.Options)) Option {
 // Open opens (creating if needed) the event store in dir.
 func Open(dir string, opts ...Option) (*Store, error) {
 	if dir == "" {
-		return nil, domain.Errorf(domain.Invalid, "eventstore/embedded: open: empty directory")
+		return nil, domain.Errorf(domain.Invalid, "eventstore/pebblestore: open: empty directory")
 	}
 	cfg := config{maxHeads: 1_000_000}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	po := &pebble.Options{
-		Logger:       pebblelog.Logger{Prefix: "eventstore/embedded"},
+		Logger:       pebblelog.Logger{Prefix: "eventstore/pebblestore"},
 		MemTableSize: 64 << 20,
 		CacheSize:    64 << 20,
 	}
@@ -151,7 +151,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		cfg.tune(po)
 	}
 	if po.DisableWAL {
-		return nil, domain.Errorf(domain.Invalid, "eventstore/embedded: open: the WAL cannot be disabled")
+		return nil, domain.Errorf(domain.Invalid, "eventstore/pebblestore: open: the WAL cannot be disabled")
 	}
 	db, err := openPebble(dir, po)
 	if err != nil {
@@ -201,7 +201,7 @@ func (s *Store) init() error {
 		got := string(v)
 		_ = closer.Close()
 		if !ok {
-			return domain.Errorf(domain.Internal, "eventstore/embedded: open: unknown data format %q", got)
+			return domain.Errorf(domain.Internal, "eventstore/pebblestore: open: unknown data format %q", got)
 		}
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{
@@ -271,14 +271,16 @@ type storageError struct {
 	err error
 }
 
-func (e *storageError) Error() string           { return "eventstore/embedded: " + e.op + ": " + e.err.Error() }
+func (e *storageError) Error() string {
+	return "eventstore/pebblestore: " + e.op + ": " + e.err.Error()
+}
 func (e *storageError) Unwrap() error           { return e.err }
 func (e *storageError) DomainCode() domain.Code { return domain.Unavailable }
 
 func storageErr(op string, err error) error { return &storageError{op: op, err: err} }
 
 func corruptErr(op string, key []byte) error {
-	return domain.Errorf(domain.Internal, "eventstore/embedded: %s: corrupt record at key %q", op, key)
+	return domain.Errorf(domain.Internal, "eventstore/pebblestore: %s: corrupt record at key %q", op, key)
 }
 
 func (s *Store) checkOpen(ctx context.Context) error {

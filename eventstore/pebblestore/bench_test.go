@@ -1,4 +1,4 @@
-package embedded_test
+package pebblestore_test
 
 import (
 	"context"
@@ -11,14 +11,14 @@ import (
 	"time"
 
 	"github.com/orderledger/orderledger/eventstore"
-	"github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 )
 
 // Benchmarks of the embedded store. Every append is durable (fsynced), so
 // the append figures are the disk's as much as the store's. The whole
 // workload with its reference figures is `ledger bench store`.
 //
-//	go test -run '^$' -bench . -benchtime 2000x ./eventstore/embedded/
+//	go test -run '^$' -bench . -benchtime 2000x ./eventstore/pebblestore/
 
 // benchEvent is a typical order event (about 200 bytes stored).
 func benchEvent(stream string, i int) eventstore.Event {
@@ -32,9 +32,9 @@ func benchEvent(stream string, i int) eventstore.Event {
 	}
 }
 
-func benchStore(b *testing.B) *embedded.Store {
+func benchStore(b *testing.B) *pebblestore.Store {
 	b.Helper()
-	s, err := embedded.Open(b.TempDir())
+	s, err := pebblestore.Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func BenchmarkAppend8Writers(b *testing.B) {
 
 // filled returns a store holding orders streams of four events each,
 // written in large concurrent appends to be quick.
-func filled(b *testing.B, orders int) (*embedded.Store, []string) {
+func filled(b *testing.B, orders int) (*pebblestore.Store, []string) {
 	b.Helper()
 	s := benchStore(b)
 	ctx := context.Background()

@@ -1,4 +1,4 @@
-package embedded_test
+package pebblestore_test
 
 import (
 	"bufio"
@@ -16,7 +16,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/orderledger/orderledger/eventstore"
-	"github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 )
 
 func smallPebble(o *pebble.Options) {
@@ -34,7 +34,7 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("child process of TestKill only")
 	}
-	s, err := embedded.Open(dir)
+	s, err := pebblestore.Open(dir)
 	if err != nil {
 		fmt.Println("open failed:", err)
 		os.Exit(3)
@@ -115,7 +115,7 @@ func TestKill(t *testing.T) {
 			t.Fatalf("child ended before the kill: %v", err)
 		}
 
-		s, err := embedded.Open(dir)
+		s, err := pebblestore.Open(dir)
 		if err != nil {
 			t.Fatalf("reopen after kill: %v", err)
 		}

@@ -1,4 +1,4 @@
-package embedded
+package pebblestore
 
 import (
 	"encoding/binary"

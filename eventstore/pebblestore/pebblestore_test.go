@@ -1,4 +1,4 @@
-package embedded_test
+package pebblestore_test
 
 import (
 	"context"
@@ -10,13 +10,13 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
-	"github.com/orderledger/orderledger/eventstore/embedded"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/eventstore/storetest"
 )
 
-func open(t *testing.T, dir string) *embedded.Store {
+func open(t *testing.T, dir string) *pebblestore.Store {
 	t.Helper()
-	s, err := embedded.Open(dir, embedded.WithPebbleOptions(smallPebble))
+	s, err := pebblestore.Open(dir, pebblestore.WithPebbleOptions(smallPebble))
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -86,7 +86,7 @@ func TestClosed(t *testing.T) {
 func TestCloseWhileAppending(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s, err := embedded.Open(dir, embedded.WithPebbleOptions(smallPebble))
+	s, err := pebblestore.Open(dir, pebblestore.WithPebbleOptions(smallPebble))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,14 +171,14 @@ func TestLimits(t *testing.T) {
 	s := open(t, t.TempDir())
 	ctx := context.Background()
 	big := event(1)
-	big.Data = json.RawMessage(`"` + string(make([]byte, embedded.MaxEventSize)) + `"`)
+	big.Data = json.RawMessage(`"` + string(make([]byte, pebblestore.MaxEventSize)) + `"`)
 	notJSON := event(1)
 	notJSON.Data = json.RawMessage(`{"a":`)
 	noSchema := event(1)
 	noSchema.SchemaVersion = 0
 	otherStream := event(1)
 	otherStream.StreamID = "elsewhere"
-	long := string(make([]byte, embedded.MaxIDLen+1))
+	long := string(make([]byte, pebblestore.MaxIDLen+1))
 	stream := ids(time.Now())
 	for name, tc := range map[string]struct {
 		stream string
@@ -189,7 +189,7 @@ func TestLimits(t *testing.T) {
 		"schema version 0":   {stream, []eventstore.Event{noSchema}},
 		"stream ID mismatch": {stream, []eventstore.Event{otherStream}},
 		"stream ID too long": {long, []eventstore.Event{event(1)}},
-		"too many events":    {stream, make([]eventstore.Event, embedded.MaxEventsPerAppend+1)},
+		"too many events":    {stream, make([]eventstore.Event, pebblestore.MaxEventsPerAppend+1)},
 	} {
 		if _, err := s.Append(ctx, tc.stream, 0, tc.events...); domain.CodeOf(err) != domain.Invalid {
 			t.Errorf("%s: %v, want an invalid error", name, err)

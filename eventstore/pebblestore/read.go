@@ -1,4 +1,4 @@
-package embedded
+package pebblestore
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // or below the published feed head.
 func (s *Store) Load(ctx context.Context, streamID string, from int64) ([]eventstore.Event, error) {
 	if streamID == "" || len(streamID) > MaxIDLen {
-		return nil, domain.Errorf(domain.Invalid, "eventstore/embedded: load: stream ID must be 1..%d bytes", MaxIDLen)
+		return nil, domain.Errorf(domain.Invalid, "eventstore/pebblestore: load: stream ID must be 1..%d bytes", MaxIDLen)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -60,7 +60,7 @@ func (s *Store) Load(ctx context.Context, streamID string, from int64) ([]events
 			out = make([]eventstore.Event, 0, len(recs.ends))
 		}
 		if out, err = recs.decode(out); err != nil {
-			return domain.Errorf(domain.Internal, "eventstore/embedded: load: corrupt record in stream %q", streamID)
+			return domain.Errorf(domain.Internal, "eventstore/pebblestore: load: corrupt record in stream %q", streamID)
 		}
 		return nil
 	})
@@ -90,7 +90,7 @@ func (s *Store) ReadFeedInto(ctx context.Context, after uint64, limit int, event
 
 func (s *Store) readFeed(ctx context.Context, after uint64, limit int, events []eventstore.Event, raw []byte) ([]eventstore.Event, []byte, error) {
 	if limit < 1 {
-		return nil, raw, domain.Errorf(domain.Invalid, "eventstore/embedded: read feed: limit %d (must be at least 1)", limit)
+		return nil, raw, domain.Errorf(domain.Invalid, "eventstore/pebblestore: read feed: limit %d (must be at least 1)", limit)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, raw, err
@@ -134,15 +134,15 @@ func (s *Store) readFeed(ctx context.Context, after uint64, limit int, events []
 		}
 		out, err = recs.decode(events[:0])
 		if err != nil {
-			return domain.Errorf(domain.Internal, "eventstore/embedded: read feed: corrupt record after position %d", after)
+			return domain.Errorf(domain.Internal, "eventstore/pebblestore: read feed: corrupt record after position %d", after)
 		}
 		for i := range out {
 			if out[i].Position != after+1+uint64(i) {
-				return domain.Errorf(domain.Internal, "eventstore/embedded: read feed: position %d missing", after+1+uint64(i))
+				return domain.Errorf(domain.Internal, "eventstore/pebblestore: read feed: position %d missing", after+1+uint64(i))
 			}
 		}
 		if len(out) != n {
-			return domain.Errorf(domain.Internal, "eventstore/embedded: read feed: position %d missing", after+1+uint64(len(out)))
+			return domain.Errorf(domain.Internal, "eventstore/pebblestore: read feed: position %d missing", after+1+uint64(len(out)))
 		}
 		return nil
 	})
@@ -180,7 +180,7 @@ func (s *Store) WaitFeed(ctx context.Context, after uint64) error {
 
 func validConsumer(op, consumer string) error {
 	if consumer == "" || len(consumer) > MaxIDLen {
-		return domain.Errorf(domain.Invalid, "eventstore/embedded: %s: consumer name must be 1..%d bytes", op, MaxIDLen)
+		return domain.Errorf(domain.Invalid, "eventstore/pebblestore: %s: consumer name must be 1..%d bytes", op, MaxIDLen)
 	}
 	return nil
 }
@@ -223,7 +223,7 @@ func (s *Store) SaveCheckpoint(ctx context.Context, consumer string, pos uint64)
 	}
 	return s.read(func() error {
 		if head := s.head.Load(); pos > head {
-			return domain.Errorf(domain.Invalid, "eventstore/embedded: save checkpoint: position %d is beyond the feed head %d", pos, head)
+			return domain.Errorf(domain.Invalid, "eventstore/pebblestore: save checkpoint: position %d is beyond the feed head %d", pos, head)
 		}
 		if err := setSync(s.db, checkpointKey(consumer), binary.BigEndian.AppendUint64(nil, pos)); err != nil {
 			return storageErr("save checkpoint", err)
