@@ -31,7 +31,7 @@ import (
 
 	"github.com/orderledger/orderledger/awsconfig"
 	"github.com/orderledger/orderledger/eventstore"
-	"github.com/orderledger/orderledger/eventstore/dynamo"
+	"github.com/orderledger/orderledger/eventstore/dynamostore"
 	"github.com/orderledger/orderledger/messaging/awsmsg"
 	"github.com/orderledger/orderledger/processing"
 	"github.com/orderledger/orderledger/projections"
@@ -44,7 +44,7 @@ import (
 type Deps struct {
 	Names   resources.Names
 	Clients awsconfig.Clients
-	Store   *dynamo.Store
+	Store   *dynamostore.Store
 	Views   *viewsdb.Store
 	Codec   *eventstore.Codec
 	Logger  *slog.Logger
@@ -57,7 +57,7 @@ func NewDeps(cfg aws.Config, env string, log *slog.Logger) (*Deps, error) {
 	}
 	d := &Deps{Names: resources.For(env), Clients: awsconfig.NewClients(cfg), Codec: eventstore.NewCodec(), Logger: log}
 	var err error
-	if d.Store, err = dynamo.New(d.Clients.DynamoDB, d.Names.EventsTable, dynamo.Options{}); err != nil {
+	if d.Store, err = dynamostore.New(d.Clients.DynamoDB, d.Names.EventsTable, dynamostore.Options{}); err != nil {
 		return nil, err
 	}
 	if d.Views, err = viewsdb.New(d.Clients.DynamoDB, d.Names.OrdersTable); err != nil {
@@ -122,7 +122,7 @@ func seqLess(a, b string) bool {
 // left out, records that cannot be decoded are returned as failures.
 func decodeRecords(ev events.DynamoDBEvent, log *slog.Logger) (envs []eventstore.Event, seqs []string, failed []string) {
 	for _, r := range ev.Records {
-		e, ok, err := dynamo.DecodeStreamRecord(r)
+		e, ok, err := dynamostore.DecodeStreamRecord(r)
 		if err != nil {
 			log.Error("lambdas: undecodable stream record", "sequence_number", r.Change.SequenceNumber, "err", err)
 			failed = append(failed, r.Change.SequenceNumber)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
-	"github.com/orderledger/orderledger/eventstore/dynamo"
+	"github.com/orderledger/orderledger/eventstore/dynamostore"
 	"github.com/orderledger/orderledger/internal/awstest"
 	"github.com/orderledger/orderledger/localmapping"
 )
@@ -36,7 +36,7 @@ func TestStreamDeliversEachEventOnceAcrossCancelledTransactions(t *testing.T) {
 	ctx := context.Background()
 	c := awstest.Clients(t)
 	table := awstest.Table(t, c.DynamoDB, "events")
-	store, err := dynamo.New(c.DynamoDB, table, dynamo.Options{})
+	store, err := dynamostore.New(c.DynamoDB, table, dynamostore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestStreamDeliversEachEventOnceAcrossCancelledTransactions(t *testing.T) {
 		Handler: func(ctx context.Context, e events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 			var resp events.DynamoDBEventResponse
 			for _, r := range e.Records {
-				got, ok, err := dynamo.DecodeStreamRecord(r)
+				got, ok, err := dynamostore.DecodeStreamRecord(r)
 				if err != nil {
 					return resp, err
 				}

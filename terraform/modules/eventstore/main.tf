@@ -1,5 +1,5 @@
 # The append-only event log (one item per event) and the read table the
-# projector maintains. Key design: eventstore/dynamo/README.md.
+# projector maintains. Key design: eventstore/dynamostore/README.md.
 
 locals {
   events_table_name = "${var.env}-order-event-log"

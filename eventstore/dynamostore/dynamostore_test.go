@@ -1,4 +1,4 @@
-package dynamo_test
+package dynamostore_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 
-	"github.com/orderledger/orderledger/eventstore/dynamo"
+	"github.com/orderledger/orderledger/eventstore/dynamostore"
 	"github.com/orderledger/orderledger/eventstore/storetest"
 	"github.com/orderledger/orderledger/internal/awstest"
 )
@@ -36,9 +36,9 @@ func TestConformance(t *testing.T) {
 	}, storetest.Features{Reopen: true})
 }
 
-func mustNew(t *testing.T, db *dynamodb.Client, table string) *dynamo.Store {
+func mustNew(t *testing.T, db *dynamodb.Client, table string) *dynamostore.Store {
 	t.Helper()
-	s, err := dynamo.New(db, table, dynamo.Options{})
+	s, err := dynamostore.New(db, table, dynamostore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,10 +147,10 @@ func TestLoadFollowsPages(t *testing.T) {
 
 func TestNewRejectsMissingDependencies(t *testing.T) {
 	t.Parallel()
-	if _, err := dynamo.New(nil, "t", dynamo.Options{}); err == nil {
+	if _, err := dynamostore.New(nil, "t", dynamostore.Options{}); err == nil {
 		t.Fatal("New without a client succeeded")
 	}
-	if _, err := dynamo.New(dynamodb.New(dynamodb.Options{}), "", dynamo.Options{}); err == nil {
+	if _, err := dynamostore.New(dynamodb.New(dynamodb.Options{}), "", dynamostore.Options{}); err == nil {
 		t.Fatal("New without a table succeeded")
 	}
 }

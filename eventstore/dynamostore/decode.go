@@ -1,4 +1,4 @@
-package dynamo
+package dynamostore
 
 import (
 	"encoding/json"
@@ -77,21 +77,21 @@ func decode(a attrs) (eventstore.Event, bool, error) {
 	var e eventstore.Event
 	stream, ok := a.s(attrStream)
 	if !ok {
-		return e, false, fmt.Errorf("eventstore/dynamo: decode: no %s", attrStream)
+		return e, false, fmt.Errorf("eventstore/dynamostore: decode: no %s", attrStream)
 	}
 	vtext, ok := a.n(attrVersion)
 	if !ok {
-		return e, false, fmt.Errorf("eventstore/dynamo: decode %s: no %s", stream, attrVersion)
+		return e, false, fmt.Errorf("eventstore/dynamostore: decode %s: no %s", stream, attrVersion)
 	}
 	version, err := strconv.ParseInt(vtext, 10, 64)
 	if err != nil {
-		return e, false, fmt.Errorf("eventstore/dynamo: decode %s: version %q: %w", stream, vtext, err)
+		return e, false, fmt.Errorf("eventstore/dynamostore: decode %s: version %q: %w", stream, vtext, err)
 	}
 	if version == 0 {
 		return e, false, nil // an idempotency record
 	}
 	if version < 0 {
-		return e, false, fmt.Errorf("eventstore/dynamo: decode %s: negative version %d", stream, version)
+		return e, false, fmt.Errorf("eventstore/dynamostore: decode %s: negative version %d", stream, version)
 	}
 	e.StreamID, e.Version = stream, version
 	var missing string
@@ -107,22 +107,22 @@ func decode(a attrs) (eventstore.Event, bool, error) {
 	at := req(attrOccurredAt)
 	data := req(attrData)
 	if missing != "" {
-		return e, false, fmt.Errorf("eventstore/dynamo: decode %s v%d: no %s", stream, version, missing)
+		return e, false, fmt.Errorf("eventstore/dynamostore: decode %s v%d: no %s", stream, version, missing)
 	}
 	sv, ok := a.n(attrSchemaVersion)
 	if !ok {
-		return e, false, fmt.Errorf("eventstore/dynamo: decode %s v%d: no %s", stream, version, attrSchemaVersion)
+		return e, false, fmt.Errorf("eventstore/dynamostore: decode %s v%d: no %s", stream, version, attrSchemaVersion)
 	}
 	schema, err := strconv.Atoi(sv)
 	if err != nil || schema < 1 {
-		return e, false, fmt.Errorf("eventstore/dynamo: decode %s v%d: schema version %q", stream, version, sv)
+		return e, false, fmt.Errorf("eventstore/dynamostore: decode %s v%d: schema version %q", stream, version, sv)
 	}
 	e.SchemaVersion = schema
 	if e.OccurredAt, err = time.Parse(time.RFC3339Nano, at); err != nil {
-		return e, false, fmt.Errorf("eventstore/dynamo: decode %s v%d: occurred_at: %w", stream, version, err)
+		return e, false, fmt.Errorf("eventstore/dynamostore: decode %s v%d: occurred_at: %w", stream, version, err)
 	}
 	if !json.Valid([]byte(data)) {
-		return e, false, fmt.Errorf("eventstore/dynamo: decode %s v%d: data is not JSON", stream, version)
+		return e, false, fmt.Errorf("eventstore/dynamostore: decode %s v%d: data is not JSON", stream, version)
 	}
 	e.Data = json.RawMessage(data)
 	e.Metadata.CorrelationID, _ = a.s(attrCorrelationID)

@@ -1,9 +1,9 @@
-// Package dynamo is the event store on Amazon DynamoDB: one item per event
+// Package dynamostore is the event store on Amazon DynamoDB: one item per event
 // in a table keyed by stream_id (partition) and version (sort), appended
 // with conditional writes so that a stream's versions stay 1..n without gaps
 // or doubles. It has no global feed: consumers read the table's DynamoDB
 // stream instead (DecodeStreamRecord). See README.md for the key design.
-package dynamo
+package dynamostore
 
 import (
 	"context"
@@ -82,7 +82,7 @@ var _ eventstore.Store = (*Store)(nil)
 // New returns the store over table (see resources.Names.EventsTable).
 func New(db *dynamodb.Client, table string, o Options) (*Store, error) {
 	if db == nil || table == "" {
-		return nil, errors.New("eventstore/dynamo: new: a DynamoDB client and a table name are required")
+		return nil, errors.New("eventstore/dynamostore: new: a DynamoDB client and a table name are required")
 	}
 	if o.IdempotencyTTL <= 0 {
 		o.IdempotencyTTL = DefaultIdempotencyTTL
@@ -101,7 +101,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected int64, eve
 		return eventstore.Result{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return eventstore.Result{}, fmt.Errorf("eventstore/dynamo: append: %w", err)
+		return eventstore.Result{}, fmt.Errorf("eventstore/dynamostore: append: %w", err)
 	}
 	res := eventstore.Result{StreamID: streamID, Version: expected + int64(len(events))}
 	if len(items) == 1 {
@@ -130,7 +130,7 @@ func (s *Store) AppendIdempotent(ctx context.Context, key, streamID string, expe
 		return eventstore.Result{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return eventstore.Result{}, fmt.Errorf("eventstore/dynamo: append: %w", err)
+		return eventstore.Result{}, fmt.Errorf("eventstore/dynamostore: append: %w", err)
 	}
 	res, err := s.transact(ctx, key, streamID, expected, items)
 	if err != nil {
@@ -143,7 +143,7 @@ func (s *Store) AppendIdempotent(ctx context.Context, key, streamID string, expe
 }
 
 func invalid(format string, args ...any) error {
-	return domain.Errorf(domain.Invalid, "eventstore/dynamo: append: "+format, args...)
+	return domain.Errorf(domain.Invalid, "eventstore/dynamostore: append: "+format, args...)
 }
 
 // limits are DynamoDB's bounds on one append (versions stay exact in a
@@ -152,7 +152,7 @@ var limits = eventstore.Limits{MaxIDLen: MaxIDLen, MaxEvents: MaxEventsPerAppend
 
 // prepare validates an append and returns the events' items.
 func (s *Store) prepare(stream string, expected int64, events []eventstore.Event) ([]map[string]types.AttributeValue, error) {
-	if err := eventstore.ValidateAppend("eventstore/dynamo: append", stream, expected, events, limits); err != nil {
+	if err := eventstore.ValidateAppend("eventstore/dynamostore: append", stream, expected, events, limits); err != nil {
 		return nil, err
 	}
 	items := make([]map[string]types.AttributeValue, len(events))
@@ -225,7 +225,7 @@ func (s *Store) appendOne(ctx context.Context, stream string, expected int64, it
 			ProjectionExpression: aws.String(attrVersion),
 		})
 		if err != nil {
-			return fmt.Errorf("eventstore/dynamo: append: check version: %w", err)
+			return fmt.Errorf("eventstore/dynamostore: append: check version: %w", err)
 		}
 		if len(out.Item) == 0 {
 			return s.conflict(ctx, stream, expected)
@@ -245,7 +245,7 @@ func (s *Store) appendOne(ctx context.Context, stream string, expected int64, it
 		return s.conflict(ctx, stream, expected)
 	}
 	if err != nil {
-		return fmt.Errorf("eventstore/dynamo: append: %w", err)
+		return fmt.Errorf("eventstore/dynamostore: append: %w", err)
 	}
 	return nil
 }
@@ -305,7 +305,7 @@ func (s *Store) transact(ctx context.Context, idemKey, stream string, expected i
 		}
 	}
 	if err != nil {
-		return eventstore.Result{}, fmt.Errorf("eventstore/dynamo: append: %w", err)
+		return eventstore.Result{}, fmt.Errorf("eventstore/dynamostore: append: %w", err)
 	}
 	return res, nil
 }
@@ -316,7 +316,7 @@ func (s *Store) duplicate(ctx context.Context, idemKey string) (eventstore.Resul
 		TableName: aws.String(s.table), Key: key(idempotencyPrefix+idemKey, 0), ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return eventstore.Result{}, false, fmt.Errorf("eventstore/dynamo: append: read idempotency record: %w", err)
+		return eventstore.Result{}, false, fmt.Errorf("eventstore/dynamostore: append: read idempotency record: %w", err)
 	}
 	if len(out.Item) == 0 {
 		return eventstore.Result{}, false, nil
@@ -324,11 +324,11 @@ func (s *Store) duplicate(ctx context.Context, idemKey string) (eventstore.Resul
 	st, _ := out.Item[attrResultStream].(*types.AttributeValueMemberS)
 	v, _ := out.Item[attrResultVersion].(*types.AttributeValueMemberN)
 	if st == nil || v == nil {
-		return eventstore.Result{}, false, fmt.Errorf("eventstore/dynamo: append: idempotency record of %q is malformed", idemKey)
+		return eventstore.Result{}, false, fmt.Errorf("eventstore/dynamostore: append: idempotency record of %q is malformed", idemKey)
 	}
 	version, err := strconv.ParseInt(v.Value, 10, 64)
 	if err != nil {
-		return eventstore.Result{}, false, fmt.Errorf("eventstore/dynamo: append: idempotency record of %q: %w", idemKey, err)
+		return eventstore.Result{}, false, fmt.Errorf("eventstore/dynamostore: append: idempotency record of %q: %w", idemKey, err)
 	}
 	return eventstore.Result{StreamID: st.Value, Version: version, Duplicate: true}, true, nil
 }
@@ -356,14 +356,14 @@ func (s *Store) head(ctx context.Context, stream string) (int64, error) {
 		ConsistentRead:            aws.Bool(true),
 	})
 	if err != nil {
-		return 0, fmt.Errorf("eventstore/dynamo: read stream head: %w", err)
+		return 0, fmt.Errorf("eventstore/dynamostore: read stream head: %w", err)
 	}
 	if len(out.Items) == 0 {
 		return 0, nil
 	}
 	v, ok := out.Items[0][attrVersion].(*types.AttributeValueMemberN)
 	if !ok {
-		return 0, fmt.Errorf("eventstore/dynamo: stream %s: version is not a number", stream)
+		return 0, fmt.Errorf("eventstore/dynamostore: stream %s: version is not a number", stream)
 	}
 	return strconv.ParseInt(v.Value, 10, 64)
 }
@@ -384,12 +384,12 @@ func (s *Store) Load(ctx context.Context, streamID string, from int64) ([]events
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("eventstore/dynamo: load %s: %w", streamID, err)
+			return nil, fmt.Errorf("eventstore/dynamostore: load %s: %w", streamID, err)
 		}
 		for _, it := range page.Items {
 			e, ok, err := DecodeItem(it)
 			if err != nil {
-				return nil, fmt.Errorf("eventstore/dynamo: load %s: %w", streamID, err)
+				return nil, fmt.Errorf("eventstore/dynamostore: load %s: %w", streamID, err)
 			}
 			if ok {
 				out = append(out, e)
@@ -430,7 +430,7 @@ func (s *Store) holds(ctx context.Context, old map[string]types.AttributeValue, 
 			ProjectionExpression: aws.String(attrEventID),
 		})
 		if err != nil {
-			return false, fmt.Errorf("eventstore/dynamo: append: check own write: %w", err)
+			return false, fmt.Errorf("eventstore/dynamostore: append: check own write: %w", err)
 		}
 		old = out.Item
 	}

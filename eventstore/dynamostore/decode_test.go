@@ -1,4 +1,4 @@
-package dynamo_test
+package dynamostore_test
 
 import (
 	"encoding/json"
@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/orderledger/orderledger/eventstore"
-	"github.com/orderledger/orderledger/eventstore/dynamo"
+	"github.com/orderledger/orderledger/eventstore/dynamostore"
 )
 
 func readEvent(t testing.TB, path string) events.DynamoDBEvent {
@@ -32,7 +32,7 @@ func TestDecodeStreamRecordOfARecordedBatch(t *testing.T) {
 	ev := readEvent(t, "testdata/stream-event.json")
 	var got []eventstore.Event
 	for i, r := range ev.Records {
-		e, ok, err := dynamo.DecodeStreamRecord(r)
+		e, ok, err := dynamostore.DecodeStreamRecord(r)
 		if err != nil {
 			t.Fatalf("record %d: %v", i, err)
 		}
@@ -65,7 +65,7 @@ func TestDecodeStreamRecordRejectsMalformedEvents(t *testing.T) {
 	t.Parallel()
 	ev := readEvent(t, "testdata/stream-event-malformed.json")
 	for i, r := range ev.Records {
-		if e, ok, err := dynamo.DecodeStreamRecord(r); err == nil {
+		if e, ok, err := dynamostore.DecodeStreamRecord(r); err == nil {
 			t.Fatalf("record %d decoded (%v): %+v", i, ok, e)
 		}
 	}
@@ -90,8 +90,8 @@ func TestItemRoundTripsThroughAStreamRecord(t *testing.T) {
 	e := event(`{"customer_name":"Zoë 李","quantity":3}`)
 	e.StreamID, e.Version = "01KAY9D3J8Q6ZC2W0F7M5T4H1B", 7
 	e.Metadata = eventstore.Metadata{CorrelationID: "c", CausationID: "d", RequestID: "r"}
-	r := events.DynamoDBEventRecord{EventName: "INSERT", Change: events.DynamoDBStreamRecord{NewImage: toLambda(dynamo.Item(e))}}
-	got, ok, err := dynamo.DecodeStreamRecord(r)
+	r := events.DynamoDBEventRecord{EventName: "INSERT", Change: events.DynamoDBStreamRecord{NewImage: toLambda(dynamostore.Item(e))}}
+	got, ok, err := dynamostore.DecodeStreamRecord(r)
 	if err != nil || !ok {
 		t.Fatalf("decode: %v %v", ok, err)
 	}
@@ -106,7 +106,7 @@ func TestItemRoundTripsThroughAStreamRecord(t *testing.T) {
 	keyOnly := events.DynamoDBEventRecord{EventName: "INSERT", Change: events.DynamoDBStreamRecord{NewImage: map[string]events.DynamoDBAttributeValue{
 		"stream_id": events.NewStringAttribute("s"), "version": events.NewNumberAttribute("1"),
 	}}}
-	if _, ok, err := dynamo.DecodeStreamRecord(keyOnly); ok || err != nil {
+	if _, ok, err := dynamostore.DecodeStreamRecord(keyOnly); ok || err != nil {
 		t.Fatalf("key-only image: ok=%v err=%v, want skipped", ok, err)
 	}
 }
@@ -129,14 +129,14 @@ func FuzzDecodeStreamRecord(f *testing.F) {
 		if json.Unmarshal(data, &r) != nil {
 			return
 		}
-		e, ok, err := dynamo.DecodeStreamRecord(r)
+		e, ok, err := dynamostore.DecodeStreamRecord(r)
 		if err != nil || !ok {
 			return
 		}
 		if e.StreamID == "" || e.Version < 1 || e.EventID == "" || e.Type == "" || e.SchemaVersion < 1 || !json.Valid(e.Data) {
 			t.Fatalf("accepted an invalid event: %+v", e)
 		}
-		again, ok, err := dynamo.DecodeStreamRecord(events.DynamoDBEventRecord{EventName: "INSERT", Change: events.DynamoDBStreamRecord{NewImage: toLambda(dynamo.Item(e))}})
+		again, ok, err := dynamostore.DecodeStreamRecord(events.DynamoDBEventRecord{EventName: "INSERT", Change: events.DynamoDBStreamRecord{NewImage: toLambda(dynamostore.Item(e))}})
 		if err != nil || !ok {
 			t.Fatalf("re-encoded event does not decode: %v", err)
 		}
