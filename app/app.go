@@ -29,7 +29,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/projections"
-	viewsdb "github.com/orderledger/orderledger/projections/embedded"
+	"github.com/orderledger/orderledger/projections/pebbleviews"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -68,7 +68,7 @@ type App struct {
 	cfg      Config
 	log      *slog.Logger
 	store    *pebblestore.Store
-	views    *viewsdb.Store
+	views    *pebbleviews.Store
 	sub      *projections.Subscription
 	pipe     *pipeline.Pipeline
 	rebuilds *projections.Rebuilds
@@ -108,7 +108,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.store, err = pebblestore.Open(filepath.Join(cfg.Dir, "events")); err != nil {
 		return nil, fmt.Errorf("app: open events: %w", err)
 	}
-	if a.views, err = viewsdb.Open(filepath.Join(cfg.Dir, "views")); err != nil {
+	if a.views, err = pebbleviews.Open(filepath.Join(cfg.Dir, "views")); err != nil {
 		return nil, fmt.Errorf("app: open views: %w", err)
 	}
 	codec := eventstore.NewCodec()

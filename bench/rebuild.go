@@ -19,7 +19,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/projections"
-	pembedded "github.com/orderledger/orderledger/projections/embedded"
+	"github.com/orderledger/orderledger/projections/pebbleviews"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
 )
 
@@ -88,7 +88,7 @@ func Rebuild(ctx context.Context, opts RebuildOptions) (Report, error) {
 	if err := settle(ctx, 2*time.Minute); err != nil {
 		return Report{}, err
 	}
-	rm, err := pembedded.Open(filepath.Join(dir, "views"))
+	rm, err := pebbleviews.Open(filepath.Join(dir, "views"))
 	if err != nil {
 		return Report{}, fmt.Errorf("bench: rebuild: %w", err)
 	}
@@ -124,7 +124,7 @@ func Rebuild(ctx context.Context, opts RebuildOptions) (Report, error) {
 		}
 		cpu0 := cpuTime()
 		start := time.Now()
-		res, err := rm.Rebuild(ctx, es, eventstore.NewCodec(), pembedded.RebuildOptions{Workers: opts.Workers, Progress: opts.OnRebuild})
+		res, err := rm.Rebuild(ctx, es, eventstore.NewCodec(), pebbleviews.RebuildOptions{Workers: opts.Workers, Progress: opts.OnRebuild})
 		elapsed := time.Since(start)
 		// CPU time of the whole process while rebuilding (the log's own
 		// background compactions included): on a shared machine it tells how

@@ -23,7 +23,7 @@ import (
 	msgdb "github.com/orderledger/orderledger/messaging/embedded"
 	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/projections"
-	viewsdb "github.com/orderledger/orderledger/projections/embedded"
+	"github.com/orderledger/orderledger/projections/pebbleviews"
 )
 
 // load is the clients of the crash test: what they were told and what they
@@ -270,7 +270,7 @@ func verifyDataDir(t *testing.T, dir string, l *load, rc *receiver) {
 	t.Logf("log: %d orders, %d events; outcomes %v", len(rep.streams), rep.head, outcomes)
 
 	// The read model equals the log, and equals a rebuild from it.
-	views, err := viewsdb.Open(filepath.Join(dir, "views"))
+	views, err := pebbleviews.Open(filepath.Join(dir, "views"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func verifyDataDir(t *testing.T, dir string, l *load, rc *receiver) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := views.Rebuild(ctx, store, codec, viewsdb.RebuildOptions{}); err != nil {
+	if _, err := views.Rebuild(ctx, store, codec, pebbleviews.RebuildOptions{}); err != nil {
 		t.Fatalf("rebuild: %v", err)
 	}
 	rebuilt := snapshotViews(t, views, ids)

@@ -25,7 +25,7 @@ import (
 	"github.com/orderledger/orderledger/messaging/webhook"
 	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/projections"
-	viewsdb "github.com/orderledger/orderledger/projections/embedded"
+	"github.com/orderledger/orderledger/projections/pebbleviews"
 	"github.com/orderledger/orderledger/services"
 	"github.com/orderledger/orderledger/services/sim"
 )
@@ -51,7 +51,7 @@ type stackConfig struct {
 type stack struct {
 	dir   string
 	store *pebblestore.Store
-	views *viewsdb.Store
+	views *pebbleviews.Store
 	sub   *projections.Subscription
 	pipe  *pipeline.Pipeline
 	codec *eventstore.Codec
@@ -67,7 +67,7 @@ func newStack(t *testing.T, dir string, cfg stackConfig) *stack {
 	if s.store, err = pebblestore.Open(filepath.Join(dir, "events")); err != nil {
 		t.Fatal(err)
 	}
-	if s.views, err = viewsdb.Open(filepath.Join(dir, "views")); err != nil {
+	if s.views, err = pebbleviews.Open(filepath.Join(dir, "views")); err != nil {
 		s.store.Close()
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func checkLog(t *testing.T, store *pebblestore.Store, codec *eventstore.Codec) l
 
 // checkViews checks that the read model holds, for every stream, exactly the
 // view folded from the log, and that its counts agree.
-func checkViews(t *testing.T, views *viewsdb.Store, codec *eventstore.Codec, rep logReport) {
+func checkViews(t *testing.T, views *pebbleviews.Store, codec *eventstore.Codec, rep logReport) {
 	t.Helper()
 	ctx := context.Background()
 	want := map[order.Status]int64{}
@@ -357,7 +357,7 @@ func checkViews(t *testing.T, views *viewsdb.Store, codec *eventstore.Codec, rep
 }
 
 // snapshotViews returns every order's view.
-func snapshotViews(t *testing.T, views *viewsdb.Store, ids []string) map[string]projections.View {
+func snapshotViews(t *testing.T, views *pebbleviews.Store, ids []string) map[string]projections.View {
 	t.Helper()
 	out := map[string]projections.View{}
 	for _, id := range ids {

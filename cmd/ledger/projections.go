@@ -15,7 +15,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/projections"
-	pembedded "github.com/orderledger/orderledger/projections/embedded"
+	"github.com/orderledger/orderledger/projections/pebbleviews"
 )
 
 func init() {
@@ -49,13 +49,13 @@ func runProjectionsRebuild(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("open the event store (if a ledger is running on %s, ask it: POST /admin/projections/rebuild): %w", *data, err)
 	}
 	defer es.Close()
-	rm, err := pembedded.Open(filepath.Join(*data, "views"))
+	rm, err := pebbleviews.Open(filepath.Join(*data, "views"))
 	if err != nil {
 		return fmt.Errorf("open the read model: %w", err)
 	}
 	defer rm.Close()
 	show := newRebuildProgress(e.stderr, "rebuild")
-	res, err := rm.Rebuild(ctx, es, eventstore.NewCodec(), pembedded.RebuildOptions{Progress: show.update})
+	res, err := rm.Rebuild(ctx, es, eventstore.NewCodec(), pebbleviews.RebuildOptions{Progress: show.update})
 	show.finish()
 	if err != nil {
 		if errors.Is(err, context.Canceled) {

@@ -12,7 +12,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/projections"
-	pembedded "github.com/orderledger/orderledger/projections/embedded"
+	"github.com/orderledger/orderledger/projections/pebbleviews"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
 )
 
@@ -39,7 +39,7 @@ func TestProjectionsRebuild(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "rebuilt the read model: generation 2") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	rm, err := pembedded.Open(filepath.Join(data, "views"))
+	rm, err := pebbleviews.Open(filepath.Join(data, "views"))
 	if err != nil {
 		t.Fatal(err)
 	}

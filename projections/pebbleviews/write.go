@@ -1,4 +1,4 @@
-package embedded
+package pebbleviews
 
 import (
 	"context"
@@ -12,18 +12,18 @@ import (
 )
 
 // ErrClosed is returned by a read model used after Close.
-var ErrClosed = domain.Errorf(domain.Unavailable, "projections/embedded: read model is closed")
+var ErrClosed = domain.Errorf(domain.Unavailable, "projections/pebbleviews: read model is closed")
 
 // Put implements projections.ReadModel. The write is fsynced before it
 // returns.
 func (s *Store) Put(ctx context.Context, expected int64, v projections.View) error {
 	switch {
 	case v.OrderID == "" || len(v.OrderID) > MaxIDLen:
-		return domain.Errorf(domain.Invalid, "projections/embedded: put: order ID must be 1..%d bytes", MaxIDLen)
+		return domain.Errorf(domain.Invalid, "projections/pebbleviews: put: order ID must be 1..%d bytes", MaxIDLen)
 	case expected < 0 || v.Version <= expected:
-		return domain.Errorf(domain.Invalid, "projections/embedded: put %s: version %d does not follow expected version %d", v.OrderID, v.Version, expected)
+		return domain.Errorf(domain.Invalid, "projections/pebbleviews: put %s: version %d does not follow expected version %d", v.OrderID, v.Version, expected)
 	case !v.Status.Valid():
-		return domain.Errorf(domain.Invalid, "projections/embedded: put %s: invalid status %q", v.OrderID, v.Status)
+		return domain.Errorf(domain.Invalid, "projections/pebbleviews: put %s: invalid status %q", v.OrderID, v.Status)
 	}
 	return s.do(ctx, request{put: &putReq{expected: expected, view: v}})
 }
@@ -33,7 +33,7 @@ func (s *Store) Put(ctx context.Context, expected int64, v projections.View) err
 // it past the subscription).
 func (s *Store) SaveCheckpoint(ctx context.Context, consumer string, pos uint64) error {
 	if consumer == "" || len(consumer) > MaxIDLen {
-		return domain.Errorf(domain.Invalid, "projections/embedded: save checkpoint: consumer name must be 1..%d bytes", MaxIDLen)
+		return domain.Errorf(domain.Invalid, "projections/pebbleviews: save checkpoint: consumer name must be 1..%d bytes", MaxIDLen)
 	}
 	return s.do(ctx, request{consumer: consumer, pos: pos})
 }

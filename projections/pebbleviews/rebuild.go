@@ -1,4 +1,4 @@
-package embedded
+package pebbleviews
 
 import (
 	"bytes"
@@ -62,7 +62,7 @@ type RebuildResult struct {
 // Only one rebuild runs at a time (projections.ErrRebuildRunning).
 func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *eventstore.Codec, opts RebuildOptions) (RebuildResult, error) {
 	if feed == nil || codec == nil {
-		return RebuildResult{}, errors.New("projections/embedded: rebuild: feed and codec are required")
+		return RebuildResult{}, errors.New("projections/pebbleviews: rebuild: feed and codec are required")
 	}
 	if !s.rebuilding.TryLock() {
 		return RebuildResult{}, projections.ErrRebuildRunning
@@ -108,7 +108,7 @@ func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *events
 	res := RebuildResult{Generation: b.g.id, From: b.pos}
 	head, err := feed.Head(ctx)
 	if err != nil {
-		return res, fmt.Errorf("projections/embedded: rebuild: %w", err)
+		return res, fmt.Errorf("projections/pebbleviews: rebuild: %w", err)
 	}
 	report := func() {
 		if opts.Progress != nil {
@@ -125,7 +125,7 @@ func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *events
 		for {
 			envs, err := feed.ReadFeed(ctx, b.pos, opts.PageSize)
 			if err != nil {
-				return fmt.Errorf("projections/embedded: rebuild: read feed: %w", err)
+				return fmt.Errorf("projections/pebbleviews: rebuild: read feed: %w", err)
 			}
 			if len(envs) == 0 {
 				break
@@ -347,9 +347,9 @@ func (b *build) bulk(ctx context.Context, feed eventstore.Feed, head uint64, opt
 					p.envs, p.err = feed.ReadFeed(ctx, p.after, p.n)
 				}
 				if p.err != nil {
-					p.err = fmt.Errorf("projections/embedded: rebuild: read feed: %w", p.err)
+					p.err = fmt.Errorf("projections/pebbleviews: rebuild: read feed: %w", p.err)
 				} else if len(p.envs) != p.n {
-					p.err = domain.Errorf(domain.Internal, "projections/embedded: rebuild: feed after %d returned %d events, want %d", p.after, len(p.envs), p.n)
+					p.err = domain.Errorf(domain.Internal, "projections/pebbleviews: rebuild: feed after %d returned %d events, want %d", p.after, len(p.envs), p.n)
 				} else {
 					p.evs, p.err = decodePage(b.codec, p.envs, p.evs)
 				}
@@ -401,7 +401,7 @@ func decodePage(codec *eventstore.Codec, envs []eventstore.Event, evs []order.Ev
 	for i := range envs {
 		e, err := projections.Decode(codec, envs[i])
 		if err != nil {
-			return nil, fmt.Errorf("projections/embedded: rebuild: event at position %d: %w", envs[i].Position, err)
+			return nil, fmt.Errorf("projections/pebbleviews: rebuild: event at position %d: %w", envs[i].Position, err)
 		}
 		evs[i] = e
 	}
@@ -414,7 +414,7 @@ func (b *build) apply(envs []eventstore.Event, evs []order.Event) error {
 	for i := range envs {
 		env := &envs[i]
 		if env.Position != b.pos+1 {
-			return domain.Errorf(domain.Internal, "projections/embedded: rebuild: feed position %d follows %d", env.Position, b.pos)
+			return domain.Errorf(domain.Internal, "projections/pebbleviews: rebuild: feed position %d follows %d", env.Position, b.pos)
 		}
 		// An order's events often follow one another in the feed (appended
 		// together): the last entry saves a map lookup.
@@ -443,7 +443,7 @@ func (b *build) apply(envs []eventstore.Event, evs []order.Event) error {
 			continue
 		}
 		if env.Version != ent.cur.Version+1 {
-			return domain.Errorf(domain.Internal, "projections/embedded: rebuild: stream %s: version %d follows %d", env.StreamID, env.Version, ent.cur.Version)
+			return domain.Errorf(domain.Internal, "projections/pebbleviews: rebuild: stream %s: version %d follows %d", env.StreamID, env.Version, ent.cur.Version)
 		}
 		ent.cur = ent.cur.Apply(*env, evs[i])
 		if !ent.dirty {

@@ -1,4 +1,4 @@
-// Package embedded is the read model of the single-process runtime: order
+// Package pebbleviews is the read model of the single-process runtime: order
 // views in a pebble database (github.com/cockroachdb/pebble/v2) under the
 // data directory's views/ folder, with covering indexes for List, counters
 // for Counts, and the projector subscription's checkpoint stored next to the
@@ -31,7 +31,7 @@
 // makes a batch visible a moment before its fsync ends, so a reader may see
 // a view that a crash at that instant would lose; the subscription then
 // projects it again from the log, its checkpoint not having moved.)
-package embedded
+package pebbleviews
 
 import (
 	"context"
@@ -112,7 +112,7 @@ type putReq struct {
 // Open opens (creating if needed) the read model in dir.
 func Open(dir string) (*Store, error) {
 	if dir == "" {
-		return nil, domain.Errorf(domain.Invalid, "projections/embedded: open: empty directory")
+		return nil, domain.Errorf(domain.Invalid, "projections/pebbleviews: open: empty directory")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, storageErr("open", err)
@@ -228,7 +228,7 @@ func readCurrent(dir string) (int, error) {
 	n, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gen-")
 	id, err := strconv.Atoi(n)
 	if !ok || err != nil || id <= 0 {
-		return 0, domain.Errorf(domain.Internal, "projections/embedded: open: CURRENT holds %q, not a generation", strings.TrimSpace(string(b)))
+		return 0, domain.Errorf(domain.Internal, "projections/pebbleviews: open: CURRENT holds %q, not a generation", strings.TrimSpace(string(b)))
 	}
 	if _, err := os.Stat(genDir(dir, id)); err != nil {
 		return 0, storageErr("open current generation", err)
@@ -284,7 +284,7 @@ func openGeneration(dir string, id int, bulk bool) (g *generation, err error) {
 		}
 	}()
 	opts := &pebble.Options{
-		Logger:       pebblelog.Logger{Prefix: "projections/embedded"},
+		Logger:       pebblelog.Logger{Prefix: "projections/pebbleviews"},
 		MemTableSize: 64 << 20,
 		CacheSize:    32 << 20,
 	}
@@ -340,7 +340,7 @@ func getUint64(db *pebble.DB, key []byte) (uint64, error) {
 	}
 	defer closer.Close()
 	if len(v) != 8 {
-		return 0, domain.Errorf(domain.Internal, "projections/embedded: corrupt counter %q", key)
+		return 0, domain.Errorf(domain.Internal, "projections/pebbleviews: corrupt counter %q", key)
 	}
 	return binary.BigEndian.Uint64(v), nil
 }
@@ -357,7 +357,7 @@ func getView(db *pebble.DB, id string) (projections.View, bool, error) {
 	defer closer.Close()
 	view, err := decodeView(v)
 	if err != nil {
-		return projections.View{}, false, domain.Errorf(domain.Internal, "projections/embedded: get %s: %v", id, err)
+		return projections.View{}, false, domain.Errorf(domain.Internal, "projections/pebbleviews: get %s: %v", id, err)
 	}
 	return view, true, nil
 }
@@ -381,7 +381,9 @@ type storageError struct {
 	err error
 }
 
-func (e *storageError) Error() string           { return "projections/embedded: " + e.op + ": " + e.err.Error() }
+func (e *storageError) Error() string {
+	return "projections/pebbleviews: " + e.op + ": " + e.err.Error()
+}
 func (e *storageError) Unwrap() error           { return e.err }
 func (e *storageError) DomainCode() domain.Code { return domain.Unavailable }
 

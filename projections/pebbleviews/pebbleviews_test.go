@@ -1,16 +1,16 @@
-package embedded_test
+package pebbleviews_test
 
 import (
 	"testing"
 
 	"github.com/orderledger/orderledger/projections"
-	"github.com/orderledger/orderledger/projections/embedded"
+	"github.com/orderledger/orderledger/projections/pebbleviews"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
 )
 
-func open(t *testing.T) *embedded.Store {
+func open(t *testing.T) *pebbleviews.Store {
 	t.Helper()
-	s, err := embedded.Open(t.TempDir())
+	s, err := pebbleviews.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package embedded
+package pebbleviews
 
 import (
 	"bytes"
@@ -76,14 +76,14 @@ func (s *Store) List(ctx context.Context, q projections.ListQuery) (projections.
 			}
 			id, ok := orderID(it.Key()[len(prefix):])
 			if !ok {
-				return domain.Errorf(domain.Internal, "projections/embedded: list: corrupt index key %q", it.Key())
+				return domain.Errorf(domain.Internal, "projections/pebbleviews: list: corrupt index key %q", it.Key())
 			}
 			v, found, err := getView(g.db, id)
 			if err != nil {
 				return err
 			}
 			if !found {
-				return domain.Errorf(domain.Internal, "projections/embedded: list: index entry without a view: %s", id)
+				return domain.Errorf(domain.Internal, "projections/pebbleviews: list: index entry without a view: %s", id)
 			}
 			if q.Status != "" && v.Status != q.Status {
 				continue

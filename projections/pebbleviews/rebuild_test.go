@@ -1,4 +1,4 @@
-package embedded_test
+package pebbleviews_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/projections"
-	"github.com/orderledger/orderledger/projections/embedded"
+	"github.com/orderledger/orderledger/projections/pebbleviews"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
 )
 
@@ -72,7 +72,7 @@ func appendStreams(t *testing.T, es eventstore.Store, streams [][]eventstore.Eve
 }
 
 // catchUp projects the whole feed into rm with a subscription.
-func catchUp(t *testing.T, es *pebblestore.Store, rm *embedded.Store) {
+func catchUp(t *testing.T, es *pebblestore.Store, rm *pebbleviews.Store) {
 	t.Helper()
 	sub := newSub(t, es, rm, rm)
 	for {
@@ -180,7 +180,7 @@ func TestRebuildEqualsIncremental(t *testing.T) {
 	}
 
 	var reports atomic.Int64
-	res, err := rm.Rebuild(ctxT(t), es, codec, embedded.RebuildOptions{
+	res, err := rm.Rebuild(ctxT(t), es, codec, pebbleviews.RebuildOptions{
 		PageSize: 700, FlushEvery: 2000, // several pages and flushes
 		Progress: func(projections.Progress) { reports.Add(1) },
 	})
@@ -219,7 +219,7 @@ func TestRebuildEqualsIncremental(t *testing.T) {
 	if err := rm.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rm2, err := embedded.Open(dir)
+	rm2, err := pebbleviews.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,11 +282,11 @@ func TestRebuildBlueGreen(t *testing.T) {
 	feed := &gatedFeed{Feed: es, block: 3, blocked: make(chan struct{}), release: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() {
-		_, err := rm.Rebuild(ctxT(t), feed, codec, embedded.RebuildOptions{PageSize: 100, FlushEvery: 100, Workers: 2})
+		_, err := rm.Rebuild(ctxT(t), feed, codec, pebbleviews.RebuildOptions{PageSize: 100, FlushEvery: 100, Workers: 2})
 		done <- err
 	}()
 	<-feed.blocked
-	if _, err := rm.Rebuild(ctxT(t), es, codec, embedded.RebuildOptions{}); !errors.Is(err, projections.ErrRebuildRunning) {
+	if _, err := rm.Rebuild(ctxT(t), es, codec, pebbleviews.RebuildOptions{}); !errors.Is(err, projections.ErrRebuildRunning) {
 		t.Errorf("a second rebuild: %v, want ErrRebuildRunning", err)
 	}
 	if g := rm.Generation(); g != 1 {
@@ -326,7 +326,7 @@ func TestRebuildInterruptedResumes(t *testing.T) {
 	rm := open(t)
 	catchUp(t, es, rm)
 	s := sentinel(t, rm)
-	opts := embedded.RebuildOptions{PageSize: 50, FlushEvery: 100, Workers: 2}
+	opts := pebbleviews.RebuildOptions{PageSize: 50, FlushEvery: 100, Workers: 2}
 	feed := &gatedFeed{Feed: es, failAt: 12}
 	if _, err := rm.Rebuild(ctxT(t), feed, codec, opts); !errors.Is(err, errFeedDown) {
 		t.Fatalf("rebuild over a failing feed: %v", err)
@@ -346,7 +346,7 @@ func TestRebuildInterruptedResumes(t *testing.T) {
 	if err := rm.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rm, err := embedded.Open(dir)
+	rm, err := pebbleviews.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +389,7 @@ func TestSubscriptionResumesAfterRestart(t *testing.T) {
 	t.Parallel()
 	es, streams := newLog(t, 4, 800) // > one page of the subscription
 	dir := t.TempDir()
-	rm, err := embedded.Open(dir)
+	rm, err := pebbleviews.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +408,7 @@ func TestSubscriptionResumesAfterRestart(t *testing.T) {
 	if err := rm.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rm, err = embedded.Open(dir)
+	rm, err = pebbleviews.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +462,7 @@ func TestRebuildWhileLive(t *testing.T) {
 		defer close(appended)
 		appendStreams(t, es, more)
 	}()
-	if _, err := rm.Rebuild(ctxT(t), es, codec, embedded.RebuildOptions{PageSize: 64, FlushEvery: 256}); err != nil {
+	if _, err := rm.Rebuild(ctxT(t), es, codec, pebbleviews.RebuildOptions{PageSize: 64, FlushEvery: 256}); err != nil {
 		t.Fatal(err)
 	}
 	<-appended
