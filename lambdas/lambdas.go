@@ -35,7 +35,7 @@ import (
 	"github.com/orderledger/orderledger/messaging/awsmsg"
 	"github.com/orderledger/orderledger/processing"
 	"github.com/orderledger/orderledger/projections"
-	viewsdb "github.com/orderledger/orderledger/projections/dynamo"
+	"github.com/orderledger/orderledger/projections/dynamoviews"
 	"github.com/orderledger/orderledger/publisher"
 	"github.com/orderledger/orderledger/resources"
 )
@@ -45,7 +45,7 @@ type Deps struct {
 	Names   resources.Names
 	Clients awsconfig.Clients
 	Store   *dynamostore.Store
-	Views   *viewsdb.Store
+	Views   *dynamoviews.Store
 	Codec   *eventstore.Codec
 	Logger  *slog.Logger
 }
@@ -60,7 +60,7 @@ func NewDeps(cfg aws.Config, env string, log *slog.Logger) (*Deps, error) {
 	if d.Store, err = dynamostore.New(d.Clients.DynamoDB, d.Names.EventsTable, dynamostore.Options{}); err != nil {
 		return nil, err
 	}
-	if d.Views, err = viewsdb.New(d.Clients.DynamoDB, d.Names.OrdersTable); err != nil {
+	if d.Views, err = dynamoviews.New(d.Clients.DynamoDB, d.Names.OrdersTable); err != nil {
 		return nil, err
 	}
 	return d, nil

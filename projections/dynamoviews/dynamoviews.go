@@ -1,10 +1,10 @@
-// Package dynamo is the order read model on a DynamoDB table (the seed's
+// Package dynamoviews is the order read model on a DynamoDB table (the seed's
 // dev-orders): one item per order keyed by order_id, with the seed's
 // attribute names (order_id, customer_name, product_name, quantity as a
 // number, status as Pending/Completed/Failed/Cancelled) plus version and
 // the rest of projections.View. Writes are version-fenced conditional
 // PutItems; lists use the status-index and customer-index GSIs.
-package dynamo
+package dynamoviews
 
 import (
 	"context"
@@ -62,7 +62,7 @@ var _ projections.ReadModel = (*Store)(nil)
 // New returns the read model over table (resources.Names.OrdersTable).
 func New(db *dynamodb.Client, table string) (*Store, error) {
 	if db == nil || table == "" {
-		return nil, errors.New("projections/dynamo: new: a DynamoDB client and a table name are required")
+		return nil, errors.New("projections/dynamoviews: new: a DynamoDB client and a table name are required")
 	}
 	return &Store{db: db, table: table}, nil
 }
@@ -138,7 +138,7 @@ func View(item map[string]types.AttributeValue) (projections.View, error) {
 		bad = append(bad, attrOrderID)
 	}
 	if len(bad) > 0 {
-		return v, fmt.Errorf("projections/dynamo: item %q: bad attributes %v", v.OrderID, bad)
+		return v, fmt.Errorf("projections/dynamoviews: item %q: bad attributes %v", v.OrderID, bad)
 	}
 	return v, nil
 }
@@ -154,7 +154,7 @@ func (s *Store) Get(ctx context.Context, orderID string) (projections.View, erro
 	}
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(orderID), ConsistentRead: aws.Bool(true)})
 	if err != nil {
-		return projections.View{}, fmt.Errorf("projections/dynamo: get %s: %w", orderID, err)
+		return projections.View{}, fmt.Errorf("projections/dynamoviews: get %s: %w", orderID, err)
 	}
 	if len(out.Item) == 0 {
 		return projections.View{}, order.ErrNotFound
@@ -167,11 +167,11 @@ func (s *Store) Get(ctx context.Context, orderID string) (projections.View, erro
 func (s *Store) Put(ctx context.Context, expected int64, v projections.View) error {
 	switch {
 	case v.OrderID == "" || len(v.OrderID) > 1024:
-		return domain.Errorf(domain.Invalid, "projections/dynamo: put: order ID must be 1..1024 bytes")
+		return domain.Errorf(domain.Invalid, "projections/dynamoviews: put: order ID must be 1..1024 bytes")
 	case expected < 0 || v.Version <= expected:
-		return domain.Errorf(domain.Invalid, "projections/dynamo: put %s: version %d does not follow %d", v.OrderID, v.Version, expected)
+		return domain.Errorf(domain.Invalid, "projections/dynamoviews: put %s: version %d does not follow %d", v.OrderID, v.Version, expected)
 	case !v.Status.Valid():
-		return domain.Errorf(domain.Invalid, "projections/dynamo: put %s: unknown status %q", v.OrderID, v.Status)
+		return domain.Errorf(domain.Invalid, "projections/dynamoviews: put %s: unknown status %q", v.OrderID, v.Status)
 	}
 	item := Item(v)
 	writeID := newWriteID()
@@ -207,7 +207,7 @@ func (s *Store) Put(ctx context.Context, expected int64, v projections.View) err
 		return &projections.ConflictError{OrderID: v.OrderID, Expected: expected, Actual: actual}
 	}
 	if err != nil {
-		return fmt.Errorf("projections/dynamo: put %s: %w", v.OrderID, err)
+		return fmt.Errorf("projections/dynamoviews: put %s: %w", v.OrderID, err)
 	}
 	return nil
 }
@@ -313,7 +313,7 @@ func (s *Store) queryIndex(ctx context.Context, index, hashAttr, value, filterSt
 	for p.HasMorePages() && len(out) < limit {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("projections/dynamo: query %s: %w", index, err)
+			return nil, fmt.Errorf("projections/dynamoviews: query %s: %w", index, err)
 		}
 		out = append(out, page.Items...)
 	}
@@ -340,7 +340,7 @@ func (s *Store) Counts(ctx context.Context) (map[order.Status]int64, error) {
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("projections/dynamo: count %s: %w", st, err)
+				return nil, fmt.Errorf("projections/dynamoviews: count %s: %w", st, err)
 			}
 			n += int64(page.Count)
 		}

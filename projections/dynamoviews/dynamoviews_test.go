@@ -1,4 +1,4 @@
-package dynamo_test
+package dynamoviews_test
 
 import (
 	"context"
@@ -18,17 +18,17 @@ import (
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/internal/awstest"
 	"github.com/orderledger/orderledger/projections"
-	"github.com/orderledger/orderledger/projections/dynamo"
+	"github.com/orderledger/orderledger/projections/dynamoviews"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
 )
 
 var ids = domain.NewULIDSource(nil)
 
-func newStore(t *testing.T) (*dynamo.Store, *dynamodb.Client, string) {
+func newStore(t *testing.T) (*dynamoviews.Store, *dynamodb.Client, string) {
 	t.Helper()
 	c := awstest.Clients(t)
 	table := awstest.Table(t, c.DynamoDB, "orders")
-	s, err := dynamo.New(c.DynamoDB, table)
+	s, err := dynamoviews.New(c.DynamoDB, table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestPutRetriedAfterALostAnswerSucceeds(t *testing.T) {
 	flaky := dynamodb.NewFromConfig(awstest.Config(t), func(o *dynamodb.Options) {
 		o.HTTPClient = &http.Client{Transport: rt}
 	})
-	s, err := dynamo.New(flaky, table)
+	s, err := dynamoviews.New(flaky, table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestPutRetriedAfterALostAnswerSucceeds(t *testing.T) {
 	if !rt.lost.Load() {
 		t.Fatal("the first answer was not dropped: the test proves nothing")
 	}
-	plain, _ := dynamo.New(db, table)
+	plain, _ := dynamoviews.New(db, table)
 	var ce *projections.ConflictError
 	if err := plain.Put(ctx, 0, v); !errors.As(err, &ce) || ce.Actual != 1 {
 		t.Fatalf("a second Put of version 1 = %v, want a conflict with actual 1", err)
