@@ -12,7 +12,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/messaging"
-	"github.com/orderledger/orderledger/messaging/embedded"
+	"github.com/orderledger/orderledger/messaging/pebblequeue"
 	"github.com/orderledger/orderledger/publisher"
 )
 
@@ -25,15 +25,15 @@ func TestRoutesAndCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	b, err := embedded.Open(filepath.Join(dir, "queue"), embedded.Options{})
+	b, err := pebblequeue.Open(filepath.Join(dir, "queue"), pebblequeue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
 	events, _ := b.Topic("events")
 	completed, _ := b.Topic("completed")
-	eq, _ := b.Queue("eq", embedded.QueueConfig{})
-	cq, _ := b.Queue("cq", embedded.QueueConfig{})
+	eq, _ := b.Queue("eq", pebblequeue.QueueConfig{})
+	cq, _ := b.Queue("cq", pebblequeue.QueueConfig{})
 	events.Subscribe(eq, nil)
 	completed.Subscribe(cq, nil)
 
@@ -68,7 +68,7 @@ func TestRoutesAndCheckpoints(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	check := func(q *embedded.Queue, wantType string) {
+	check := func(q *pebblequeue.Queue, wantType string) {
 		t.Helper()
 		msgs, err := q.Peek(ctx, 0)
 		if err != nil || len(msgs) != 1 {

@@ -20,7 +20,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/ledgertest"
-	msgdb "github.com/orderledger/orderledger/messaging/embedded"
+	"github.com/orderledger/orderledger/messaging/pebblequeue"
 	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
@@ -205,7 +205,7 @@ func TestCrashUnderLoad(t *testing.T) {
 		code, out, errOut := runLedger(t, "dlq", "list", "--data", dir)
 		t.Logf("ledger dlq list: exit %d\n%s%s", code, out, errOut)
 		if br, err := pipeline.OpenBroker(filepath.Join(dir, "queue"), 0, 1, true); err == nil {
-			for _, q := range []*msgdb.Queue{br.Processing, br.DLQ} {
+			for _, q := range []*pebblequeue.Queue{br.Processing, br.DLQ} {
 				st, err := q.Stats(context.Background())
 				t.Logf("queue %s: %+v %v", q.Name(), st, err)
 			}
@@ -307,7 +307,7 @@ func verifyDataDir(t *testing.T, dir string, l *load, rc *receiver) {
 		t.Fatal(err)
 	}
 	defer br.Close()
-	for _, q := range append([]*msgdb.Queue{br.Processing, br.DLQ, br.Log}, br.Webhooks...) {
+	for _, q := range append([]*pebblequeue.Queue{br.Processing, br.DLQ, br.Log}, br.Webhooks...) {
 		st, err := q.Stats(ctx)
 		if err != nil {
 			t.Fatal(err)

@@ -407,7 +407,7 @@ func TestFullDiskAtStartExitsCleanly(t *testing.T) {
 // charge was recorded: the order must still finish (complete, or fail with a
 // refund), not be stranded half-done (charged, not terminal) with its
 // message in the dead-letter queue. The embedded broker uncounts a receive
-// cut off by a crash (messaging/embedded releaseInFlight), so the handler
+// cut off by a crash (messaging/pebblequeue releaseInFlight), so the handler
 // gets the attempt that finishes the order.
 func TestCrashDuringLastAttemptStrandsNoOrder(t *testing.T) {
 	t.Parallel()

@@ -13,7 +13,7 @@ import (
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
-	"github.com/orderledger/orderledger/messaging/embedded"
+	"github.com/orderledger/orderledger/messaging/pebblequeue"
 	"github.com/orderledger/orderledger/processing/pipeline"
 )
 
@@ -61,7 +61,7 @@ type deadLetter struct {
 	Body         string    `json:"body"`
 }
 
-func describe(m embedded.Stored) deadLetter {
+func describe(m pebblequeue.Stored) deadLetter {
 	d := deadLetter{ID: m.ID, From: m.DeadLetteredFrom, ReceiveCount: m.DeadReceiveCount, SentAt: m.SentAt, Body: string(m.Body)}
 	var env eventstore.Event
 	if json.Unmarshal(m.Body, &env) == nil {

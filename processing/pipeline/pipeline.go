@@ -12,7 +12,7 @@
 //	health, _ := p.Health(ctx) // publisher lag, queue depths, dead letters
 //	err = p.Stop(ctx)          // stop receiving, finish messages in hand, close DIR/queue
 //
-// It opens the messaging broker in QueueDir (package messaging/embedded) and
+// It opens the messaging broker in QueueDir (package messaging/pebblequeue) and
 // declares the same topology as the AWS deployment:
 //
 //	change feed -> publisher -> topic order-events    -> queue order-processing (filter event_type=OrderPlaced)
@@ -40,8 +40,8 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/messaging"
-	"github.com/orderledger/orderledger/messaging/embedded"
 	"github.com/orderledger/orderledger/messaging/logsink"
+	"github.com/orderledger/orderledger/messaging/pebblequeue"
 	"github.com/orderledger/orderledger/messaging/webhook"
 	"github.com/orderledger/orderledger/processing"
 	"github.com/orderledger/orderledger/publisher"
@@ -107,11 +107,11 @@ type Config struct {
 
 // Broker is the opened broker with the declared topology.
 type Broker struct {
-	*embedded.Broker
-	Events, Completed *embedded.Topic
-	Processing, DLQ   *embedded.Queue
-	Log               *embedded.Queue
-	Webhooks          []*embedded.Queue
+	*pebblequeue.Broker
+	Events, Completed *pebblequeue.Topic
+	Processing, DLQ   *pebblequeue.Queue
+	Log               *pebblequeue.Queue
+	Webhooks          []*pebblequeue.Queue
 }
 
 // OpenBroker opens the broker in dir and declares the topology; webhooks is
@@ -120,7 +120,7 @@ func OpenBroker(dir string, retryBackoff time.Duration, webhooks int, withLog bo
 	if dir == "" {
 		return nil, errors.New("processing/pipeline: QueueDir is required")
 	}
-	b, err := embedded.Open(dir, embedded.Options{})
+	b, err := pebblequeue.Open(dir, pebblequeue.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +132,7 @@ func OpenBroker(dir string, retryBackoff time.Duration, webhooks int, withLog bo
 	return br, nil
 }
 
-func declare(b *embedded.Broker, retryBackoff time.Duration, webhooks int, withLog bool) (*Broker, error) {
+func declare(b *pebblequeue.Broker, retryBackoff time.Duration, webhooks int, withLog bool) (*Broker, error) {
 	br := &Broker{Broker: b}
 	var err error
 	must := func(f func() error) {
@@ -142,24 +142,27 @@ func declare(b *embedded.Broker, retryBackoff time.Duration, webhooks int, withL
 	}
 	must(func() (e error) { br.Events, e = b.Topic(EventsTopic); return })
 	must(func() (e error) { br.Completed, e = b.Topic(CompletedTopic); return })
-	must(func() (e error) { br.DLQ, e = b.Queue(DeadLetterQueue, embedded.QueueConfig{}); return })
+	must(func() (e error) { br.DLQ, e = b.Queue(DeadLetterQueue, pebblequeue.QueueConfig{}); return })
 	// The visibility timeout covers a worker that died mid-message; failed
 	// messages come back sooner via ChangeVisibility(backoff).
-	vis := max(embedded.DefaultVisibilityTimeout, 4*retryBackoff)
+	vis := max(pebblequeue.DefaultVisibilityTimeout, 4*retryBackoff)
 	must(func() (e error) {
-		br.Processing, e = b.Queue(ProcessingQueue, embedded.QueueConfig{VisibilityTimeout: vis, DeadLetter: br.DLQ, MaxReceiveCount: messaging.MaxReceiveCount})
+		br.Processing, e = b.Queue(ProcessingQueue, pebblequeue.QueueConfig{VisibilityTimeout: vis, DeadLetter: br.DLQ, MaxReceiveCount: messaging.MaxReceiveCount})
 		return
 	})
 	must(func() error {
 		return br.Events.Subscribe(br.Processing, messaging.Filter{messaging.AttrEventType: {"OrderPlaced"}})
 	})
 	if withLog {
-		must(func() (e error) { br.Log, e = b.Queue(LogQueue, embedded.QueueConfig{VisibilityTimeout: vis}); return })
+		must(func() (e error) {
+			br.Log, e = b.Queue(LogQueue, pebblequeue.QueueConfig{VisibilityTimeout: vis})
+			return
+		})
 		must(func() error { return br.Completed.Subscribe(br.Log, nil) })
 	}
 	for i := range webhooks {
 		must(func() error {
-			q, e := b.Queue(fmt.Sprint(WebhookQueue, i), embedded.QueueConfig{VisibilityTimeout: vis})
+			q, e := b.Queue(fmt.Sprint(WebhookQueue, i), pebblequeue.QueueConfig{VisibilityTimeout: vis})
 			if e != nil {
 				return e
 			}
@@ -286,11 +289,11 @@ type Health struct {
 	// PublisherLag is how many stored events are not yet published.
 	PublisherLag uint64 `json:"publisher_lag"`
 	// Processing counts the processing queue (visible and in flight).
-	Processing embedded.Stats `json:"processing"`
+	Processing pebblequeue.Stats `json:"processing"`
 	// DeadLetters is how many messages wait in the dead-letter queue.
 	DeadLetters int `json:"dead_letters"`
 	// Webhooks counts each webhook outbox, in Config.Webhooks order.
-	Webhooks []embedded.Stats `json:"webhooks,omitempty"`
+	Webhooks []pebblequeue.Stats `json:"webhooks,omitempty"`
 }
 
 // Idle reports whether nothing is waiting anywhere (dead letters aside).

@@ -1,4 +1,4 @@
-// Package embedded is the messaging adapter of the embedded runtime: durable
+// Package pebblequeue is the messaging adapter of the embedded runtime: durable
 // queues and topics in one pebble database (DIR/queue).
 //
 // A Broker owns the database. Queues are declared with Broker.Queue (a
@@ -25,7 +25,7 @@
 // it away, so a receive does not scan from the start of the index: each queue
 // keeps scanFrom, a lower bound of its live index keys, and a range known to
 // hold none (see Queue.scanFrom and Queue.gapStart), and seeks past both.
-package embedded
+package pebblequeue
 
 import (
 	"context"
@@ -73,11 +73,11 @@ type Broker struct {
 func Open(dir string, opts Options) (*Broker, error) {
 	logger := opts.Logger
 	if logger == nil {
-		logger = pebblelog.Logger{Prefix: "messaging/embedded"}
+		logger = pebblelog.Logger{Prefix: "messaging/pebblequeue"}
 	}
 	db, err := pebble.Open(dir, &pebble.Options{Logger: logger})
 	if err != nil {
-		return nil, fmt.Errorf("messaging/embedded: open %s: %w", dir, err)
+		return nil, fmt.Errorf("messaging/pebblequeue: open %s: %w", dir, err)
 	}
 	clock := opts.Clock
 	if clock == nil {
@@ -101,7 +101,7 @@ func (b *Broker) Close() error {
 		q.signal()
 	}
 	if err := b.db.Close(); err != nil {
-		return fmt.Errorf("messaging/embedded: close: %w", err)
+		return fmt.Errorf("messaging/pebblequeue: close: %w", err)
 	}
 	return nil
 }
@@ -129,7 +129,7 @@ func (b *Broker) do(f func() (wrote bool, err error)) error {
 	// A log-only record with Sync: the WAL is sequential, so syncing it
 	// syncs every batch committed before it.
 	if err := b.db.LogData(nil, pebble.Sync); err != nil {
-		return fmt.Errorf("messaging/embedded: sync: %w", err)
+		return fmt.Errorf("messaging/pebblequeue: sync: %w", err)
 	}
 	return nil
 }
@@ -182,11 +182,11 @@ var _ messaging.Queue = (*Queue)(nil)
 
 func validName(name string) error {
 	if name == "" || len(name) > 80 {
-		return fmt.Errorf("messaging/embedded: invalid name %q: 1..80 characters", name)
+		return fmt.Errorf("messaging/pebblequeue: invalid name %q: 1..80 characters", name)
 	}
 	for _, r := range name {
 		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return fmt.Errorf("messaging/embedded: invalid name %q: letters, digits, '-', '_' and '.' only", name)
+			return fmt.Errorf("messaging/pebblequeue: invalid name %q: letters, digits, '-', '_' and '.' only", name)
 		}
 	}
 	return nil
@@ -199,7 +199,7 @@ func (b *Broker) Queue(name string, cfg QueueConfig) (*Queue, error) {
 		return nil, err
 	}
 	if cfg.VisibilityTimeout < 0 || cfg.MaxReceiveCount < 0 {
-		return nil, fmt.Errorf("messaging/embedded: queue %s: negative settings", name)
+		return nil, fmt.Errorf("messaging/pebblequeue: queue %s: negative settings", name)
 	}
 	if cfg.VisibilityTimeout == 0 {
 		cfg.VisibilityTimeout = DefaultVisibilityTimeout
@@ -208,13 +208,13 @@ func (b *Broker) Queue(name string, cfg QueueConfig) (*Queue, error) {
 		cfg.MaxReceiveCount = messaging.MaxReceiveCount
 	}
 	if cfg.DeadLetter != nil && (cfg.DeadLetter.b != b || cfg.DeadLetter.name == name) {
-		return nil, fmt.Errorf("messaging/embedded: queue %s: dead-letter queue must be another queue of the same broker", name)
+		return nil, fmt.Errorf("messaging/pebblequeue: queue %s: dead-letter queue must be another queue of the same broker", name)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if q, ok := b.queues[name]; ok {
 		if q.cfg != cfg {
-			return nil, fmt.Errorf("messaging/embedded: queue %s already declared with other settings", name)
+			return nil, fmt.Errorf("messaging/pebblequeue: queue %s already declared with other settings", name)
 		}
 		return q, nil
 	}
@@ -246,14 +246,14 @@ func (q *Queue) releaseInFlight() error {
 	prefix := visPrefix(q.name)
 	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: visKey(q.name, now+1, ""), UpperBound: prefixEnd(prefix)})
 	if err != nil {
-		return fmt.Errorf("messaging/embedded: queue %s: release in-flight: %w", q.name, err)
+		return fmt.Errorf("messaging/pebblequeue: queue %s: release in-flight: %w", q.name, err)
 	}
 	var ids []string
 	for ok := it.First(); ok; ok = it.Next() {
 		ids = append(ids, string(it.Key()[len(prefix)+8:]))
 	}
 	if err := it.Close(); err != nil {
-		return fmt.Errorf("messaging/embedded: queue %s: release in-flight: %w", q.name, err)
+		return fmt.Errorf("messaging/pebblequeue: queue %s: release in-flight: %w", q.name, err)
 	}
 	if len(ids) == 0 {
 		return nil
@@ -281,7 +281,7 @@ func (q *Queue) releaseInFlight() error {
 		}
 	}
 	if err := batch.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("messaging/embedded: queue %s: release in-flight: %w", q.name, err)
+		return fmt.Errorf("messaging/pebblequeue: queue %s: release in-flight: %w", q.name, err)
 	}
 	return nil
 }
@@ -412,7 +412,7 @@ func (q *Queue) Send(ctx context.Context, body []byte, attrs map[string]string) 
 		return true, nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("messaging/embedded: send to %s: %w", q.name, err)
+		return "", fmt.Errorf("messaging/pebblequeue: send to %s: %w", q.name, err)
 	}
 	return id, nil
 }
@@ -431,7 +431,7 @@ func copyAttrs(a map[string]string) map[string]string {
 // Receive implements messaging.Queue.
 func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]messaging.Message, error) {
 	if max < 1 || max > 100 {
-		return nil, fmt.Errorf("messaging/embedded: receive from %s: max %d is not in 1..100", q.name, max)
+		return nil, fmt.Errorf("messaging/pebblequeue: receive from %s: max %d is not in 1..100", q.name, max)
 	}
 	deadline := time.Now().Add(wait)
 	for {
@@ -573,7 +573,7 @@ func (q *Queue) receiveOnce(max int) ([]messaging.Message, time.Duration, <-chan
 		return true, nil
 	})
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("messaging/embedded: receive from %s: %w", q.name, err)
+		return nil, 0, nil, fmt.Errorf("messaging/pebblequeue: receive from %s: %w", q.name, err)
 	}
 	return out, next, notify, nil
 }
@@ -585,12 +585,12 @@ func (q *Queue) get(id string) (*record, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("messaging/embedded: %s: get %s: %w", q.name, id, err)
+		return nil, fmt.Errorf("messaging/pebblequeue: %s: get %s: %w", q.name, id, err)
 	}
 	defer closer.Close()
 	var rec record
 	if err := json.Unmarshal(val, &rec); err != nil {
-		return nil, fmt.Errorf("messaging/embedded: %s: decode %s: %w", q.name, id, err)
+		return nil, fmt.Errorf("messaging/pebblequeue: %s: decode %s: %w", q.name, id, err)
 	}
 	return &rec, nil
 }
@@ -652,7 +652,7 @@ func (q *Queue) remove(rec *record) error {
 		return err
 	}
 	if err := q.b.commit(batch); err != nil {
-		return fmt.Errorf("messaging/embedded: delete from %s: %w", q.name, err)
+		return fmt.Errorf("messaging/pebblequeue: delete from %s: %w", q.name, err)
 	}
 	return nil
 }
@@ -663,7 +663,7 @@ func (q *Queue) ChangeVisibility(ctx context.Context, receiptHandle string, d ti
 		return err
 	}
 	if d < 0 || d > 12*time.Hour {
-		return fmt.Errorf("messaging/embedded: change visibility in %s: %v is not in 0..12h", q.name, d)
+		return fmt.Errorf("messaging/pebblequeue: change visibility in %s: %v is not in 0..12h", q.name, d)
 	}
 	b := q.b
 	return b.do(func() (bool, error) {
@@ -685,7 +685,7 @@ func (q *Queue) ChangeVisibility(ctx context.Context, receiptHandle string, d ti
 			return false, err
 		}
 		if err := b.commit(batch); err != nil {
-			return false, fmt.Errorf("messaging/embedded: change visibility in %s: %w", q.name, err)
+			return false, fmt.Errorf("messaging/pebblequeue: change visibility in %s: %w", q.name, err)
 		}
 		q.signal()
 		return true, nil
@@ -721,14 +721,14 @@ func (q *Queue) Peek(ctx context.Context, limit int) ([]Stored, error) {
 	prefix := msgPrefix(q.name)
 	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
-		return nil, fmt.Errorf("messaging/embedded: peek %s: %w", q.name, err)
+		return nil, fmt.Errorf("messaging/pebblequeue: peek %s: %w", q.name, err)
 	}
 	var out []Stored
 	for ok := it.First(); ok && (limit <= 0 || len(out) < limit); ok = it.Next() {
 		var rec record
 		if err := json.Unmarshal(it.Value(), &rec); err != nil {
 			it.Close()
-			return nil, fmt.Errorf("messaging/embedded: peek %s: %w", q.name, err)
+			return nil, fmt.Errorf("messaging/pebblequeue: peek %s: %w", q.name, err)
 		}
 		out = append(out, Stored{
 			Message: messaging.Message{ID: rec.ID, Body: rec.Body, Attributes: rec.Attributes,
@@ -738,7 +738,7 @@ func (q *Queue) Peek(ctx context.Context, limit int) ([]Stored, error) {
 		})
 	}
 	if err := it.Close(); err != nil {
-		return nil, fmt.Errorf("messaging/embedded: peek %s: %w", q.name, err)
+		return nil, fmt.Errorf("messaging/pebblequeue: peek %s: %w", q.name, err)
 	}
 	return out, nil
 }
@@ -789,7 +789,7 @@ func (q *Queue) MoveTo(ctx context.Context, id string, dst *Queue) (bool, error)
 		return false, err
 	}
 	if dst == nil || dst.b != q.b || dst == q {
-		return false, fmt.Errorf("messaging/embedded: move from %s: invalid destination", q.name)
+		return false, fmt.Errorf("messaging/pebblequeue: move from %s: invalid destination", q.name)
 	}
 	b := q.b
 	found := false
@@ -819,7 +819,7 @@ func (q *Queue) MoveTo(ctx context.Context, id string, dst *Queue) (bool, error)
 		return true, nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("messaging/embedded: move from %s to %s: %w", q.name, dst.name, err)
+		return false, fmt.Errorf("messaging/pebblequeue: move from %s to %s: %w", q.name, dst.name, err)
 	}
 	return found, nil
 }
@@ -859,7 +859,7 @@ func (b *Broker) Topic(name string) (*Topic, error) {
 // subscribing q again replaces its filter.
 func (t *Topic) Subscribe(q *Queue, filter messaging.Filter) error {
 	if q == nil || q.b != t.b {
-		return fmt.Errorf("messaging/embedded: subscribe to %s: queue of another broker", t.name)
+		return fmt.Errorf("messaging/pebblequeue: subscribe to %s: queue of another broker", t.name)
 	}
 	t.b.mu.Lock()
 	defer t.b.mu.Unlock()
@@ -910,7 +910,7 @@ func (t *Topic) Publish(ctx context.Context, body []byte, attrs map[string]strin
 		return true, nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("messaging/embedded: publish to %s: %w", t.name, err)
+		return "", fmt.Errorf("messaging/pebblequeue: publish to %s: %w", t.name, err)
 	}
 	return id, nil
 }

@@ -1,4 +1,4 @@
-package embedded_test
+package pebblequeue_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/orderledger/orderledger/messaging"
-	"github.com/orderledger/orderledger/messaging/embedded"
+	"github.com/orderledger/orderledger/messaging/pebblequeue"
 )
 
 // manualClock is a clock the test moves by hand.
@@ -32,7 +32,7 @@ func (c *manualClock) Add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-func receiveOne(t *testing.T, q *embedded.Queue) (messaging.Message, bool) {
+func receiveOne(t *testing.T, q *pebblequeue.Queue) (messaging.Message, bool) {
 	t.Helper()
 	msgs, err := q.Receive(context.Background(), 1, 0)
 	if err != nil {
@@ -44,7 +44,7 @@ func receiveOne(t *testing.T, q *embedded.Queue) (messaging.Message, bool) {
 	return msgs[0], true
 }
 
-func mustReceive(t *testing.T, q *embedded.Queue, body string, count int) messaging.Message {
+func mustReceive(t *testing.T, q *pebblequeue.Queue, body string, count int) messaging.Message {
 	t.Helper()
 	m, ok := receiveOne(t, q)
 	if !ok || string(m.Body) != body || m.ReceiveCount != count {
@@ -53,7 +53,7 @@ func mustReceive(t *testing.T, q *embedded.Queue, body string, count int) messag
 	return m
 }
 
-func mustBeEmpty(t *testing.T, q *embedded.Queue) {
+func mustBeEmpty(t *testing.T, q *pebblequeue.Queue) {
 	t.Helper()
 	if m, ok := receiveOne(t, q); ok {
 		t.Fatalf("receive from %s: got %q, want nothing", q.Name(), m.Body)
@@ -69,13 +69,13 @@ func TestReceiveSeesEveryWriteBehindItsScan(t *testing.T) {
 	ctx := context.Background()
 	clock := &manualClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	dir := t.TempDir()
-	b, err := embedded.Open(dir, embedded.Options{Clock: clock.Now})
+	b, err := pebblequeue.Open(dir, pebblequeue.Options{Clock: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { b.Close() }()
-	dlq, _ := b.Queue("dlq", embedded.QueueConfig{})
-	q, err := b.Queue("q", embedded.QueueConfig{VisibilityTimeout: 10 * time.Second, DeadLetter: dlq, MaxReceiveCount: 2})
+	dlq, _ := b.Queue("dlq", pebblequeue.QueueConfig{})
+	q, err := b.Queue("q", pebblequeue.QueueConfig{VisibilityTimeout: 10 * time.Second, DeadLetter: dlq, MaxReceiveCount: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +137,11 @@ func TestReceiveSeesEveryWriteBehindItsScan(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if b, err = embedded.Open(dir, embedded.Options{Clock: clock.Now}); err != nil {
+	if b, err = pebblequeue.Open(dir, pebblequeue.Options{Clock: clock.Now}); err != nil {
 		t.Fatal(err)
 	}
-	dlq, _ = b.Queue("dlq", embedded.QueueConfig{})
-	q, _ = b.Queue("q", embedded.QueueConfig{VisibilityTimeout: 10 * time.Second, DeadLetter: dlq, MaxReceiveCount: 2})
+	dlq, _ = b.Queue("dlq", pebblequeue.QueueConfig{})
+	q, _ = b.Queue("q", pebblequeue.QueueConfig{VisibilityTimeout: 10 * time.Second, DeadLetter: dlq, MaxReceiveCount: 2})
 	got := map[string]bool{}
 	for {
 		m, ok := receiveOne(t, q)
@@ -162,7 +162,7 @@ func TestReceiveInBatchesGetsEachMessageOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := openBroker(t)
-	q, err := b.Queue("q", embedded.QueueConfig{VisibilityTimeout: time.Hour})
+	q, err := b.Queue("q", pebblequeue.QueueConfig{VisibilityTimeout: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,13 +213,13 @@ func TestReceiveMatchesAModel(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	clock := &manualClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	b, err := embedded.Open(t.TempDir(), embedded.Options{Clock: clock.Now})
+	b, err := pebblequeue.Open(t.TempDir(), pebblequeue.Options{Clock: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
 	const vis = 10 * time.Second
-	q, err := b.Queue("q", embedded.QueueConfig{VisibilityTimeout: vis})
+	q, err := b.Queue("q", pebblequeue.QueueConfig{VisibilityTimeout: vis})
 	if err != nil {
 		t.Fatal(err)
 	}

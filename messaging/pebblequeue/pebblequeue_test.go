@@ -1,4 +1,4 @@
-package embedded_test
+package pebblequeue_test
 
 import (
 	"context"
@@ -9,14 +9,14 @@ import (
 	"time"
 
 	"github.com/orderledger/orderledger/messaging"
-	"github.com/orderledger/orderledger/messaging/embedded"
+	"github.com/orderledger/orderledger/messaging/pebblequeue"
 	"github.com/orderledger/orderledger/messaging/queuetest"
 	"github.com/orderledger/orderledger/messaging/topictest"
 )
 
-func openBroker(t *testing.T) *embedded.Broker {
+func openBroker(t *testing.T) *pebblequeue.Broker {
 	t.Helper()
-	b, err := embedded.Open(t.TempDir(), embedded.Options{})
+	b, err := pebblequeue.Open(t.TempDir(), pebblequeue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,11 +30,11 @@ func TestQueueConformance(t *testing.T) {
 	var n atomic.Int64
 	queuetest.Run(t, queuetest.Features{VisibilityTimeout: time.Second}, func(t *testing.T) (messaging.Queue, messaging.Queue) {
 		i := n.Add(1)
-		dlq, err := b.Queue(fmt.Sprint("dlq-", i), embedded.QueueConfig{})
+		dlq, err := b.Queue(fmt.Sprint("dlq-", i), pebblequeue.QueueConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		q, err := b.Queue(fmt.Sprint("q-", i), embedded.QueueConfig{VisibilityTimeout: time.Second, DeadLetter: dlq})
+		q, err := b.Queue(fmt.Sprint("q-", i), pebblequeue.QueueConfig{VisibilityTimeout: time.Second, DeadLetter: dlq})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +54,7 @@ func TestTopicConformance(t *testing.T) {
 		}
 		var qs []messaging.Queue
 		for j, f := range filters {
-			q, err := b.Queue(fmt.Sprintf("t-%d-q-%d", i, j), embedded.QueueConfig{})
+			q, err := b.Queue(fmt.Sprintf("t-%d-q-%d", i, j), pebblequeue.QueueConfig{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -71,11 +71,11 @@ func TestReopenKeepsMessagesAndReceiveCounts(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	b, err := embedded.Open(dir, embedded.Options{})
+	b, err := pebblequeue.Open(dir, pebblequeue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, _ := b.Queue("q", embedded.QueueConfig{VisibilityTimeout: time.Millisecond})
+	q, _ := b.Queue("q", pebblequeue.QueueConfig{VisibilityTimeout: time.Millisecond})
 	if _, err := q.Send(ctx, []byte("kept"), map[string]string{"k": "v"}); err != nil {
 		t.Fatal(err)
 	}
@@ -89,12 +89,12 @@ func TestReopenKeepsMessagesAndReceiveCounts(t *testing.T) {
 	if _, err := q.Send(ctx, nil, nil); err == nil {
 		t.Fatal("send after close succeeded")
 	}
-	b, err = embedded.Open(dir, embedded.Options{})
+	b, err = pebblequeue.Open(dir, pebblequeue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	q, _ = b.Queue("q", embedded.QueueConfig{VisibilityTimeout: time.Millisecond})
+	q, _ = b.Queue("q", pebblequeue.QueueConfig{VisibilityTimeout: time.Millisecond})
 	msgs, err := q.Receive(ctx, 1, 5*time.Second)
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("after reopen: %v %v", msgs, err)
@@ -108,15 +108,15 @@ func TestDeclareRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	b := openBroker(t)
 	for _, name := range []string{"", "a\x00b", "has space", strings.Repeat("x", 81)} {
-		if _, err := b.Queue(name, embedded.QueueConfig{}); err == nil {
+		if _, err := b.Queue(name, pebblequeue.QueueConfig{}); err == nil {
 			t.Errorf("Queue(%q) accepted", name)
 		}
 	}
-	q, _ := b.Queue("same", embedded.QueueConfig{})
-	if _, err := b.Queue("same", embedded.QueueConfig{VisibilityTimeout: time.Hour}); err == nil {
+	q, _ := b.Queue("same", pebblequeue.QueueConfig{})
+	if _, err := b.Queue("same", pebblequeue.QueueConfig{VisibilityTimeout: time.Hour}); err == nil {
 		t.Error("redeclaring a queue with other settings succeeded")
 	}
-	if _, err := b.Queue("self", embedded.QueueConfig{DeadLetter: q}); err != nil {
+	if _, err := b.Queue("self", pebblequeue.QueueConfig{DeadLetter: q}); err != nil {
 		t.Error(err)
 	}
 	if _, err := q.Receive(context.Background(), 0, 0); err == nil {
@@ -132,8 +132,8 @@ func TestReopenReleasesInFlightAtOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	cfg := embedded.QueueConfig{VisibilityTimeout: time.Hour}
-	b, err := embedded.Open(dir, embedded.Options{})
+	cfg := pebblequeue.QueueConfig{VisibilityTimeout: time.Hour}
+	b, err := pebblequeue.Open(dir, pebblequeue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestReopenReleasesInFlightAtOnce(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b, err = embedded.Open(dir, embedded.Options{})
+	b, err = pebblequeue.Open(dir, pebblequeue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,13 +186,13 @@ func TestCrashLoopingMessageStillDeadLetters(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	open := func() (*embedded.Broker, *embedded.Queue, *embedded.Queue) {
-		b, err := embedded.Open(dir, embedded.Options{})
+	open := func() (*pebblequeue.Broker, *pebblequeue.Queue, *pebblequeue.Queue) {
+		b, err := pebblequeue.Open(dir, pebblequeue.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		dlq, _ := b.Queue("dlq", embedded.QueueConfig{})
-		q, err := b.Queue("q", embedded.QueueConfig{VisibilityTimeout: time.Hour, DeadLetter: dlq})
+		dlq, _ := b.Queue("dlq", pebblequeue.QueueConfig{})
+		q, err := b.Queue("q", pebblequeue.QueueConfig{VisibilityTimeout: time.Hour, DeadLetter: dlq})
 		if err != nil {
 			t.Fatal(err)
 		}

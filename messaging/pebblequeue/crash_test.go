@@ -1,4 +1,4 @@
-package embedded_test
+package pebblequeue_test
 
 import (
 	"bufio"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orderledger/orderledger/messaging/embedded"
+	"github.com/orderledger/orderledger/messaging/pebblequeue"
 )
 
 const crashDirEnv = "MESSAGING_EMBEDDED_CRASH_DIR"
@@ -26,13 +26,13 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("child process of TestKill9 only")
 	}
-	b, err := embedded.Open(dir, embedded.Options{})
+	b, err := pebblequeue.Open(dir, pebblequeue.Options{})
 	if err != nil {
 		fmt.Println("open failed:", err)
 		os.Exit(3)
 	}
-	in, _ := b.Queue("in", embedded.QueueConfig{})
-	work, _ := b.Queue("work", embedded.QueueConfig{})
+	in, _ := b.Queue("in", pebblequeue.QueueConfig{})
+	work, _ := b.Queue("work", pebblequeue.QueueConfig{})
 	ctx := context.Background()
 	var mu sync.Mutex
 	say := func(f string, a ...any) { mu.Lock(); fmt.Printf(f+"\n", a...); mu.Unlock() }
@@ -75,11 +75,11 @@ func TestKill9(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	// Seed the work queue so the child has something to delete.
-	b, err := embedded.Open(dir, embedded.Options{})
+	b, err := pebblequeue.Open(dir, pebblequeue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	work, _ := b.Queue("work", embedded.QueueConfig{})
+	work, _ := b.Queue("work", pebblequeue.QueueConfig{})
 	for i := range 300 {
 		if _, err := work.Send(context.Background(), []byte(fmt.Sprint("seed-", i)), nil); err != nil {
 			t.Fatal(err)
@@ -126,13 +126,13 @@ func TestKill9(t *testing.T) {
 		t.Fatalf("child acknowledged only %d sends and %d deletes", len(sent), len(deleted))
 	}
 
-	b, err = embedded.Open(dir, embedded.Options{})
+	b, err = pebblequeue.Open(dir, pebblequeue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	in, _ := b.Queue("in", embedded.QueueConfig{})
-	work, _ = b.Queue("work", embedded.QueueConfig{})
+	in, _ := b.Queue("in", pebblequeue.QueueConfig{})
+	work, _ = b.Queue("work", pebblequeue.QueueConfig{})
 	stored := map[string]bool{}
 	msgs, err := in.Peek(context.Background(), 0)
 	if err != nil {
