@@ -22,7 +22,7 @@ lambdas: ## linux/arm64 bootstrap zips for Lambda (provided.al2023)
 	@for f in $(LAMBDAS); do \
 	  rm -rf build/lambdas/$$f && mkdir -p build/lambdas/$$f && \
 	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -tags lambda.norpc -ldflags "-s -w" \
-	    -o build/lambdas/$$f/bootstrap ./lambdas/$$f && \
+	    -o build/lambdas/$$f/bootstrap ./aws/lambdas/$$f && \
 	  (cd build/lambdas/$$f && rm -f ../$$f.zip && python3 -c "import zipfile,sys; z=zipfile.ZipFile('../$$f.zip','w',zipfile.ZIP_DEFLATED); i=zipfile.ZipInfo('bootstrap'); i.external_attr=0o755<<16; i.compress_type=zipfile.ZIP_DEFLATED; z.writestr(i, open('bootstrap','rb').read()); z.close()") && \
 	  ls -l build/lambdas/$$f.zip; \
 	done

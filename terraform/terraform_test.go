@@ -15,7 +15,7 @@ import (
 	"github.com/hashicorp/terraform-config-inspect/tfconfig"
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/orderledger/orderledger/resources"
+	"github.com/orderledger/orderledger/internal/resources"
 )
 
 // devConfig is the dev environment and each module evaluated with the inputs

@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"github.com/orderledger/orderledger/api"
-	"github.com/orderledger/orderledger/awsconfig"
-	"github.com/orderledger/orderledger/awsinfra"
-	"github.com/orderledger/orderledger/lambdas"
-	"github.com/orderledger/orderledger/localmapping"
+	"github.com/orderledger/orderledger/aws/bootstrap"
+	"github.com/orderledger/orderledger/aws/lambdas"
+	"github.com/orderledger/orderledger/aws/localmapping"
+	"github.com/orderledger/orderledger/internal/awsconfig"
+	"github.com/orderledger/orderledger/internal/resources"
 	"github.com/orderledger/orderledger/processing"
-	"github.com/orderledger/orderledger/resources"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -44,7 +44,7 @@ func runAWSBootstrap(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep, err := awsinfra.Bootstrap(ctx, awsconfig.NewClients(cfg), resources.For(*envName))
+	rep, err := bootstrap.Bootstrap(ctx, awsconfig.NewClients(cfg), resources.For(*envName))
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func serveAWSWith(ctx context.Context, e *env, o serveOptions, hooks awsHooks) e
 	if err != nil {
 		return err
 	}
-	rep, err := awsinfra.Resolve(ctx, d.Clients, d.Names)
+	rep, err := bootstrap.Resolve(ctx, d.Clients, d.Names)
 	if err != nil {
 		return err
 	}

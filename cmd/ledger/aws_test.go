@@ -20,10 +20,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	qtypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/orderledger/orderledger/awsconfig"
-	"github.com/orderledger/orderledger/awsinfra"
+	"github.com/orderledger/orderledger/aws/bootstrap"
+	"github.com/orderledger/orderledger/internal/awsconfig"
 	"github.com/orderledger/orderledger/internal/awstest"
-	"github.com/orderledger/orderledger/resources"
+	"github.com/orderledger/orderledger/internal/resources"
 )
 
 // awsEnv returns a command environment pointing at the emulator with a fresh
@@ -50,7 +50,7 @@ func startAWSServer(t *testing.T, extraEnv map[string]string, hooks awsHooks, ar
 	if hooks.Meter != nil {
 		hooks.Meter.SetIndexes(names.OrdersTable, 2)
 	}
-	t.Cleanup(func() { _ = awsinfra.Teardown(context.Background(), clients, names) })
+	t.Cleanup(func() { _ = bootstrap.Teardown(context.Background(), clients, names) })
 	if code := run(context.Background(), e, []string{"aws", "bootstrap", "--env", name}); code != 0 {
 		t.Fatalf("aws bootstrap: exit %d: %s", code, errb.String())
 	}

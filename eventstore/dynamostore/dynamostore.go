@@ -20,7 +20,7 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
-	"github.com/orderledger/orderledger/resources"
+	"github.com/orderledger/orderledger/internal/resources"
 )
 
 // Limits of one append, from DynamoDB's: an item is at most 400 KB and a

@@ -12,9 +12,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/orderledger/orderledger/awsconfig"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/awsconfig"
 
 	"github.com/orderledger/orderledger/eventstore/dynamostore"
 	"github.com/orderledger/orderledger/eventstore/storetest"

@@ -18,9 +18,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/orderledger/orderledger/awsconfig"
-	"github.com/orderledger/orderledger/awsinfra"
-	"github.com/orderledger/orderledger/resources"
+	"github.com/orderledger/orderledger/aws/bootstrap"
+	"github.com/orderledger/orderledger/internal/awsconfig"
+	"github.com/orderledger/orderledger/internal/resources"
 )
 
 // EndpointEnv names the variable holding the emulator's endpoint URL.
@@ -78,11 +78,11 @@ func Bootstrap(t testing.TB) (resources.Names, awsconfig.Clients) {
 	c := Clients(t)
 	n := Names(t)
 	ctx := context.Background()
-	if _, err := awsinfra.Bootstrap(ctx, c, n); err != nil {
+	if _, err := bootstrap.Bootstrap(ctx, c, n); err != nil {
 		t.Fatalf("awstest: bootstrap %s: %v", n.Env, err)
 	}
 	t.Cleanup(func() {
-		if err := awsinfra.Teardown(context.Background(), c, n); err != nil {
+		if err := bootstrap.Teardown(context.Background(), c, n); err != nil {
 			t.Logf("awstest: teardown %s: %v", n.Env, err)
 		}
 	})
@@ -100,10 +100,10 @@ func Table(t testing.TB, db *dynamodb.Client, kind string) string {
 	switch kind {
 	case "events":
 		name = n.EventsTable
-		_, err = awsinfra.EnsureEventsTable(ctx, db, name)
+		_, err = bootstrap.EnsureEventsTable(ctx, db, name)
 	case "orders":
 		name = n.OrdersTable
-		err = awsinfra.EnsureOrdersTable(ctx, db, name)
+		err = bootstrap.EnsureOrdersTable(ctx, db, name)
 	default:
 		t.Fatalf("awstest: unknown table kind %q", kind)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	qtypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/orderledger/orderledger/awsconfig"
+	"github.com/orderledger/orderledger/internal/awsconfig"
 	"github.com/orderledger/orderledger/internal/awstest"
 	"github.com/orderledger/orderledger/messaging"
 	"github.com/orderledger/orderledger/messaging/awsmsg"

@@ -23,8 +23,8 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/internal/resources"
 	"github.com/orderledger/orderledger/projections"
-	"github.com/orderledger/orderledger/resources"
 )
 
 // Item attribute names (the first five are the seed's).

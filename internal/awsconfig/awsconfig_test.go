@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/orderledger/orderledger/awsconfig"
+	"github.com/orderledger/orderledger/internal/awsconfig"
 	"github.com/orderledger/orderledger/internal/awstest"
 )
 

@@ -1,4 +1,4 @@
-package awsinfra_test
+package bootstrap_test
 
 import (
 	"context"
@@ -14,9 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	qtypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/orderledger/orderledger/awsinfra"
+	"github.com/orderledger/orderledger/aws/bootstrap"
 	"github.com/orderledger/orderledger/internal/awstest"
-	"github.com/orderledger/orderledger/resources"
+	"github.com/orderledger/orderledger/internal/resources"
 )
 
 func TestBootstrapCreatesEverythingOnceWithTheSharedSettings(t *testing.T) {
@@ -24,16 +24,16 @@ func TestBootstrapCreatesEverythingOnceWithTheSharedSettings(t *testing.T) {
 	ctx := context.Background()
 	c := awstest.Clients(t)
 	n := awstest.Names(t)
-	t.Cleanup(func() { _ = awsinfra.Teardown(context.Background(), c, n) })
+	t.Cleanup(func() { _ = bootstrap.Teardown(context.Background(), c, n) })
 
-	first, err := awsinfra.Bootstrap(ctx, c, n)
+	first, err := bootstrap.Bootstrap(ctx, c, n)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(first.Created) != 7 || len(first.Existing) != 0 {
 		t.Fatalf("first run: created %v, existing %v; want 7 created", first.Created, first.Existing)
 	}
-	second, err := awsinfra.Bootstrap(ctx, c, n)
+	second, err := bootstrap.Bootstrap(ctx, c, n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestBootstrapCreatesEverythingOnceWithTheSharedSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sa.Attributes["RawMessageDelivery"] != "true" || sa.Attributes["FilterPolicy"] != awsinfra.ProcessingFilterPolicy() {
+	if sa.Attributes["RawMessageDelivery"] != "true" || sa.Attributes["FilterPolicy"] != bootstrap.ProcessingFilterPolicy() {
 		t.Fatalf("subscription attributes = %v", sa.Attributes)
 	}
 }
@@ -124,8 +124,8 @@ func TestPlacedOrdersReachTheProcessingQueueAndPoisonGoesToTheDLQAfterThreeRecei
 	ctx := context.Background()
 	c := awstest.Clients(t)
 	n := awstest.Names(t)
-	t.Cleanup(func() { _ = awsinfra.Teardown(context.Background(), c, n) })
-	r, err := awsinfra.Bootstrap(ctx, c, n)
+	t.Cleanup(func() { _ = bootstrap.Teardown(context.Background(), c, n) })
+	r, err := bootstrap.Bootstrap(ctx, c, n)
 	if err != nil {
 		t.Fatal(err)
 	}

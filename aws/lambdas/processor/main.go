@@ -11,7 +11,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/orderledger/orderledger/lambdas"
+	"github.com/orderledger/orderledger/aws/lambdas"
 	"github.com/orderledger/orderledger/processing"
 	"github.com/orderledger/orderledger/services/httpclient"
 	"github.com/orderledger/orderledger/services/sim"

@@ -12,11 +12,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/orderledger/orderledger/api"
-	"github.com/orderledger/orderledger/awsinfra"
+	"github.com/orderledger/orderledger/aws/bootstrap"
+	"github.com/orderledger/orderledger/aws/lambdas"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/internal/awstest"
-	"github.com/orderledger/orderledger/lambdas"
 	"github.com/orderledger/orderledger/processing"
 	"github.com/orderledger/orderledger/services/sim"
 )
@@ -36,14 +36,14 @@ func load[T any](t *testing.T, path string) T {
 	return v
 }
 
-func deps(t *testing.T) (*lambdas.Deps, awsinfra.Report) {
+func deps(t *testing.T) (*lambdas.Deps, bootstrap.Report) {
 	t.Helper()
 	names, c := awstest.Bootstrap(t)
 	d, err := lambdas.NewDeps(awstest.Config(t), names.Env, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := awsinfra.Resolve(context.Background(), c, names)
+	rep, err := bootstrap.Resolve(context.Background(), c, names)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/orderledger/orderledger/lambdas"
+	"github.com/orderledger/orderledger/aws/lambdas"
 )
 
 func main() {

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/orderledger/orderledger/api"
-	"github.com/orderledger/orderledger/lambdas"
+	"github.com/orderledger/orderledger/aws/lambdas"
 )
 
 func main() {

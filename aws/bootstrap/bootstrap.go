@@ -1,4 +1,4 @@
-// Package awsinfra creates the AWS resources of one orderledger environment
+// Package bootstrap creates the AWS resources of one orderledger environment
 // (`ledger aws bootstrap`), with exactly the names and settings Terraform
 // uses (both read package resources): the events table with its NEW_IMAGE
 // stream and idempotency TTL, the read table with its indexes, the topics,
@@ -7,7 +7,7 @@
 // it changes nothing the second time and reports what already existed.
 //
 // It is meant for an emulator or a sandbox account; production is Terraform's.
-package awsinfra
+package bootstrap
 
 import (
 	"context"
@@ -24,9 +24,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	qtypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/orderledger/orderledger/awsconfig"
 	"github.com/orderledger/orderledger/domain/order"
-	"github.com/orderledger/orderledger/resources"
+	"github.com/orderledger/orderledger/internal/awsconfig"
+	"github.com/orderledger/orderledger/internal/resources"
 )
 
 // Report says what Bootstrap did and where things are.
@@ -107,7 +107,7 @@ func Bootstrap(ctx context.Context, c awsconfig.Clients, n resources.Names) (Rep
 		QueueUrl:   aws.String(r.ProcessingQueueURL),
 		Attributes: map[string]string{string(qtypes.QueueAttributeNamePolicy): string(policy)},
 	}); err != nil {
-		return r, fmt.Errorf("awsinfra: queue policy %s: %w", n.ProcessingQueue, err)
+		return r, fmt.Errorf("aws/bootstrap: queue policy %s: %w", n.ProcessingQueue, err)
 	}
 	if r.ProcessingSubscribe, err = subscribeQueue(ctx, c.SNS, r.EventsTopicARN, r.ProcessingQueueARN, ProcessingFilterPolicy(), &r); err != nil {
 		return r, err
@@ -131,7 +131,7 @@ func eventsTable(ctx context.Context, db *dynamodb.Client, name string, r *Repor
 	})
 	created, err := tableCreated(err)
 	if err != nil {
-		return "", fmt.Errorf("awsinfra: create table %s: %w", name, err)
+		return "", fmt.Errorf("aws/bootstrap: create table %s: %w", name, err)
 	}
 	r.note(created, name)
 	desc, err := waitActive(ctx, db, name)
@@ -143,7 +143,7 @@ func eventsTable(ctx context.Context, db *dynamodb.Client, name string, r *Repor
 			TableName:           aws.String(name),
 			StreamSpecification: &dtypes.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: dtypes.StreamViewType(resources.StreamViewType)},
 		}); err != nil {
-			return "", fmt.Errorf("awsinfra: enable stream on %s: %w", name, err)
+			return "", fmt.Errorf("aws/bootstrap: enable stream on %s: %w", name, err)
 		}
 		if desc, err = waitActive(ctx, db, name); err != nil {
 			return "", err
@@ -151,7 +151,7 @@ func eventsTable(ctx context.Context, db *dynamodb.Client, name string, r *Repor
 	}
 	ttl, err := db.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(name)})
 	if err != nil {
-		return "", fmt.Errorf("awsinfra: describe TTL of %s: %w", name, err)
+		return "", fmt.Errorf("aws/bootstrap: describe TTL of %s: %w", name, err)
 	}
 	if d := ttl.TimeToLiveDescription; d == nil || aws.ToString(d.AttributeName) != resources.IdempotencyTTLAttribute ||
 		(d.TimeToLiveStatus != dtypes.TimeToLiveStatusEnabled && d.TimeToLiveStatus != dtypes.TimeToLiveStatusEnabling) {
@@ -159,7 +159,7 @@ func eventsTable(ctx context.Context, db *dynamodb.Client, name string, r *Repor
 			TableName:               aws.String(name),
 			TimeToLiveSpecification: &dtypes.TimeToLiveSpecification{AttributeName: aws.String(resources.IdempotencyTTLAttribute), Enabled: aws.Bool(true)},
 		}); err != nil {
-			return "", fmt.Errorf("awsinfra: enable TTL on %s: %w", name, err)
+			return "", fmt.Errorf("aws/bootstrap: enable TTL on %s: %w", name, err)
 		}
 	}
 	return aws.ToString(desc.LatestStreamArn), nil
@@ -193,7 +193,7 @@ func ordersTable(ctx context.Context, db *dynamodb.Client, name string, r *Repor
 	})
 	created, err := tableCreated(err)
 	if err != nil {
-		return fmt.Errorf("awsinfra: create table %s: %w", name, err)
+		return fmt.Errorf("aws/bootstrap: create table %s: %w", name, err)
 	}
 	r.note(created, name)
 	_, err = waitActive(ctx, db, name)
@@ -212,7 +212,7 @@ func waitActive(ctx context.Context, db *dynamodb.Client, name string) (*dtypes.
 	w := dynamodb.NewTableExistsWaiter(db, func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay = o.MinDelay / 20 })
 	out, err := w.WaitForOutput(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 5*time.Minute)
 	if err != nil {
-		return nil, fmt.Errorf("awsinfra: wait for table %s: %w", name, err)
+		return nil, fmt.Errorf("aws/bootstrap: wait for table %s: %w", name, err)
 	}
 	return out.Table, nil
 }
@@ -228,7 +228,7 @@ func topic(ctx context.Context, c *sns.Client, name string, r *Report) (string, 
 	}
 	out, err := c.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(name)})
 	if err != nil {
-		return "", fmt.Errorf("awsinfra: create topic %s: %w", name, err)
+		return "", fmt.Errorf("aws/bootstrap: create topic %s: %w", name, err)
 	}
 	r.note(true, name)
 	return aws.ToString(out.TopicArn), nil
@@ -239,7 +239,7 @@ func findTopic(ctx context.Context, c *sns.Client, name string) (string, error) 
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return "", fmt.Errorf("awsinfra: list topics: %w", err)
+			return "", fmt.Errorf("aws/bootstrap: list topics: %w", err)
 		}
 		for _, t := range page.Topics {
 			if arn := aws.ToString(t.TopicArn); arnName(arn) == name {
@@ -267,25 +267,25 @@ func queue(ctx context.Context, c *sqs.Client, name string, attrs map[string]str
 	} else {
 		var missing *qtypes.QueueDoesNotExist
 		if !errors.As(gerr, &missing) {
-			return "", "", fmt.Errorf("awsinfra: get queue %s: %w", name, gerr)
+			return "", "", fmt.Errorf("aws/bootstrap: get queue %s: %w", name, gerr)
 		}
 		out, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
 		if err != nil {
-			return "", "", fmt.Errorf("awsinfra: create queue %s: %w", name, err)
+			return "", "", fmt.Errorf("aws/bootstrap: create queue %s: %w", name, err)
 		}
 		url = aws.ToString(out.QueueUrl)
 	}
 	r.note(created, name)
 	if !created && len(attrs) > 0 {
 		if _, err := c.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url), Attributes: attrs}); err != nil {
-			return "", "", fmt.Errorf("awsinfra: set attributes of queue %s: %w", name, err)
+			return "", "", fmt.Errorf("aws/bootstrap: set attributes of queue %s: %w", name, err)
 		}
 	}
 	got, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(url), AttributeNames: []qtypes.QueueAttributeName{qtypes.QueueAttributeNameQueueArn},
 	})
 	if err != nil {
-		return "", "", fmt.Errorf("awsinfra: queue ARN of %s: %w", name, err)
+		return "", "", fmt.Errorf("aws/bootstrap: queue ARN of %s: %w", name, err)
 	}
 	return url, got.Attributes[string(qtypes.QueueAttributeNameQueueArn)], nil
 }
@@ -298,7 +298,7 @@ func subscribeQueue(ctx context.Context, c *sns.Client, topicARN, queueARN, filt
 	for p.HasMorePages() && subARN == "" {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return "", fmt.Errorf("awsinfra: list subscriptions of %s: %w", arnName(topicARN), err)
+			return "", fmt.Errorf("aws/bootstrap: list subscriptions of %s: %w", arnName(topicARN), err)
 		}
 		for _, s := range page.Subscriptions {
 			if aws.ToString(s.Protocol) == "sqs" && aws.ToString(s.Endpoint) == queueARN {
@@ -316,7 +316,7 @@ func subscribeQueue(ctx context.Context, c *sns.Client, topicARN, queueARN, filt
 			ReturnSubscriptionArn: true,
 		})
 		if err != nil {
-			return "", fmt.Errorf("awsinfra: subscribe %s: %w", name, err)
+			return "", fmt.Errorf("aws/bootstrap: subscribe %s: %w", name, err)
 		}
 		return aws.ToString(out.SubscriptionArn), nil
 	}
@@ -324,7 +324,7 @@ func subscribeQueue(ctx context.Context, c *sns.Client, topicARN, queueARN, filt
 		if _, err := c.SetSubscriptionAttributes(ctx, &sns.SetSubscriptionAttributesInput{
 			SubscriptionArn: aws.String(subARN), AttributeName: aws.String(k), AttributeValue: aws.String(v),
 		}); err != nil {
-			return "", fmt.Errorf("awsinfra: set %s of %s: %w", k, name, err)
+			return "", fmt.Errorf("aws/bootstrap: set %s of %s: %w", k, name, err)
 		}
 	}
 	return subARN, nil
@@ -362,7 +362,7 @@ func Teardown(ctx context.Context, c awsconfig.Clients, n resources.Names) error
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("awsinfra: teardown %s: %w", n.Env, err)
+		return fmt.Errorf("aws/bootstrap: teardown %s: %w", n.Env, err)
 	}
 	return nil
 }
@@ -387,13 +387,13 @@ func Resolve(ctx context.Context, c awsconfig.Clients, n resources.Names) (Repor
 	hint := " (run `ledger aws bootstrap` or apply the Terraform)"
 	desc, err := c.DynamoDB.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(n.EventsTable)})
 	if err != nil {
-		return r, fmt.Errorf("awsinfra: table %s: %w%s", n.EventsTable, err, hint)
+		return r, fmt.Errorf("aws/bootstrap: table %s: %w%s", n.EventsTable, err, hint)
 	}
 	if r.EventsStreamARN = aws.ToString(desc.Table.LatestStreamArn); r.EventsStreamARN == "" {
-		return r, fmt.Errorf("awsinfra: table %s has no stream%s", n.EventsTable, hint)
+		return r, fmt.Errorf("aws/bootstrap: table %s has no stream%s", n.EventsTable, hint)
 	}
 	if _, err := c.DynamoDB.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(n.OrdersTable)}); err != nil {
-		return r, fmt.Errorf("awsinfra: table %s: %w%s", n.OrdersTable, err, hint)
+		return r, fmt.Errorf("aws/bootstrap: table %s: %w%s", n.OrdersTable, err, hint)
 	}
 	for _, t := range []struct {
 		name string
@@ -403,7 +403,7 @@ func Resolve(ctx context.Context, c awsconfig.Clients, n resources.Names) (Repor
 			return r, err
 		}
 		if *t.arn == "" {
-			return r, fmt.Errorf("awsinfra: topic %s does not exist%s", t.name, hint)
+			return r, fmt.Errorf("aws/bootstrap: topic %s does not exist%s", t.name, hint)
 		}
 	}
 	for _, q := range []struct {
@@ -412,12 +412,12 @@ func Resolve(ctx context.Context, c awsconfig.Clients, n resources.Names) (Repor
 	}{{n.ProcessingQueue, &r.ProcessingQueueURL, &r.ProcessingQueueARN}, {n.DeadLetterQueue, &r.DeadLetterQueueURL, &r.DeadLetterQueueARN}} {
 		got, err := c.SQS.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(q.name)})
 		if err != nil {
-			return r, fmt.Errorf("awsinfra: queue %s: %w%s", q.name, err, hint)
+			return r, fmt.Errorf("aws/bootstrap: queue %s: %w%s", q.name, err, hint)
 		}
 		*q.url = aws.ToString(got.QueueUrl)
 		a, err := c.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: got.QueueUrl, AttributeNames: []qtypes.QueueAttributeName{qtypes.QueueAttributeNameQueueArn}})
 		if err != nil {
-			return r, fmt.Errorf("awsinfra: queue %s: %w", q.name, err)
+			return r, fmt.Errorf("aws/bootstrap: queue %s: %w", q.name, err)
 		}
 		*q.arn = a.Attributes[string(qtypes.QueueAttributeNameQueueArn)]
 	}

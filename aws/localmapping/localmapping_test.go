@@ -11,11 +11,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/orderledger/orderledger/aws/localmapping"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/dynamostore"
 	"github.com/orderledger/orderledger/internal/awstest"
-	"github.com/orderledger/orderledger/localmapping"
 )
 
 var ids = domain.NewULIDSource(nil)

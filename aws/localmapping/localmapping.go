@@ -26,7 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	qtypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/orderledger/orderledger/lambdas"
+	"github.com/orderledger/orderledger/aws/lambdas"
 )
 
 // Stream maps a DynamoDB stream to a stream handler.

@@ -29,15 +29,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
-	"github.com/orderledger/orderledger/awsconfig"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/dynamostore"
+	"github.com/orderledger/orderledger/internal/awsconfig"
+	"github.com/orderledger/orderledger/internal/resources"
 	"github.com/orderledger/orderledger/messaging/awsmsg"
 	"github.com/orderledger/orderledger/processing"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/dynamoviews"
 	"github.com/orderledger/orderledger/publisher"
-	"github.com/orderledger/orderledger/resources"
 )
 
 // Deps are the dependencies every function builds once per process.
