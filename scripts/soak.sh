@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .cache/bin
 go build -o .cache/bin/ledger ./cmd/ledger
-go build -o .cache/bin/soak ./reliability/cmd/soak
+go build -o .cache/bin/soak ./tests/reliability/cmd/soak
 data=$(mktemp -d)
 log=${SOAK_LOG:-$data/serve.log}
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

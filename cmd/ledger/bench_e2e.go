@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/orderledger/orderledger/bench"
+	"github.com/orderledger/orderledger/internal/bench"
 )
 
 func init() {

@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/orderledger/orderledger/bench"
+	"github.com/orderledger/orderledger/internal/bench"
 )
 
 func init() {

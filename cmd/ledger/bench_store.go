@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 
-	"github.com/orderledger/orderledger/bench"
+	"github.com/orderledger/orderledger/internal/bench"
 )
 
 func init() {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/orderledger/orderledger/bench"
+	"github.com/orderledger/orderledger/internal/bench"
 )
 
 // TestStore runs the store benchmark on a few orders and checks the report's
