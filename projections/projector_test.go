@@ -10,6 +10,7 @@ import (
 
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/ordergen"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
 )
@@ -99,7 +100,7 @@ func TestProjectorConvergesProperty(t *testing.T) {
 	}
 	for seed := range uint64(rounds) {
 		rng := rand.New(rand.NewPCG(seed, 42))
-		streams := readmodeltest.Orders(rng, codec, 1+rng.IntN(12), t0)
+		streams := ordergen.Orders(rng, codec, 1+rng.IntN(12), t0)
 		src := &countingStreams{Streams: readmodeltest.NewStreams(streams)}
 		m := newMem()
 		p, err := projections.NewProjector(m, src, codec)
@@ -107,7 +108,7 @@ func TestProjectorConvergesProperty(t *testing.T) {
 			t.Fatal(err)
 		}
 		p.Parallel = 1 + rng.IntN(4)
-		d := readmodeltest.Deliveries(rng, readmodeltest.Interleave(rng, streams))
+		d := readmodeltest.Deliveries(rng, ordergen.Interleave(rng, streams))
 		for len(d) > 0 {
 			n := min(len(d), 1+rng.IntN(8))
 			var err error
@@ -129,11 +130,11 @@ func TestProjectorConvergesProperty(t *testing.T) {
 func TestProjectorDuplicatesAreNoOps(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(5, 5))
-	streams := readmodeltest.Orders(rng, codec, 30, t0)
+	streams := ordergen.Orders(rng, codec, 30, t0)
 	src := &countingStreams{Streams: readmodeltest.NewStreams(streams)}
 	m := newMem()
 	p, _ := projections.NewProjector(m, src, codec)
-	log := readmodeltest.Interleave(rng, streams)
+	log := ordergen.Interleave(rng, streams)
 	for _, e := range log {
 		if err := p.Handle(context.Background(), e); err != nil {
 			t.Fatal(err)
@@ -159,7 +160,7 @@ func TestProjectorDuplicatesAreNoOps(t *testing.T) {
 // store.
 func TestProjectorGapRepairs(t *testing.T) {
 	t.Parallel()
-	streams := readmodeltest.Orders(rand.New(rand.NewPCG(8, 8)), codec, 20, t0)
+	streams := ordergen.Orders(rand.New(rand.NewPCG(8, 8)), codec, 20, t0)
 	src := &countingStreams{Streams: readmodeltest.NewStreams(streams)}
 	m := newMem()
 	p, _ := projections.NewProjector(m, src, codec)
@@ -182,7 +183,7 @@ func TestProjectorGapRepairs(t *testing.T) {
 // between the projector's read and write makes it read again and converge.
 func TestProjectorRetriesAfterConflict(t *testing.T) {
 	t.Parallel()
-	streams := readmodeltest.Orders(rand.New(rand.NewPCG(10, 1)), codec, 10, t0)
+	streams := ordergen.Orders(rand.New(rand.NewPCG(10, 1)), codec, 10, t0)
 	src := readmodeltest.NewStreams(streams)
 	m := newMem()
 	p, _ := projections.NewProjector(m, src, codec)
@@ -209,7 +210,7 @@ func TestProjectorRetriesAfterConflict(t *testing.T) {
 
 func TestProjectorFailsOnUndecodableEvent(t *testing.T) {
 	t.Parallel()
-	s := readmodeltest.Orders(rand.New(rand.NewPCG(1, 1)), codec, 1, t0)[0]
+	s := ordergen.Orders(rand.New(rand.NewPCG(1, 1)), codec, 1, t0)[0]
 	bad := s[0]
 	bad.Data = []byte(`{"quantity":"many"}`)
 	m := newMem()

@@ -9,6 +9,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/ordergen"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
 )
@@ -23,7 +24,7 @@ var (
 func TestFoldAgreesWithAggregate(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, s := range readmodeltest.Orders(rng, codec, 500, t0) {
+	for _, s := range ordergen.Orders(rng, codec, 500, t0) {
 		for n := 1; n <= len(s); n++ {
 			v, err := projections.Fold(codec, s[:n])
 			if err != nil {
@@ -49,8 +50,8 @@ func TestFoldAgreesWithAggregate(t *testing.T) {
 
 func TestFoldRejectsBrokenStreams(t *testing.T) {
 	t.Parallel()
-	s := readmodeltest.Orders(rand.New(rand.NewPCG(3, 4)), codec, 1, t0)[0]
-	other := readmodeltest.Orders(rand.New(rand.NewPCG(5, 6)), codec, 1, t0)[0]
+	s := ordergen.Orders(rand.New(rand.NewPCG(3, 4)), codec, 1, t0)[0]
+	other := ordergen.Orders(rand.New(rand.NewPCG(5, 6)), codec, 1, t0)[0]
 	bad := s[0]
 	bad.Type = "OrderTeleported"
 	for name, envs := range map[string][]eventstore.Event{
@@ -68,7 +69,7 @@ func TestFoldRejectsBrokenStreams(t *testing.T) {
 func TestFoldAsOf(t *testing.T) {
 	t.Parallel()
 	var s []eventstore.Event
-	for _, st := range readmodeltest.Orders(rand.New(rand.NewPCG(9, 9)), codec, 50, t0) {
+	for _, st := range ordergen.Orders(rand.New(rand.NewPCG(9, 9)), codec, 50, t0) {
 		if len(st) >= 4 {
 			s = st
 			break

@@ -11,6 +11,7 @@ import (
 
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
+	"github.com/orderledger/orderledger/internal/ordergen"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
@@ -25,7 +26,7 @@ func TestProjectionsRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	codec := eventstore.NewCodec()
-	streams := readmodeltest.Orders(rand.New(rand.NewPCG(1, 2)), codec, 50, time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	streams := ordergen.Orders(rand.New(rand.NewPCG(1, 2)), codec, 50, time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
 	for _, s := range streams {
 		if _, err := es.Append(ctx, s[0].StreamID, 0, s...); err != nil {
 			t.Fatal(err)

@@ -18,9 +18,9 @@ import (
 
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
+	"github.com/orderledger/orderledger/internal/ordergen"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
-	"github.com/orderledger/orderledger/projections/readmodeltest"
 )
 
 // RebuildOptions configures the rebuild benchmark.
@@ -190,7 +190,7 @@ func writeLog(ctx context.Context, es eventstore.Store, events int, p *Progress)
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	orders, written := 0, 0
 	for written < events {
-		streams := readmodeltest.Orders(rng, codec, chunk, at)
+		streams := ordergen.Orders(rng, codec, chunk, at)
 		last := streams[len(streams)-1]
 		at = last[len(last)-1].OccurredAt
 		var wg sync.WaitGroup

@@ -1,7 +1,8 @@
-// Package readmodeltest is the conformance suite every projections.ReadModel
-// adapter runs (Run), and a generator of realistic order histories (Orders)
-// shared by the projection tests and the rebuild benchmark.
-package readmodeltest
+// Package ordergen generates realistic order histories (Orders), decided by
+// the order aggregate, for the projection tests and the rebuild benchmark.
+// It ships in the ledger binary (`ledger bench rebuild`), so it imports no
+// test package.
+package ordergen
 
 import (
 	"fmt"

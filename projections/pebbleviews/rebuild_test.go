@@ -14,6 +14,7 @@ import (
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
+	"github.com/orderledger/orderledger/internal/ordergen"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
@@ -40,7 +41,7 @@ func newLog(t *testing.T, seed uint64, n int) (*pebblestore.Store, [][]eventstor
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = es.Close() })
-	streams := readmodeltest.Orders(rand.New(rand.NewPCG(seed, 1)), codec, n, t0)
+	streams := ordergen.Orders(rand.New(rand.NewPCG(seed, 1)), codec, n, t0)
 	appendStreams(t, es, streams)
 	return es, streams
 }
@@ -456,7 +457,7 @@ func TestRebuildWhileLive(t *testing.T) {
 	defer cancel()
 	subDone := make(chan error, 1)
 	go func() { subDone <- sub.Run(ctx) }()
-	more := readmodeltest.Orders(rand.New(rand.NewPCG(6, 1)), codec, 300, t0.Add(time.Hour))
+	more := ordergen.Orders(rand.New(rand.NewPCG(6, 1)), codec, 300, t0.Add(time.Hour))
 	appended := make(chan struct{})
 	go func() {
 		defer close(appended)

@@ -15,6 +15,7 @@ import (
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
+	"github.com/orderledger/orderledger/internal/ordergen"
 	"github.com/orderledger/orderledger/internal/pebblelog"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
@@ -47,8 +48,8 @@ func interruptedRebuild(t *testing.T, seed uint64, n int, opts RebuildOptions, f
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { es.Close() })
-	streams = readmodeltest.Orders(rand.New(rand.NewPCG(seed, seed)), codec, n, time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
-	log = readmodeltest.Interleave(rand.New(rand.NewPCG(seed+1, seed+1)), streams)
+	streams = ordergen.Orders(rand.New(rand.NewPCG(seed, seed)), codec, n, time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
+	log = ordergen.Interleave(rand.New(rand.NewPCG(seed+1, seed+1)), streams)
 	for _, e := range log {
 		if _, err := es.Append(ctx, e.StreamID, e.Version-1, e); err != nil {
 			t.Fatal(err)

@@ -1,3 +1,6 @@
+// Package readmodeltest is the conformance suite every projections.ReadModel
+// adapter runs (Run), with its test helpers (NewStreams, Deliveries). The
+// order histories it feeds them come from package ordergen.
 package readmodeltest
 
 import (
@@ -14,6 +17,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/ordergen"
 	"github.com/orderledger/orderledger/projections"
 )
 
@@ -419,7 +423,7 @@ func testConcurrentConflicts(t *testing.T, rm projections.ReadModel, f Features)
 func testProjectorConverges(t *testing.T, rm projections.ReadModel, f Features) {
 	codec := eventstore.NewCodec()
 	rng := rand.New(rand.NewPCG(7, 11))
-	streams := Orders(rng, codec, 40, base)
+	streams := ordergen.Orders(rng, codec, 40, base)
 	src := NewStreams(streams)
 	p, err := projections.NewProjector(rm, src, codec)
 	if err != nil {
@@ -428,7 +432,7 @@ func testProjectorConverges(t *testing.T, rm projections.ReadModel, f Features) 
 	if !f.Parallel {
 		p.Parallel = 1
 	}
-	deliveries := Deliveries(rng, Interleave(rng, streams))
+	deliveries := Deliveries(rng, ordergen.Interleave(rng, streams))
 	for len(deliveries) > 0 {
 		n := min(len(deliveries), 1+rng.IntN(16))
 		if err := p.HandleBatch(ctxT(t), deliveries[:n]); err != nil {
