@@ -11,6 +11,16 @@ step() { printf '\n== %s\n' "$*"; }
 step "go mod download"
 go mod download
 
+step "go mod tidy -diff"
+if ! go mod tidy -diff; then
+  echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1
+fi
+
+step "the ledger binary links no test package"
+if go list -deps ./cmd/ledger | grep -x testing; then
+  echo "cmd/ledger links package testing: a test helper is imported by shipped code"; exit 1
+fi
+
 step "go vet"
 go vet ./...
 
