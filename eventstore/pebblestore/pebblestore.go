@@ -264,20 +264,10 @@ func (s *Store) read(f func() error) error {
 	return f()
 }
 
-// storageError is a failure of the disk or of pebble: the store may work
-// again later (or after a restart), so it is domain.Unavailable.
-type storageError struct {
-	op  string
-	err error
+// storageErr is a failure of the disk or of pebble (HTTP 503).
+func storageErr(op string, err error) error {
+	return &pebblelog.StorageError{Pkg: "eventstore/pebblestore", Op: op, Err: err}
 }
-
-func (e *storageError) Error() string {
-	return "eventstore/pebblestore: " + e.op + ": " + e.err.Error()
-}
-func (e *storageError) Unwrap() error           { return e.err }
-func (e *storageError) DomainCode() domain.Code { return domain.Unavailable }
-
-func storageErr(op string, err error) error { return &storageError{op: op, err: err} }
 
 func corruptErr(op string, key []byte) error {
 	return domain.Errorf(domain.Internal, "eventstore/pebblestore: %s: corrupt record at key %q", op, key)

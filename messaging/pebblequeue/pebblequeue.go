@@ -244,7 +244,7 @@ func (q *Queue) releaseInFlight() error {
 	b := q.b
 	now := b.clock().UnixNano()
 	prefix := visPrefix(q.name)
-	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: visKey(q.name, now+1, ""), UpperBound: prefixEnd(prefix)})
+	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: visKey(q.name, now+1, ""), UpperBound: pebblelog.PrefixEnd(prefix)})
 	if err != nil {
 		return fmt.Errorf("messaging/pebblequeue: queue %s: release in-flight: %w", q.name, err)
 	}
@@ -319,18 +319,6 @@ func visKey(queue string, at int64, id string) []byte {
 	k := visPrefix(queue)
 	k = binary.BigEndian.AppendUint64(k, uint64(max(at, 0)))
 	return append(k, id...)
-}
-
-// prefixEnd returns the smallest key greater than every key with prefix p.
-func prefixEnd(p []byte) []byte {
-	end := append([]byte(nil), p...)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
 }
 
 // put writes rec into queue q in batch and lowers q.scanFrom to cover its
@@ -490,7 +478,7 @@ func (q *Queue) receiveOnce(max int) ([]messaging.Message, time.Duration, <-chan
 		left := int64(math.MaxInt64)
 	scan:
 		for _, r := range q.scanRanges() {
-			upper := prefixEnd(prefix)
+			upper := pebblelog.PrefixEnd(prefix)
 			if r[1] != math.MaxInt64 {
 				upper = visKey(q.name, r[1], "")
 			}
@@ -719,7 +707,7 @@ func (q *Queue) Peek(ctx context.Context, limit int) ([]Stored, error) {
 	}
 	now := b.clock().UnixNano()
 	prefix := msgPrefix(q.name)
-	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: pebblelog.PrefixEnd(prefix)})
 	if err != nil {
 		return nil, fmt.Errorf("messaging/pebblequeue: peek %s: %w", q.name, err)
 	}

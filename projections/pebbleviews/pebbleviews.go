@@ -376,17 +376,9 @@ func writeView(b *pebble.Batch, old projections.View, had bool, v projections.Vi
 	}
 }
 
-type storageError struct {
-	op  string
-	err error
+// storageErr is a failure of the disk or of pebble (HTTP 503).
+func storageErr(op string, err error) error {
+	return &pebblelog.StorageError{Pkg: "projections/pebbleviews", Op: op, Err: err}
 }
-
-func (e *storageError) Error() string {
-	return "projections/pebbleviews: " + e.op + ": " + e.err.Error()
-}
-func (e *storageError) Unwrap() error           { return e.err }
-func (e *storageError) DomainCode() domain.Code { return domain.Unavailable }
-
-func storageErr(op string, err error) error { return &storageError{op: op, err: err} }
 
 func errPanic(r any) error { return fmt.Errorf("pebble panicked: %v", r) }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/internal/pebblelog"
 	"github.com/orderledger/orderledger/projections"
 )
 
@@ -63,7 +64,7 @@ func (s *Store) List(ctx context.Context, q projections.ListQuery) (projections.
 	}
 	page := projections.Page{Items: []projections.View{}}
 	err = s.read(ctx, func(g *generation) error {
-		it, err := g.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
+		it, err := g.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: pebblelog.PrefixEnd(prefix)})
 		if err != nil {
 			return storageErr("list", err)
 		}
@@ -99,18 +100,6 @@ func (s *Store) List(ctx context.Context, q projections.ListQuery) (projections.
 		return projections.Page{}, err
 	}
 	return page, nil
-}
-
-// prefixEnd returns the smallest key greater than every key with prefix p.
-func prefixEnd(p []byte) []byte {
-	end := bytes.Clone(p)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] != 0xFF {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
 }
 
 // Counts implements projections.ReadModel.

@@ -17,6 +17,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/pebblelog"
 	"github.com/orderledger/orderledger/projections"
 )
 
@@ -617,7 +618,7 @@ func recount(db *pebble.DB) (map[order.Status]int64, error) {
 	counts := map[order.Status]int64{}
 	for _, st := range order.Statuses {
 		prefix := []byte{keyStatus, statusByte(st)}
-		it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: pebblelog.PrefixEnd(prefix)})
 		if err != nil {
 			return nil, storageErr("recount", err)
 		}
