@@ -76,7 +76,7 @@ func DecodeStreamRecord(r events.DynamoDBEventRecord) (e eventstore.Event, ok bo
 func decode(a attrs) (eventstore.Event, bool, error) {
 	var e eventstore.Event
 	stream, ok := a.s(attrStream)
-	if !ok {
+	if !ok || stream == "" {
 		return e, false, fmt.Errorf("eventstore/dynamostore: decode: no %s", attrStream)
 	}
 	vtext, ok := a.n(attrVersion)
