@@ -44,6 +44,18 @@ func queue(t *testing.T) (*pebblequeue.Broker, *pebblequeue.Queue) {
 	return b, q
 }
 
+// wantEmpty fails t when q still holds a visible message.
+func wantEmpty(ctx context.Context, t *testing.T, q *pebblequeue.Queue, why string) {
+	t.Helper()
+	left, err := q.Receive(ctx, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("%d messages left in the queue, want 0 (%s)", len(left), why)
+	}
+}
+
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func TestConsumeDeletesHandledAndRetriesFailedWithBackoff(t *testing.T) {
@@ -96,13 +108,7 @@ func TestConsumeDeletesHandledAndRetriesFailedWithBackoff(t *testing.T) {
 	if len(backoffs) != 2 || backoffs[0] != 1 || backoffs[1] != 2 {
 		t.Errorf("Backoff asked for receive counts %v, want [1 2] (once per failure)", backoffs)
 	}
-	left, err := q.Receive(ctx, 10, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(left) != 0 {
-		t.Errorf("%d messages left in the queue, want 0 (both deleted once handled)", len(left))
-	}
+	wantEmpty(ctx, t, q, "both deleted once handled")
 }
 
 func TestConsumeFinishesTheMessageInHandAfterCancel(t *testing.T) {
@@ -127,13 +133,7 @@ func TestConsumeFinishesTheMessageInHandAfterCancel(t *testing.T) {
 	if handlerCtxErr != nil {
 		t.Errorf("the handler's context ended (%v) while the message was in hand; want it to finish", handlerCtxErr)
 	}
-	left, err := q.Receive(ctx, 10, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(left) != 0 {
-		t.Errorf("%d messages left, want 0: the message in hand is deleted after it finished", len(left))
-	}
+	wantEmpty(ctx, t, q, "the message in hand is deleted after it finished")
 }
 
 func TestConsumeReturnsErrClosedWhenTheQueueCloses(t *testing.T) {
