@@ -21,6 +21,7 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 )
 
@@ -69,7 +70,7 @@ var _ Rebuilds = (*projections.Rebuilds)(nil)
 type Deps struct {
 	Store eventstore.Store
 	Views Views
-	Codec *eventstore.Codec
+	Codec *orders.Codec
 	// Clock and IDs default to the wall clock and crypto-random ULIDs.
 	Clock domain.Clock
 	IDs   domain.IDSource

@@ -17,6 +17,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 )
 
@@ -184,7 +185,7 @@ func FuzzPlaceOrder(f *testing.F) {
 	f.Add([]byte(`{"customer_name":"Ada","product_name":"widget","quantity":3}`), "text/plain", "")
 	f.Add([]byte(`{"customer_name":"Ada","product_name":"widget","quantity":3}`), "application/json", "bad key")
 	f.Add([]byte(`{"customer_name":"\ud800","product_name":"w","quantity":1}`), "application/json", "")
-	codec := eventstore.NewCodec()
+	codec := orders.NewCodec()
 	f.Fuzz(func(t *testing.T, body []byte, contentType, key string) {
 		store := &fuzzStore{keys: map[string]eventstore.Result{}}
 		h := NewRouter(Deps{Store: store, Views: noViews{}, Codec: codec})

@@ -19,10 +19,11 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 )
 
-var testCodec = eventstore.NewCodec()
+var testCodec = orders.NewCodec()
 
 // seen records every status a test received; TestMain checks that the whole
 // suite covered every status of the contract (each checked against the

@@ -18,6 +18,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 )
 
@@ -228,7 +229,7 @@ func (s *server) orderEvents(w http.ResponseWriter, r *http.Request) {
 
 // HistoryOf returns the audit history of order id from its envelopes,
 // each event's data decoded and upcast to today's schema.
-func HistoryOf(c *eventstore.Codec, id string, envs []eventstore.Event) (History, error) {
+func HistoryOf(c *orders.Codec, id string, envs []eventstore.Event) (History, error) {
 	h := History{OrderID: id, Events: make([]HistoryEvent, 0, len(envs))}
 	for _, env := range envs {
 		e, err := c.Decode(env)

@@ -27,6 +27,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
@@ -111,7 +112,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.views, err = pebbleviews.Open(filepath.Join(cfg.Dir, "views")); err != nil {
 		return nil, fmt.Errorf("app: open views: %w", err)
 	}
-	codec := eventstore.NewCodec()
+	codec := orders.NewCodec()
 	proj, err := projections.NewProjector(a.views, a.store, codec)
 	if err != nil {
 		return nil, fmt.Errorf("app: open: %w", err)

@@ -1,11 +1,12 @@
 // Package eventstore is the event store contract of orderledger: the
 // envelope every stored event travels in, the Store port with its typed
-// conflict error, the optional global change feed with consumer checkpoints,
-// and the codec that turns order events into envelopes and back (upcasting
-// older schema versions on the way in).
+// conflict error, and the optional global change feed with consumer
+// checkpoints. It knows no aggregate: what an event's Data means belongs to
+// the code that owns the event types (package orders holds the order codec
+// and its upcasters).
 //
-// Backends live in sub-packages (embedded, dynamo) and all pass the one
-// conformance suite in package storetest.
+// Backends live in sub-packages (pebblestore, dynamostore) and all pass the
+// one conformance suite in package storetest.
 package eventstore
 
 import (

@@ -10,6 +10,7 @@ import (
 
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/processing"
 	"github.com/orderledger/orderledger/services/sim"
 )
@@ -83,7 +84,7 @@ func TestStepsWithoutServiceCallShareAnAppend(t *testing.T) {
 			// The terminal event's data is what the one-step-per-append
 			// saga recorded: the failed step and the attempt number.
 			envs, _ := store.Load(context.Background(), id, 1)
-			last, err := eventstore.NewCodec().Decode(envs[len(envs)-1])
+			last, err := orders.NewCodec().Decode(envs[len(envs)-1])
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -40,6 +40,7 @@ import (
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/messaging"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/services"
 )
 
@@ -76,7 +77,7 @@ func IsPermanent(err error) bool { return errors.Is(err, ErrPoison) }
 // Config wires a Processor.
 type Config struct {
 	Store     eventstore.Store
-	Codec     *eventstore.Codec // nil: eventstore.NewCodec()
+	Codec     *orders.Codec // nil: orders.NewCodec()
 	Payment   services.Payment
 	Inventory services.Inventory
 	Clock     domain.Clock    // nil: domain.SystemClock
@@ -87,7 +88,7 @@ type Config struct {
 // Processor runs the saga. It is safe for concurrent use.
 type Processor struct {
 	store     eventstore.Store
-	codec     *eventstore.Codec
+	codec     *orders.Codec
 	payment   services.Payment
 	inventory services.Inventory
 	clock     domain.Clock
@@ -108,7 +109,7 @@ func New(cfg Config) (*Processor, error) {
 	p := &Processor{store: cfg.Store, codec: cfg.Codec, payment: cfg.Payment, inventory: cfg.Inventory,
 		clock: cfg.Clock, ids: cfg.IDs, log: cfg.Logger}
 	if p.codec == nil {
-		p.codec = eventstore.NewCodec()
+		p.codec = orders.NewCodec()
 	}
 	if p.clock == nil {
 		p.clock = domain.SystemClock

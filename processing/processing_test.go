@@ -18,6 +18,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/messaging"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/processing"
 	"github.com/orderledger/orderledger/services/sim"
 )
@@ -49,7 +50,7 @@ func placed(t *testing.T, store eventstore.Store, qty int) (string, messaging.Me
 	t.Helper()
 	now := time.Now().UTC()
 	id := ids(now)
-	env, err := eventstore.NewCodec().Encode(order.Placed{CustomerName: "Ada", ProductName: "widget", Quantity: qty}, ids(now), now, eventstore.Metadata{})
+	env, err := orders.NewCodec().Encode(order.Placed{CustomerName: "Ada", ProductName: "widget", Quantity: qty}, ids(now), now, eventstore.Metadata{})
 	if err != nil {
 		t.Fatal(err)
 	}

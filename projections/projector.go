@@ -9,6 +9,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/orders"
 )
 
 // Projector keeps a ReadModel up to date from events delivered at least once
@@ -22,7 +23,7 @@ import (
 type Projector struct {
 	rm    ReadModel
 	store eventstore.Store
-	codec *eventstore.Codec
+	codec *orders.Codec
 	// Parallel is how many streams HandleBatch works on at once.
 	Parallel int
 }
@@ -31,7 +32,7 @@ type Projector struct {
 const maxAttempts = 16
 
 // NewProjector returns a projector writing to rm, repairing gaps from store.
-func NewProjector(rm ReadModel, store eventstore.Store, codec *eventstore.Codec) (*Projector, error) {
+func NewProjector(rm ReadModel, store eventstore.Store, codec *orders.Codec) (*Projector, error) {
 	if rm == nil || store == nil || codec == nil {
 		return nil, errors.New("projections: new projector: read model, store and codec are required")
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/orders"
 )
 
 // View is the read model of one order, as the API shows it.
@@ -86,8 +87,8 @@ func (v View) Apply(env eventstore.Event, e order.Event) View {
 }
 
 // ApplyEnvelope decodes env with codec and applies it to v.
-func (v View) ApplyEnvelope(codec *eventstore.Codec, env eventstore.Event) (View, error) {
-	e, err := Decode(codec, env)
+func (v View) ApplyEnvelope(codec *orders.Codec, env eventstore.Event) (View, error) {
+	e, err := orders.Decode(codec, env)
 	if err != nil {
 		return v, fmt.Errorf("projections: apply %s v%d: %w", env.StreamID, env.Version, err)
 	}
@@ -97,13 +98,13 @@ func (v View) ApplyEnvelope(codec *eventstore.Codec, env eventstore.Event) (View
 // Fold returns the view of envs, the events of one stream from version 1 in
 // order. It fails when they are not one gap-free stream starting at 1, or
 // when an event cannot be decoded.
-func Fold(codec *eventstore.Codec, envs []eventstore.Event) (View, error) {
+func Fold(codec *orders.Codec, envs []eventstore.Event) (View, error) {
 	return FoldOnto(codec, View{}, envs)
 }
 
 // FoldOnto applies envs, which must continue v's stream from v.Version+1
 // without gaps, to v.
-func FoldOnto(codec *eventstore.Codec, v View, envs []eventstore.Event) (View, error) {
+func FoldOnto(codec *orders.Codec, v View, envs []eventstore.Event) (View, error) {
 	for _, env := range envs {
 		if env.Version != v.Version+1 || (v.OrderID != "" && env.StreamID != v.OrderID) {
 			return v, domain.Errorf(domain.Internal, "projections: fold: event %s v%d does not follow %q v%d", env.StreamID, env.Version, v.OrderID, v.Version)
@@ -128,7 +129,7 @@ type AsOf struct {
 // at. It returns order.ErrNotFound when the order did not exist then (no
 // events, or none at or before at.Time), and an Invalid error when
 // at.Version is beyond the stream.
-func FoldAsOf(codec *eventstore.Codec, envs []eventstore.Event, at AsOf) (View, error) {
+func FoldAsOf(codec *orders.Codec, envs []eventstore.Event, at AsOf) (View, error) {
 	n := len(envs)
 	switch {
 	case at.Version < 0:

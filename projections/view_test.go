@@ -10,12 +10,13 @@ import (
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/internal/ordergen"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
 )
 
 var (
-	codec = eventstore.NewCodec()
+	codec = orders.NewCodec()
 	t0    = time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
 )
 

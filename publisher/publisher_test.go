@@ -13,6 +13,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/messaging"
 	"github.com/orderledger/orderledger/messaging/pebblequeue"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/publisher"
 )
 
@@ -37,7 +38,7 @@ func TestRoutesAndCheckpoints(t *testing.T) {
 	events.Subscribe(eq, nil)
 	completed.Subscribe(cq, nil)
 
-	codec, ids := eventstore.NewCodec(), domain.NewULIDSource(nil)
+	codec, ids := orders.NewCodec(), domain.NewULIDSource(nil)
 	now := time.Now().UTC()
 	id := ids(now)
 	var envs []eventstore.Event

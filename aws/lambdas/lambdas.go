@@ -34,6 +34,7 @@ import (
 	"github.com/orderledger/orderledger/internal/awsconfig"
 	"github.com/orderledger/orderledger/internal/resources"
 	"github.com/orderledger/orderledger/messaging/awsmsg"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/processing"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/dynamoviews"
@@ -46,7 +47,7 @@ type Deps struct {
 	Clients awsconfig.Clients
 	Store   *dynamostore.Store
 	Views   *dynamoviews.Store
-	Codec   *eventstore.Codec
+	Codec   *orders.Codec
 	Logger  *slog.Logger
 }
 
@@ -55,7 +56,7 @@ func NewDeps(cfg aws.Config, env string, log *slog.Logger) (*Deps, error) {
 	if log == nil {
 		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
-	d := &Deps{Names: resources.For(env), Clients: awsconfig.NewClients(cfg), Codec: eventstore.NewCodec(), Logger: log}
+	d := &Deps{Names: resources.For(env), Clients: awsconfig.NewClients(cfg), Codec: orders.NewCodec(), Logger: log}
 	var err error
 	if d.Store, err = dynamostore.New(d.Clients.DynamoDB, d.Names.EventsTable, dynamostore.Options{}); err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/messaging/pebblequeue"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/processing/pipeline"
 )
 
@@ -137,7 +138,7 @@ func runDLQRedrive(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("open event store: %w (is ledger serve running on this directory?)", err)
 	}
 	defer store.Close()
-	codec := eventstore.NewCodec()
+	codec := orders.NewCodec()
 	msgs, err := br.DLQ.Peek(ctx, 0)
 	if err != nil {
 		return err
@@ -201,7 +202,7 @@ func runDLQRedrive(ctx context.Context, e *env, args []string) error {
 
 // orderStatus returns the status of the order a dead letter names, or an
 // error saying why it names none.
-func orderStatus(ctx context.Context, store eventstore.Store, codec *eventstore.Codec, d deadLetter) (order.Status, error) {
+func orderStatus(ctx context.Context, store eventstore.Store, codec *orders.Codec, d deadLetter) (order.Status, error) {
 	if d.EventType != order.TypePlaced {
 		return "", fmt.Errorf("not an OrderPlaced message")
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/ledgertest"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/services"
 	"github.com/orderledger/orderledger/services/httpclient"
@@ -38,7 +39,7 @@ func TestDLQListAndRedrive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	codec := eventstore.NewCodec()
+	codec := orders.NewCodec()
 	ids := domain.NewULIDSource(nil)
 	appendOrder := func(evs ...order.Event) eventstore.Event {
 		now := time.Now().UTC()

@@ -16,8 +16,8 @@ import (
 
 	"github.com/orderledger/orderledger/api"
 	"github.com/orderledger/orderledger/domain"
-	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
+	"github.com/orderledger/orderledger/orders"
 )
 
 func init() {
@@ -91,7 +91,7 @@ func historyFromDir(ctx context.Context, dir, id string) (api.History, error) {
 	if len(envs) == 0 {
 		return api.History{}, fmt.Errorf("order %s not found in %s", id, dir)
 	}
-	return api.HistoryOf(eventstore.NewCodec(), id, envs)
+	return api.HistoryOf(orders.NewCodec(), id, envs)
 }
 
 func isLocked(err error) bool {

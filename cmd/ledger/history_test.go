@@ -14,6 +14,7 @@ import (
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 )
 
@@ -27,7 +28,7 @@ func writeOrder(t *testing.T, dir string) (eventstore.Store, string) {
 	ids := domain.NewULIDSource(nil)
 	at := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
 	id := ids(at)
-	codec := eventstore.NewCodec()
+	codec := orders.NewCodec()
 	var envs []eventstore.Event
 	for i, e := range []order.Event{
 		order.Placed{CustomerName: "Test Customer", ProductName: "Test Product", Quantity: 1},
@@ -104,7 +105,7 @@ func TestHistoryFromAPI(t *testing.T) {
 	t.Parallel()
 	store, id := writeOrder(t, t.TempDir())
 	defer store.(interface{ Close() error }).Close()
-	srv := httptest.NewServer(api.NewRouter(api.Deps{Store: store, Views: emptyViews{}, Codec: eventstore.NewCodec(), Token: "tok"}))
+	srv := httptest.NewServer(api.NewRouter(api.Deps{Store: store, Views: emptyViews{}, Codec: orders.NewCodec(), Token: "tok"}))
 	defer srv.Close()
 
 	code, stdout, stderr := runWithEnv(t.Context(), map[string]string{"LEDGER_API_TOKEN": "tok"}, "history", id, "--url", srv.URL+"/")

@@ -12,8 +12,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
 )
@@ -55,7 +55,7 @@ func runProjectionsRebuild(ctx context.Context, e *env, args []string) error {
 	}
 	defer rm.Close()
 	show := newRebuildProgress(e.stderr, "rebuild")
-	res, err := rm.Rebuild(ctx, es, eventstore.NewCodec(), pebbleviews.RebuildOptions{Progress: show.update})
+	res, err := rm.Rebuild(ctx, es, orders.NewCodec(), pebbleviews.RebuildOptions{Progress: show.update})
 	show.finish()
 	if err != nil {
 		if errors.Is(err, context.Canceled) {

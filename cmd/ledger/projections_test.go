@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/ordergen"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
@@ -25,7 +25,7 @@ func TestProjectionsRebuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	codec := eventstore.NewCodec()
+	codec := orders.NewCodec()
 	streams := ordergen.Orders(rand.New(rand.NewPCG(1, 2)), codec, 50, time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))
 	for _, s := range streams {
 		if _, err := es.Append(ctx, s[0].StreamID, 0, s...); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/ordergen"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
 )
@@ -75,7 +76,7 @@ func Rebuild(ctx context.Context, opts RebuildOptions) (Report, error) {
 		return Report{}, fmt.Errorf("bench: rebuild: %w", err)
 	}
 	defer es.Close()
-	orders, err := writeLog(ctx, es, opts.Events, NewProgress(opts.Progress, "write the log (not timed)", opts.Events))
+	nOrders, err := writeLog(ctx, es, opts.Events, NewProgress(opts.Progress, "write the log (not timed)", opts.Events))
 	if err != nil {
 		return Report{}, err
 	}
@@ -98,7 +99,7 @@ func Rebuild(ctx context.Context, opts RebuildOptions) (Report, error) {
 		Title: "projection rebuild (embedded, pebble)",
 		Params: map[string]any{
 			"events":     head,
-			"orders":     orders,
+			"orders":     nOrders,
 			"workers":    opts.Workers,
 			"gomaxprocs": runtime.GOMAXPROCS(0),
 			"dir":        opts.Dir,
@@ -124,7 +125,7 @@ func Rebuild(ctx context.Context, opts RebuildOptions) (Report, error) {
 		}
 		cpu0 := cpuTime()
 		start := time.Now()
-		res, err := rm.Rebuild(ctx, es, eventstore.NewCodec(), pebbleviews.RebuildOptions{Workers: opts.Workers, Progress: opts.OnRebuild})
+		res, err := rm.Rebuild(ctx, es, orders.NewCodec(), pebbleviews.RebuildOptions{Workers: opts.Workers, Progress: opts.OnRebuild})
 		elapsed := time.Since(start)
 		// CPU time of the whole process while rebuilding (the log's own
 		// background compactions included): on a shared machine it tells how
@@ -147,8 +148,8 @@ func Rebuild(ctx context.Context, opts RebuildOptions) (Report, error) {
 		for _, n := range counts {
 			views += n
 		}
-		if views != int64(orders) {
-			return r, fmt.Errorf("bench: rebuild: %d views for %d orders", views, orders)
+		if views != int64(nOrders) {
+			return r, fmt.Errorf("bench: rebuild: %d views for %d orders", views, nOrders)
 		}
 		runs = append(runs, run{elapsed: elapsed, cpu: cpu, events: res.Events})
 	}
@@ -185,10 +186,10 @@ func Rebuild(ctx context.Context, opts RebuildOptions) (Report, error) {
 // events, one append per order from 64 writers, and returns how many orders.
 func writeLog(ctx context.Context, es eventstore.Store, events int, p *Progress) (int, error) {
 	const writers, chunk = 64, 2000
-	codec := eventstore.NewCodec()
+	codec := orders.NewCodec()
 	rng := rand.New(rand.NewPCG(2026, 11))
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	orders, written := 0, 0
+	nOrders, written := 0, 0
 	for written < events {
 		streams := ordergen.Orders(rng, codec, chunk, at)
 		last := streams[len(streams)-1]
@@ -216,10 +217,10 @@ func writeLog(ctx context.Context, es eventstore.Store, events int, p *Progress)
 		for _, s := range streams {
 			written += len(s)
 		}
-		orders += len(streams)
+		nOrders += len(streams)
 	}
 	p.Done()
-	return orders, nil
+	return nOrders, nil
 }
 
 // settle waits until the process has been nearly idle (under 5% of one

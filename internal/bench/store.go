@@ -13,6 +13,7 @@ import (
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
+	"github.com/orderledger/orderledger/orders"
 )
 
 // StoreOptions configures the event store benchmark.
@@ -174,7 +175,7 @@ type benchOrder struct {
 
 // newOrders builds n orders' events with the real codec.
 func newOrders(n int) []benchOrder {
-	codec := eventstore.NewCodec()
+	codec := orders.NewCodec()
 	ids := domain.NewULIDSource(nil)
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	out := make([]benchOrder, n)

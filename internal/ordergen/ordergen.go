@@ -12,6 +12,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/orders"
 )
 
 // Orders returns n order histories decided by the order aggregate, each a
@@ -19,7 +20,7 @@ import (
 // order and times from start on. The mix covers every outcome: completed,
 // payment failed, inventory failed after payment (refunded then failed),
 // cancelled, and still pending at each step. Positions are left zero.
-func Orders(rng *rand.Rand, codec *eventstore.Codec, n int, start time.Time) [][]eventstore.Event {
+func Orders(rng *rand.Rand, codec *orders.Codec, n int, start time.Time) [][]eventstore.Event {
 	ids := domain.NewULIDSource(rngReader{rng})
 	customers := []string{"Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra", "Barbara Liskov", "Ken Thompson"}
 	products := []string{"keyboard", "mouse", "monitor", "cable", "laptop stand"}

@@ -21,6 +21,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/messaging/webhook"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/services"
 	"github.com/orderledger/orderledger/services/httpclient"
@@ -36,7 +37,7 @@ type harness struct {
 	store *pebblestore.Store
 	sim   *sim.Simulator
 	p     *pipeline.Pipeline
-	codec *eventstore.Codec
+	codec *orders.Codec
 }
 
 type options struct {
@@ -83,7 +84,7 @@ func start(t *testing.T, o options) *harness {
 		}
 		store.Close()
 	})
-	return &harness{t: t, store: store, sim: s, p: p, codec: eventstore.NewCodec()}
+	return &harness{t: t, store: store, sim: s, p: p, codec: orders.NewCodec()}
 }
 
 // place appends an OrderPlaced event as the API does and returns the order ID.
@@ -379,7 +380,7 @@ func BenchmarkOrders(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.Stop(context.Background())
-	codec := eventstore.NewCodec()
+	codec := orders.NewCodec()
 	b.ResetTimer()
 	for range b.N {
 		now := time.Now().UTC()

@@ -18,6 +18,7 @@ import (
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/internal/pebblelog"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 )
 
@@ -61,7 +62,7 @@ type RebuildResult struct {
 // off, so none is lost. If it fails or is interrupted (ctx, crash), the old
 // generation stays live and the next Rebuild resumes from the last flush.
 // Only one rebuild runs at a time (projections.ErrRebuildRunning).
-func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *eventstore.Codec, opts RebuildOptions) (RebuildResult, error) {
+func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *orders.Codec, opts RebuildOptions) (RebuildResult, error) {
 	if feed == nil || codec == nil {
 		return RebuildResult{}, errors.New("projections/pebbleviews: rebuild: feed and codec are required")
 	}
@@ -176,7 +177,7 @@ func (s *Store) Rebuild(ctx context.Context, feed eventstore.Feed, codec *events
 
 // RebuildFunc returns Rebuild bound to feed and codec, for
 // projections.NewRebuilds.
-func (s *Store) RebuildFunc(feed eventstore.Feed, codec *eventstore.Codec) projections.RebuildFunc {
+func (s *Store) RebuildFunc(feed eventstore.Feed, codec *orders.Codec) projections.RebuildFunc {
 	return func(ctx context.Context, progress func(projections.Progress)) error {
 		_, err := s.Rebuild(ctx, feed, codec, RebuildOptions{Progress: progress})
 		return err
@@ -186,7 +187,7 @@ func (s *Store) RebuildFunc(feed eventstore.Feed, codec *eventstore.Codec) proje
 // build is a generation being rebuilt.
 type build struct {
 	g        *generation
-	codec    *eventstore.Codec
+	codec    *orders.Codec
 	consumer string
 	pos      uint64            // feed position folded so far
 	views    map[string]*entry // non-terminal views, and those being flushed
@@ -394,13 +395,13 @@ func (b *build) bulk(ctx context.Context, feed eventstore.Feed, head uint64, opt
 }
 
 // decodePage decodes envs into evs's memory, if it has room.
-func decodePage(codec *eventstore.Codec, envs []eventstore.Event, evs []order.Event) ([]order.Event, error) {
+func decodePage(codec *orders.Codec, envs []eventstore.Event, evs []order.Event) ([]order.Event, error) {
 	if cap(evs) < len(envs) {
 		evs = make([]order.Event, len(envs))
 	}
 	evs = evs[:len(envs)]
 	for i := range envs {
-		e, err := projections.Decode(codec, envs[i])
+		e, err := orders.Decode(codec, envs[i])
 		if err != nil {
 			return nil, fmt.Errorf("projections/pebbleviews: rebuild: event at position %d: %w", envs[i].Position, err)
 		}

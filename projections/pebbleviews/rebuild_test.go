@@ -15,13 +15,14 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/ordergen"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
 )
 
 var (
-	codec = eventstore.NewCodec()
+	codec = orders.NewCodec()
 	t0    = time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
 )
 

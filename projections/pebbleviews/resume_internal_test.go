@@ -17,6 +17,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/ordergen"
 	"github.com/orderledger/orderledger/internal/pebblelog"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/readmodeltest"
 )
@@ -42,7 +43,7 @@ func (f *failingFeed) ReadFeed(ctx context.Context, after uint64, limit int) ([]
 func interruptedRebuild(t *testing.T, seed uint64, n int, opts RebuildOptions, failAt int64) (es *pebblestore.Store, streams [][]eventstore.Event, log []eventstore.Event, dir string) {
 	t.Helper()
 	ctx := context.Background()
-	codec := eventstore.NewCodec()
+	codec := orders.NewCodec()
 	es, err := pebblestore.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +76,7 @@ func interruptedRebuild(t *testing.T, seed uint64, n int, opts RebuildOptions, f
 func TestResumeWithViewsAheadOfPosition(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	codec := eventstore.NewCodec()
+	codec := orders.NewCodec()
 	opts := RebuildOptions{PageSize: 50, FlushEvery: 50, Workers: 2}
 	es, streams, _, dir := interruptedRebuild(t, 4, 300, opts, 12)
 	// Wind the unfinished generation's position back and spoil its counts,

@@ -18,6 +18,7 @@ import (
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/internal/ordergen"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 )
 
@@ -421,7 +422,7 @@ func testConcurrentConflicts(t *testing.T, rm projections.ReadModel, f Features)
 // testProjectorConverges feeds a projector on rm duplicated, reordered and
 // missing deliveries and checks every view equals the fold of its stream.
 func testProjectorConverges(t *testing.T, rm projections.ReadModel, f Features) {
-	codec := eventstore.NewCodec()
+	codec := orders.NewCodec()
 	rng := rand.New(rand.NewPCG(7, 11))
 	streams := ordergen.Orders(rng, codec, 40, base)
 	src := NewStreams(streams)

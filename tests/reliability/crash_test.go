@@ -17,10 +17,10 @@ import (
 
 	"github.com/orderledger/orderledger/api"
 	"github.com/orderledger/orderledger/domain/order"
-	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/ledgertest"
 	"github.com/orderledger/orderledger/messaging/pebblequeue"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
@@ -236,7 +236,7 @@ func TestCrashUnderLoad(t *testing.T) {
 func verifyDataDir(t *testing.T, dir string, l *load, rc *receiver) {
 	t.Helper()
 	ctx := context.Background()
-	codec := eventstore.NewCodec()
+	codec := orders.NewCodec()
 	store, err := pebblestore.Open(filepath.Join(dir, "events"))
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/messaging/webhook"
+	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
@@ -54,7 +55,7 @@ type stack struct {
 	views *pebbleviews.Store
 	sub   *projections.Subscription
 	pipe  *pipeline.Pipeline
-	codec *eventstore.Codec
+	codec *orders.Codec
 	srv   *httptest.Server
 	URL   string
 	stop  func()
@@ -62,7 +63,7 @@ type stack struct {
 
 func newStack(t *testing.T, dir string, cfg stackConfig) *stack {
 	t.Helper()
-	s := &stack{dir: dir, codec: eventstore.NewCodec()}
+	s := &stack{dir: dir, codec: orders.NewCodec()}
 	var err error
 	if s.store, err = pebblestore.Open(filepath.Join(dir, "events")); err != nil {
 		t.Fatal(err)
@@ -263,7 +264,7 @@ type logReport struct {
 // positions 1..head without gaps, every stream's versions 1..n without gaps
 // or duplicates, Load agreeing with the feed, every event decodable, event
 // IDs unique, and at most one terminal event per stream, as the last.
-func checkLog(t *testing.T, store *pebblestore.Store, codec *eventstore.Codec) logReport {
+func checkLog(t *testing.T, store *pebblestore.Store, codec *orders.Codec) logReport {
 	t.Helper()
 	ctx := context.Background()
 	rep := logReport{streams: map[string][]eventstore.Event{}, terminal: map[string]eventstore.Event{}}
@@ -326,7 +327,7 @@ func checkLog(t *testing.T, store *pebblestore.Store, codec *eventstore.Codec) l
 
 // checkViews checks that the read model holds, for every stream, exactly the
 // view folded from the log, and that its counts agree.
-func checkViews(t *testing.T, views *pebbleviews.Store, codec *eventstore.Codec, rep logReport) {
+func checkViews(t *testing.T, views *pebbleviews.Store, codec *orders.Codec, rep logReport) {
 	t.Helper()
 	ctx := context.Background()
 	want := map[order.Status]int64{}

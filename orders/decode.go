@@ -1,4 +1,4 @@
-package projections
+package orders
 
 import (
 	"strconv"
@@ -16,7 +16,7 @@ import (
 // to upcast, escapes, unknown or differently cased keys, null, floats) goes
 // to codec.Decode, so the result never differs. Rebuilds and projectors
 // decode every event once, here.
-func Decode(codec *eventstore.Codec, env eventstore.Event) (order.Event, error) {
+func Decode(codec *Codec, env eventstore.Event) (order.Event, error) {
 	if env.SchemaVersion == codec.SchemaVersion(env.Type) {
 		if e, ok := decodeFlat(env.Type, env.Data); ok {
 			return e, nil

@@ -1,4 +1,4 @@
-package eventstore_test
+package orders_test
 
 import (
 	"encoding/json"
@@ -9,11 +9,12 @@ import (
 
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/orders"
 )
 
 func TestCodecRoundTripsEveryEventType(t *testing.T) {
 	t.Parallel()
-	c := eventstore.NewCodec()
+	c := orders.NewCodec()
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.FixedZone("CET", 3600))
 	events := []order.Event{
 		order.Placed{CustomerName: "Zoë", ProductName: "茶碗", Quantity: 3},
@@ -66,7 +67,7 @@ func TestCodecUpcastsStoredV1Payment(t *testing.T) {
 	if err := json.Unmarshal(raw, &env); err != nil {
 		t.Fatal(err)
 	}
-	got, err := eventstore.NewCodec().Decode(env)
+	got, err := orders.NewCodec().Decode(env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func TestCodecUpcastsStoredV1Payment(t *testing.T) {
 
 func TestCodecUpcastAmounts(t *testing.T) {
 	t.Parallel()
-	c := eventstore.NewCodec()
+	c := orders.NewCodec()
 	cases := map[string]int64{`"12.30"`: 1230, `"12.3"`: 1230, `"7"`: 700, `12.05`: 1205, `"0.99"`: 99, `"-1.5"`: -150}
 	for amount, want := range cases {
 		env := eventstore.Event{Type: order.TypePaymentSucceeded, SchemaVersion: 1, Data: json.RawMessage(`{"payment_id":"p","amount":` + amount + `}`)}
@@ -101,7 +102,7 @@ func TestCodecUpcastAmounts(t *testing.T) {
 
 func TestCodecRejectsWhatItCannotRead(t *testing.T) {
 	t.Parallel()
-	c := eventstore.NewCodec()
+	c := orders.NewCodec()
 	for name, env := range map[string]eventstore.Event{
 		"unknown type":          {Type: "OrderTeleported", SchemaVersion: 1, Data: json.RawMessage(`{}`)},
 		"future schema":         {Type: order.TypePlaced, SchemaVersion: 99, Data: json.RawMessage(`{}`)},

@@ -1,4 +1,4 @@
-package eventstore
+package orders
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/eventstore"
 )
 
 // Upcaster turns the data of one schema version into the next one's shape.
@@ -49,12 +50,12 @@ func (c *Codec) SchemaVersion(eventType string) int { return c.current[eventType
 
 // Encode wraps e in an envelope with the given ID, time and metadata. The
 // store assigns Version and Position.
-func (c *Codec) Encode(e order.Event, eventID string, at time.Time, meta Metadata) (Event, error) {
+func (c *Codec) Encode(e order.Event, eventID string, at time.Time, meta eventstore.Metadata) (eventstore.Event, error) {
 	data, err := json.Marshal(e)
 	if err != nil {
-		return Event{}, fmt.Errorf("eventstore: encode %s: %w", e.EventType(), err)
+		return eventstore.Event{}, fmt.Errorf("orders: encode %s: %w", e.EventType(), err)
 	}
-	return Event{
+	return eventstore.Event{
 		EventID:       eventID,
 		Type:          e.EventType(),
 		SchemaVersion: c.current[e.EventType()],
@@ -65,37 +66,37 @@ func (c *Codec) Encode(e order.Event, eventID string, at time.Time, meta Metadat
 }
 
 // Decode returns the domain event in env, upcast to the current schema.
-func (c *Codec) Decode(env Event) (order.Event, error) {
+func (c *Codec) Decode(env eventstore.Event) (order.Event, error) {
 	ptr := c.newEvent(env.Type)
 	if ptr == nil {
-		return nil, domain.Errorf(domain.Internal, "eventstore: decode: unknown event type %q", env.Type)
+		return nil, domain.Errorf(domain.Internal, "orders: decode: unknown event type %q", env.Type)
 	}
 	data := env.Data
 	cur := c.current[env.Type]
 	if env.SchemaVersion < 1 || env.SchemaVersion > cur {
-		return nil, domain.Errorf(domain.Internal, "eventstore: decode %s: unsupported schema version %d (current %d)", env.Type, env.SchemaVersion, cur)
+		return nil, domain.Errorf(domain.Internal, "orders: decode %s: unsupported schema version %d (current %d)", env.Type, env.SchemaVersion, cur)
 	}
 	for v := env.SchemaVersion; v < cur; v++ {
 		up := c.upcasters[env.Type][v]
 		if up == nil {
-			return nil, domain.Errorf(domain.Internal, "eventstore: decode %s: no upcaster from schema version %d", env.Type, v)
+			return nil, domain.Errorf(domain.Internal, "orders: decode %s: no upcaster from schema version %d", env.Type, v)
 		}
 		var err error
 		if data, err = up(data); err != nil {
-			return nil, fmt.Errorf("eventstore: upcast %s v%d: %w", env.Type, v, err)
+			return nil, fmt.Errorf("orders: upcast %s v%d: %w", env.Type, v, err)
 		}
 	}
 	if len(data) == 0 {
 		data = json.RawMessage("{}")
 	}
 	if err := json.Unmarshal(data, ptr); err != nil {
-		return nil, fmt.Errorf("eventstore: decode %s: %w", env.Type, err)
+		return nil, fmt.Errorf("orders: decode %s: %w", env.Type, err)
 	}
 	return reflect.ValueOf(ptr).Elem().Interface().(order.Event), nil
 }
 
 // DecodeAll decodes envs in order.
-func (c *Codec) DecodeAll(envs []Event) ([]order.Event, error) {
+func (c *Codec) DecodeAll(envs []eventstore.Event) ([]order.Event, error) {
 	out := make([]order.Event, len(envs))
 	for i, env := range envs {
 		e, err := c.Decode(env)

@@ -1,4 +1,4 @@
-package projections
+package orders
 
 import (
 	"encoding/json"
@@ -12,7 +12,7 @@ import (
 )
 
 // agree checks that Decode and the codec give the same event, or both fail.
-func agree(t *testing.T, codec *eventstore.Codec, env eventstore.Event) {
+func agree(t *testing.T, codec *Codec, env eventstore.Event) {
 	t.Helper()
 	fast, ferr := Decode(codec, env)
 	slow, serr := codec.Decode(env)
@@ -25,7 +25,7 @@ func agree(t *testing.T, codec *eventstore.Codec, env eventstore.Event) {
 // path and decodes to what the codec decodes.
 func TestDecodeFastPathAgrees(t *testing.T) {
 	t.Parallel()
-	codec := eventstore.NewCodec()
+	codec := NewCodec()
 	rng := rand.New(rand.NewPCG(1, 1))
 	names := []string{"Ada", "Zoë ☕ Ünïcode", "tab\tand \"quotes\" and <html> & \\", "😀", ""}
 	pick := func() string { return names[rng.IntN(len(names))] }
@@ -71,7 +71,7 @@ var trickyBodies = []string{
 
 func TestDecodeTrickyBodiesAgree(t *testing.T) {
 	t.Parallel()
-	codec := eventstore.NewCodec()
+	codec := NewCodec()
 	for _, typ := range order.Types {
 		for _, body := range trickyBodies {
 			for _, sv := range []int{1, 2, 3} {
@@ -86,14 +86,14 @@ func FuzzDecodeAgrees(f *testing.F) {
 		f.Add(order.TypePlaced, b)
 		f.Add(order.TypeFailed, b)
 	}
-	codec := eventstore.NewCodec()
+	codec := NewCodec()
 	f.Fuzz(func(t *testing.T, typ, body string) {
 		agree(t, codec, eventstore.Event{Type: typ, SchemaVersion: codec.SchemaVersion(typ), Data: json.RawMessage(body)})
 	})
 }
 
 func BenchmarkDecode(b *testing.B) {
-	codec := eventstore.NewCodec()
+	codec := NewCodec()
 	env, _ := codec.Encode(order.Placed{CustomerName: "Ada Lovelace", ProductName: "keyboard", Quantity: 3}, "id", time.Unix(0, 0), eventstore.Metadata{})
 	b.Run("fast", func(b *testing.B) {
 		for b.Loop() {

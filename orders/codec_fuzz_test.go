@@ -1,4 +1,4 @@
-package eventstore_test
+package orders_test
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/orders"
 )
 
 // FuzzCodecDecode feeds arbitrary stored envelopes to the codec and its
@@ -19,7 +20,7 @@ func FuzzCodecDecode(f *testing.F) {
 	f.Add(order.TypePaymentSucceeded, 2, []byte(`{"payment_id":"p","amount":1230}`))
 	f.Add(order.TypeFailed, 1, []byte(`{"reason":"r","step":"payment","attempts":3}`))
 	f.Add(order.TypeCompleted, 1, []byte(``))
-	c := eventstore.NewCodec()
+	c := orders.NewCodec()
 	f.Fuzz(func(t *testing.T, typ string, schema int, data []byte) {
 		e, err := c.Decode(eventstore.Event{Type: typ, SchemaVersion: schema, Data: json.RawMessage(data)})
 		if err != nil {
