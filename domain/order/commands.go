@@ -1,6 +1,7 @@
 package order
 
 import (
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -13,6 +14,9 @@ const (
 	MaxNameLength = 200
 	MinQuantity   = 1
 	MaxQuantity   = 10_000
+	// MaxCancelReason is the longest cancellation reason, in characters
+	// after trimming.
+	MaxCancelReason = 500
 )
 
 // Named errors of the order aggregate.
@@ -94,6 +98,11 @@ func (Cancel) command()                   {}
 // Decide returns the events that cmd causes on o, or a named error. It never
 // changes o; apply the events to see the new state.
 func Decide(o Order, cmd Command) ([]Event, error) {
+	if c, ok := cmd.(Cancel); ok && utf8.RuneCountInString(strings.TrimSpace(c.Reason)) > MaxCancelReason {
+		// Checked first: a reason that is too long is wrong whatever the order's state.
+		return nil, &domain.Error{Code: domain.Invalid, Message: "order: invalid cancellation",
+			Fields: map[string]string{"reason": fmt.Sprintf("must be at most %d characters", MaxCancelReason)}}
+	}
 	if p, ok := cmd.(Place); ok {
 		if o.Exists() {
 			return nil, ErrAlreadyPlaced

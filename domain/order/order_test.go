@@ -247,3 +247,23 @@ func TestEventTypesRoundTrip(t *testing.T) {
 		t.Error("order.New of an unknown type is not nil")
 	}
 }
+
+func TestCancelReasonLength(t *testing.T) {
+	t.Parallel()
+	long := order.Cancel{Reason: strings.Repeat("é", order.MaxCancelReason+1)}
+	// Too long is wrong whatever the order's state, even for one that does
+	// not exist or is already cancelled.
+	for name, given := range map[string][]order.Event{"unknown": nil, "pending": {placed}, "cancelled": {placed, cancelled}, "paid": {placed, paid}} {
+		evs, err := order.Decide(order.Fold("01J0000000000000000000000A", given...), long)
+		var de *domain.Error
+		if evs != nil || !errors.As(err, &de) || de.Code != domain.Invalid || de.Fields["reason"] == "" {
+			t.Errorf("%s order: Decide(too long a reason) = %v, %v; want domain.Invalid naming reason", name, evs, err)
+		}
+	}
+	// 500 characters (not bytes), and spaces around them, are allowed.
+	ok := order.Cancel{Reason: "  " + strings.Repeat("é", order.MaxCancelReason) + "  "}
+	evs, err := order.Decide(order.Fold("01J0000000000000000000000A", placed), ok)
+	if err != nil || len(evs) != 1 || evs[0].(order.Cancelled).Reason != strings.Repeat("é", order.MaxCancelReason) {
+		t.Fatalf("Decide(500 characters) = %v, %v; want the order cancelled with the trimmed reason", evs, err)
+	}
+}
