@@ -1,5 +1,7 @@
-// Package api is orderledger's REST API: a chi router over the event store
-// (the command side) and the order read model (the query side).
+// Package api is orderledger's REST API: a chi router over the order use
+// cases of package orders (the command side and the audit history) and the
+// order read model (the query side). Its handlers parse, call and write:
+// they hold no retry loop and no domain rule.
 //
 // It owns the HTTP contract: routes with an optional trailing slash, RFC 9457
 // problem+json errors with one table from error kind to status, request IDs
@@ -89,7 +91,8 @@ type Deps struct {
 // server holds the handlers' dependencies.
 type server struct {
 	Deps
-	log *slog.Logger
+	orders *orders.Service
+	log    *slog.Logger
 }
 
 // NewRouter returns the API handler. It panics when a required dependency is
@@ -112,7 +115,11 @@ func NewRouter(d Deps) http.Handler {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &server{Deps: d, log: d.Logger}
+	svc, err := orders.New(orders.Config{Store: d.Store, Codec: d.Codec, Clock: d.Clock, IDs: d.IDs})
+	if err != nil {
+		panic("api: NewRouter: " + err.Error())
+	}
+	s := &server{Deps: d, orders: svc, log: d.Logger}
 
 	r := chi.NewRouter()
 	r.Use(s.requestID, s.accessLog, s.recoverer, limitBody, middleware.StripSlashes, middleware.GetHead)

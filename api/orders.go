@@ -18,7 +18,6 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
-	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 )
 
@@ -32,29 +31,6 @@ type placeRequest struct {
 // cancelRequest is the optional body of POST /orders/{id}/cancel.
 type cancelRequest struct {
 	Reason string `json:"reason"`
-}
-
-// MaxCancelReason is the longest cancellation reason accepted, in characters.
-const MaxCancelReason = 500
-
-// cancelRetries bounds how often a cancel without If-Match reloads and
-// decides again after losing a race with another writer.
-const cancelRetries = 5
-
-// History is an order's audit history, the body of GET /orders/{id}/events.
-type History struct {
-	OrderID string         `json:"order_id"`
-	Events  []HistoryEvent `json:"events"`
-}
-
-// HistoryEvent is one event of a History, its data in today's schema.
-type HistoryEvent struct {
-	Version    int64               `json:"version"`
-	Type       string              `json:"type"`
-	EventID    string              `json:"event_id"`
-	OccurredAt time.Time           `json:"occurred_at"`
-	Data       json.RawMessage     `json:"data"`
-	Metadata   eventstore.Metadata `json:"metadata"`
 }
 
 // listResponse is the body of GET /orders.
@@ -75,60 +51,22 @@ func (s *server) placeOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	events, err := order.Decide(order.Order{}, order.Place{CustomerName: req.CustomerName, ProductName: req.ProductName, Quantity: req.Quantity})
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	now := s.now()
-	id := s.IDs(now)
 	rid := RequestID(ctx)
-	envs, err := s.encode(events, now, eventstore.Metadata{RequestID: rid, CorrelationID: correlationID(r, rid)})
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	var res eventstore.Result
-	if key != "" {
-		res, err = s.Store.AppendIdempotent(ctx, key, id, 0, envs...)
-	} else {
-		res, err = s.Store.Append(ctx, id, 0, envs...)
-	}
+	p, err := s.orders.Place(ctx, key, order.Place{CustomerName: req.CustomerName, ProductName: req.ProductName, Quantity: req.Quantity},
+		eventstore.Metadata{RequestID: rid, CorrelationID: correlationID(r, rid)})
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("api: place order: %w", err))
 		return
 	}
-	if !res.Duplicate {
-		for i := range envs {
-			envs[i].StreamID, envs[i].Version = id, int64(i+1)
-		}
-		v, err := projections.Fold(s.Codec, envs)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		s.writeOrder(w, http.StatusCreated, v, true)
-		return
-	}
-	// A repeated key: answer what the first request was answered, the
-	// order as it was right after its placement.
-	stored, err := s.Store.Load(ctx, res.StreamID, 1)
+	v, err := projections.Fold(s.Codec, p.Events)
 	if err != nil {
-		s.writeError(w, r, fmt.Errorf("api: place order: load original: %w", err))
+		s.writeError(w, r, fmt.Errorf("api: place order: %w", err))
 		return
 	}
-	v, err := projections.FoldAsOf(s.Codec, stored, projections.AsOf{Version: res.Version})
-	if err != nil {
-		s.writeError(w, r, fmt.Errorf("api: place order: fold original: %w", err))
-		return
+	if p.Replayed {
+		// A repeated key: the answer the first request got.
+		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	placed := events[0].(order.Placed)
-	if v.CustomerName != placed.CustomerName || v.ProductName != placed.ProductName || v.Quantity != placed.Quantity {
-		s.writeError(w, r, &domain.Error{Code: domain.Invalid, Message: "the Idempotency-Key was already used with a different request",
-			Fields: map[string]string{"Idempotency-Key": "was already used with a different request"}})
-		return
-	}
-	w.Header().Set("Idempotent-Replayed", "true")
 	s.writeOrder(w, http.StatusCreated, v, true)
 }
 
@@ -178,11 +116,12 @@ func (s *server) getOrder(w http.ResponseWriter, r *http.Request) {
 		}
 		// Not projected yet (or never placed): the log decides.
 	}
-	envs, err := s.Store.Load(ctx, id, 1)
+	st, err := s.orders.Load(ctx, id)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("api: get order: %w", err))
 		return
 	}
+	envs := st.Events
 	if len(envs) == 0 {
 		s.writeError(w, r, order.ErrNotFound)
 		return
@@ -209,43 +148,13 @@ func (s *server) orderEvents(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	envs, err := s.Store.Load(r.Context(), id, 1)
+	h, err := s.orders.History(r.Context(), id)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("api: order events: %w", err))
 		return
 	}
-	if len(envs) == 0 {
-		s.writeError(w, r, order.ErrNotFound)
-		return
-	}
-	h, err := HistoryOf(s.Codec, id, envs)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	w.Header().Set("ETag", etag(envs[len(envs)-1].Version))
+	w.Header().Set("ETag", etag(h.Events[len(h.Events)-1].Version))
 	writeJSON(w, http.StatusOK, h)
-}
-
-// HistoryOf returns the audit history of order id from its envelopes,
-// each event's data decoded and upcast to today's schema.
-func HistoryOf(c *orders.Codec, id string, envs []eventstore.Event) (History, error) {
-	h := History{OrderID: id, Events: make([]HistoryEvent, 0, len(envs))}
-	for _, env := range envs {
-		e, err := c.Decode(env)
-		if err != nil {
-			return History{}, err
-		}
-		data, err := json.Marshal(e)
-		if err != nil {
-			return History{}, fmt.Errorf("api: history of %s: %w", id, err)
-		}
-		h.Events = append(h.Events, HistoryEvent{
-			Version: env.Version, Type: env.Type, EventID: env.EventID,
-			OccurredAt: env.OccurredAt.UTC(), Data: data, Metadata: env.Metadata,
-		})
-	}
-	return h, nil
 }
 
 func (s *server) listOrders(w http.ResponseWriter, r *http.Request) {
@@ -302,92 +211,25 @@ func (s *server) cancelOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if n := len([]rune(strings.TrimSpace(req.Reason))); n > MaxCancelReason {
-		s.writeError(w, r, &domain.Error{Code: domain.Invalid, Message: "order: invalid cancellation",
-			Fields: map[string]string{"reason": fmt.Sprintf("must be at most %d characters", MaxCancelReason)}})
-		return
-	}
+	cancel := order.Cancel{Reason: req.Reason}
 	rid := RequestID(ctx)
-	for attempt := 1; ; attempt++ {
-		envs, err := s.Store.Load(ctx, id, 1)
-		if err != nil {
-			s.writeError(w, r, fmt.Errorf("api: cancel order: %w", err))
-			return
-		}
-		if len(envs) == 0 {
-			s.writeError(w, r, order.ErrNotFound)
-			return
-		}
-		evs, err := s.Codec.DecodeAll(envs)
-		if err != nil {
-			s.writeError(w, r, fmt.Errorf("api: cancel order: %w", err))
-			return
-		}
-		o := order.Fold(id, evs...)
-		if hasIfMatch && !anyVersion && !containsVersion(want, o.Version) {
-			s.writeError(w, r, &eventstore.ConflictError{StreamID: id, Expected: want[0], Actual: o.Version})
-			return
-		}
-		events, err := order.Decide(o, order.Cancel{Reason: req.Reason})
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if len(events) == 0 { // already cancelled
-			v, err := projections.Fold(s.Codec, envs)
-			if err != nil {
-				s.writeError(w, r, fmt.Errorf("api: cancel order: %w", err))
-				return
+	st, err := s.orders.Update(ctx, id, eventstore.Metadata{RequestID: rid, CorrelationID: correlationID(r, rid), CausationID: rid},
+		func(o order.Order) ([]order.Event, error) {
+			if hasIfMatch && !anyVersion && o.Exists() && !containsVersion(want, o.Version) {
+				return nil, &eventstore.ConflictError{StreamID: id, Expected: want[0], Actual: o.Version}
 			}
-			s.writeOrder(w, http.StatusOK, v, false)
-			return
-		}
-		now := s.now()
-		meta := eventstore.Metadata{RequestID: rid, CorrelationID: envs[0].Metadata.CorrelationID, CausationID: rid}
-		if meta.CorrelationID == "" {
-			meta.CorrelationID = correlationID(r, rid)
-		}
-		news, err := s.encode(events, now, meta)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		_, err = s.Store.Append(ctx, id, o.Version, news...)
-		var ce *eventstore.ConflictError
-		if errors.As(err, &ce) && !hasIfMatch {
-			if attempt < cancelRetries {
-				continue // someone else wrote first: decide again on fresh state
-			}
-			err = domain.Errorf(domain.Conflict, "the order kept changing while cancelling; retry")
-		}
-		if err != nil {
-			s.writeError(w, r, fmt.Errorf("api: cancel order: %w", err))
-			return
-		}
-		for i := range news {
-			news[i].StreamID, news[i].Version = id, o.Version+int64(i+1)
-		}
-		after, err := projections.Fold(s.Codec, append(envs, news...))
-		if err != nil {
-			s.writeError(w, r, fmt.Errorf("api: cancel order: %w", err))
-			return
-		}
-		s.writeOrder(w, http.StatusOK, after, false)
+			return order.Decide(o, cancel)
+		})
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("api: cancel order: %w", err))
 		return
 	}
-}
-
-// encode wraps events in envelopes with fresh event IDs.
-func (s *server) encode(events []order.Event, at time.Time, meta eventstore.Metadata) ([]eventstore.Event, error) {
-	out := make([]eventstore.Event, len(events))
-	for i, e := range events {
-		env, err := s.Codec.Encode(e, s.IDs(at), at, meta)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = env
+	v, err := projections.Fold(s.Codec, st.Events)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("api: cancel order: %w", err))
+		return
 	}
-	return out, nil
+	s.writeOrder(w, http.StatusOK, v, false)
 }
 
 // writeOrder writes an order view with its ETag (and Location on creation).

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/orderledger/orderledger/api"
 	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/orders"
 )
@@ -51,7 +53,7 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 	if !domain.ValidULID(id) {
 		return usagef("%q is not an order ID (a 26-character ULID)", id)
 	}
-	var h api.History
+	var h orders.History
 	var err error
 	if *base != "" {
 		h, err = historyFromAPI(ctx, *base, id, e.getenv("LEDGER_API_TOKEN"))
@@ -71,27 +73,28 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 
 // historyFromDir reads the event store of a data directory. The store is
 // locked by a running server; then --url is the way.
-func historyFromDir(ctx context.Context, dir, id string) (api.History, error) {
+func historyFromDir(ctx context.Context, dir, id string) (orders.History, error) {
 	events := filepath.Join(dir, "events")
 	if _, err := os.Stat(events); err != nil {
-		return api.History{}, fmt.Errorf("no event store in %s (use --data DIR, or --url for a running ledger)", dir)
+		return orders.History{}, fmt.Errorf("no event store in %s (use --data DIR, or --url for a running ledger)", dir)
 	}
 	store, err := pebblestore.Open(events)
 	if err != nil {
 		if isLocked(err) {
-			return api.History{}, fmt.Errorf("%s is in use by a running ledger: use --url http://localhost:8000 (or its address)", dir)
+			return orders.History{}, fmt.Errorf("%s is in use by a running ledger: use --url http://localhost:8000 (or its address)", dir)
 		}
-		return api.History{}, err
+		return orders.History{}, err
 	}
 	defer store.Close()
-	envs, err := store.Load(ctx, id, 1)
+	svc, err := orders.New(orders.Config{Store: store})
 	if err != nil {
-		return api.History{}, err
+		return orders.History{}, err
 	}
-	if len(envs) == 0 {
-		return api.History{}, fmt.Errorf("order %s not found in %s", id, dir)
+	h, err := svc.History(ctx, id)
+	if errors.Is(err, order.ErrNotFound) {
+		return orders.History{}, fmt.Errorf("order %s not found in %s", id, dir)
 	}
-	return api.HistoryOf(orders.NewCodec(), id, envs)
+	return h, err
 }
 
 func isLocked(err error) bool {
@@ -100,46 +103,46 @@ func isLocked(err error) bool {
 }
 
 // historyFromAPI fetches GET /orders/{id}/events from a running ledger.
-func historyFromAPI(ctx context.Context, base, id, token string) (api.History, error) {
+func historyFromAPI(ctx context.Context, base, id, token string) (orders.History, error) {
 	u, err := url.Parse(strings.TrimSuffix(base, "/") + "/orders/" + id + "/events")
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return api.History{}, usagef("--url must be an http:// or https:// URL, not %q", base)
+		return orders.History{}, usagef("--url must be an http:// or https:// URL, not %q", base)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return api.History{}, err
+		return orders.History{}, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return api.History{}, fmt.Errorf("history: %w", err)
+		return orders.History{}, fmt.Errorf("history: %w", err)
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
 	if err != nil {
-		return api.History{}, fmt.Errorf("history: read response: %w", err)
+		return orders.History{}, fmt.Errorf("history: read response: %w", err)
 	}
 	if res.StatusCode != http.StatusOK {
 		var p api.Problem
 		if json.Unmarshal(body, &p) == nil && p.Detail != "" {
-			return api.History{}, fmt.Errorf("history: %s: %s", res.Status, p.Detail)
+			return orders.History{}, fmt.Errorf("history: %s: %s", res.Status, p.Detail)
 		}
-		return api.History{}, fmt.Errorf("history: %s", res.Status)
+		return orders.History{}, fmt.Errorf("history: %s", res.Status)
 	}
-	var h api.History
+	var h orders.History
 	if err := json.Unmarshal(body, &h); err != nil {
-		return api.History{}, fmt.Errorf("history: decode response: %w", err)
+		return orders.History{}, fmt.Errorf("history: decode response: %w", err)
 	}
 	return h, nil
 }
 
 // printHistory prints one line per event: version, time, type, the data as
 // key=value pairs, and the request that caused it.
-func printHistory(w io.Writer, h api.History) error {
+func printHistory(w io.Writer, h orders.History) error {
 	fmt.Fprintf(w, "order %s: %d events\n\n", h.OrderID, len(h.Events))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERSION\tOCCURRED AT (UTC)\tTYPE\tDATA\tREQUEST ID")

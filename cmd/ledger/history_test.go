@@ -71,7 +71,7 @@ func TestHistoryFromDataDir(t *testing.T) {
 	}
 
 	code, stdout, _ = runWithEnv(t.Context(), nil, "history", "--json", "--data", dir, id)
-	var h api.History
+	var h orders.History
 	if code != 0 || json.Unmarshal([]byte(stdout), &h) != nil || len(h.Events) != 3 || h.Events[2].Type != order.TypeFailed {
 		t.Errorf("--json: exit %d\n%s", code, stdout)
 	}

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orderledger/orderledger/api"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/ledgertest"
@@ -176,7 +175,7 @@ func TestCrashUnderLoad(t *testing.T) {
 			if err != nil || r.status != http.StatusOK {
 				return false, fmt.Sprintf("history of %s: %v %s", id, err, r)
 			}
-			var h api.History
+			var h orders.History
 			if err := json.Unmarshal(r.body, &h); err != nil || len(h.Events) == 0 {
 				return false, fmt.Sprintf("history of %s: %s", id, r.body)
 			}
