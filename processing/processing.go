@@ -15,8 +15,10 @@
 //     call carries the idempotency key services.Key(orderID, step), so a step
 //     whose outcome was not recorded is repeated at the service without
 //     effect.
-//   - Every append carries the expected version; on *eventstore.ConflictError
-//     the processor reloads and decides again, never appending twice.
+//   - Every step is recorded through orders.Service.Update, the path the
+//     API's cancel takes too: the append carries the version the step was
+//     decided on, and on a conflict the state is reloaded and the step
+//     decided again, never appended twice.
 //   - Transient service failures are retried by redelivery (the queue's
 //     visibility timeout, or --retry-backoff on the embedded runtime). The
 //     attempt number is the message's ReceiveCount; a transient failure on
@@ -87,12 +89,9 @@ type Config struct {
 
 // Processor runs the saga. It is safe for concurrent use.
 type Processor struct {
-	store     eventstore.Store
-	codec     *orders.Codec
+	orders    *orders.Service
 	payment   services.Payment
 	inventory services.Inventory
-	clock     domain.Clock
-	ids       domain.IDSource
 	log       *slog.Logger
 }
 
@@ -106,17 +105,11 @@ func New(cfg Config) (*Processor, error) {
 	case cfg.Inventory == nil:
 		return nil, errors.New("processing: new: Inventory is required")
 	}
-	p := &Processor{store: cfg.Store, codec: cfg.Codec, payment: cfg.Payment, inventory: cfg.Inventory,
-		clock: cfg.Clock, ids: cfg.IDs, log: cfg.Logger}
-	if p.codec == nil {
-		p.codec = orders.NewCodec()
+	svc, err := orders.New(orders.Config{Store: cfg.Store, Codec: cfg.Codec, Clock: cfg.Clock, IDs: cfg.IDs})
+	if err != nil {
+		return nil, fmt.Errorf("processing: new: %w", err)
 	}
-	if p.clock == nil {
-		p.clock = domain.SystemClock
-	}
-	if p.ids == nil {
-		p.ids = domain.NewULIDSource(nil)
-	}
+	p := &Processor{orders: svc, payment: cfg.Payment, inventory: cfg.Inventory, log: cfg.Logger}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -146,58 +139,82 @@ func (p *Processor) Handle(ctx context.Context, msg messaging.Message) error {
 }
 
 // Process drives order orderID as far as it can go on this attempt
-// (1-based). It is Handle without the message decoding.
+// (1-based). It is Handle without the message decoding. Each step is one
+// orders.Service.Update: the step is performed and decided on the state
+// Update loaded, and recorded at that state's version.
 func (p *Processor) Process(ctx context.Context, orderID string, attempt int, meta eventstore.Metadata) error {
 	var charged *services.Charge // a charge made in this call, for the cancel race
 	rejectedAt := int64(-1)      // the version at which Decide last refused
 	for range maxDecisions {
-		o, err := p.load(ctx, orderID)
-		if err != nil {
-			return err
-		}
-		if !o.Exists() {
-			return fmt.Errorf("processing: order %s: %w", orderID, errors.Join(order.ErrNotFound, ErrPoison))
-		}
-		step := o.NextStep()
-		if step == order.StepNone {
-			if charged != nil && !o.Paid {
-				// The order was cancelled while we charged it: give the money back.
-				p.refundOrphan(ctx, o, *charged)
+		var step order.Step
+		st, err := p.orders.Update(ctx, orderID, meta, func(o order.Order) ([]order.Event, error) {
+			if !o.Exists() {
+				return nil, order.ErrNotFound
 			}
-			return nil
-		}
-		cmd, err := p.perform(ctx, o, step, attempt)
-		if err != nil {
-			return err
-		}
-		if rp, ok := cmd.(order.RecordPayment); ok {
-			charged = &services.Charge{PaymentID: rp.PaymentID, Amount: rp.Amount}
-		}
-		events, err := order.Decide(o, cmd)
-		if err != nil {
-			if rejectedAt == o.Version {
-				return &TransientError{Step: string(step), Err: fmt.Errorf("order %s: %w", orderID, err)}
+			step = o.NextStep()
+			if step == order.StepNone {
+				return nil, nil
+			}
+			cmd, err := p.perform(ctx, o, step, attempt)
+			if err != nil {
+				return nil, err
+			}
+			if rp, ok := cmd.(order.RecordPayment); ok {
+				charged = &services.Charge{PaymentID: rp.PaymentID, Amount: rp.Amount}
+			}
+			events, err := order.Decide(o, cmd)
+			if err != nil {
+				return nil, &rejection{version: o.Version, err: err}
+			}
+			return p.followUp(ctx, o, events, attempt), nil
+		})
+		var rej *rejection
+		switch {
+		case err == nil:
+		case errors.As(err, &rej):
+			if rejectedAt == rej.version {
+				return &TransientError{Step: string(step), Err: fmt.Errorf("order %s: %w", orderID, rej.err)}
 			}
 			// The state may have moved under us in a way the command no
 			// longer fits (e.g. the order was cancelled): reload and decide again.
-			rejectedAt = o.Version
-			p.log.WarnContext(ctx, "processing: decision rejected, reloading", "order_id", orderID, "step", step, "err", err)
+			rejectedAt = rej.version
+			p.log.WarnContext(ctx, "processing: decision rejected, reloading", "order_id", orderID, "step", step, "err", rej.err)
 			continue
-		}
-		if len(events) == 0 {
-			continue
-		}
-		events = p.followUp(ctx, o, events, attempt)
-		if err := p.append(ctx, o, meta, events); err != nil {
-			var conflict *eventstore.ConflictError
-			if errors.As(err, &conflict) {
-				continue // someone else wrote: reload and decide again
+		case errors.Is(err, order.ErrNotFound):
+			return fmt.Errorf("processing: order %s: %w", orderID, errors.Join(order.ErrNotFound, ErrPoison))
+		case errors.Is(err, orders.ErrCorrupt):
+			return fmt.Errorf("processing: order %s: %v: %w", orderID, err, ErrPoison)
+		case errors.Is(err, ErrPoison):
+			return err
+		default:
+			var te *TransientError
+			if errors.As(err, &te) {
+				return err
+			}
+			if step == "" {
+				return &TransientError{Step: "load", Err: err}
 			}
 			return &TransientError{Step: string(step), Err: err}
+		}
+		if step == order.StepNone {
+			if charged != nil && !st.Order.Paid {
+				// The order was cancelled while we charged it: give the money back.
+				p.refundOrphan(ctx, st.Order, *charged)
+			}
+			return nil
 		}
 	}
 	return &TransientError{Step: "decide", Err: fmt.Errorf("order %s: no progress after %d decisions", orderID, maxDecisions)}
 }
+
+// rejection is order.Decide refusing the command that recorded a step's
+// outcome, at the order's version.
+type rejection struct {
+	version int64
+	err     error
+}
+
+func (r *rejection) Error() string { return r.err.Error() }
 
 // followUp returns events followed by the decisions of the steps they lead
 // to that call no service (complete, fail), so that those are appended in the
@@ -307,34 +324,4 @@ func (p *Processor) refundOrphan(ctx context.Context, o order.Order, ch services
 	}
 	p.log.ErrorContext(ctx, "processing: could not refund a charge of a cancelled order", "order_id", o.ID,
 		"payment_id", ch.PaymentID, "amount", ch.Amount, "err", err)
-}
-
-func (p *Processor) load(ctx context.Context, orderID string) (order.Order, error) {
-	envs, err := p.store.Load(ctx, orderID, 1)
-	if err != nil {
-		return order.Order{}, &TransientError{Step: "load", Err: err}
-	}
-	evs, err := p.codec.DecodeAll(envs)
-	if err != nil {
-		return order.Order{}, fmt.Errorf("processing: order %s: %v: %w", orderID, err, ErrPoison)
-	}
-	return order.Fold(orderID, evs...), nil
-}
-
-func (p *Processor) append(ctx context.Context, o order.Order, meta eventstore.Metadata, events []order.Event) error {
-	now := p.clock()
-	envs := make([]eventstore.Event, len(events))
-	for i, e := range events {
-		env, err := p.codec.Encode(e, p.ids(now), now, meta)
-		if err != nil {
-			return err
-		}
-		env.StreamID = o.ID
-		envs[i] = env
-	}
-	_, err := p.store.Append(ctx, o.ID, o.Version, envs...)
-	if err != nil {
-		return fmt.Errorf("processing: append to %s: %w", o.ID, err)
-	}
-	return nil
 }
