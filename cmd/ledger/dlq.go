@@ -138,7 +138,10 @@ func runDLQRedrive(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("open event store: %w (is ledger serve running on this directory?)", err)
 	}
 	defer store.Close()
-	codec := orders.NewCodec()
+	svc, err := orders.New(orders.Config{Store: store})
+	if err != nil {
+		return err
+	}
 	msgs, err := br.DLQ.Peek(ctx, 0)
 	if err != nil {
 		return err
@@ -154,7 +157,7 @@ func runDLQRedrive(ctx context.Context, e *env, args []string) error {
 	for _, m := range msgs {
 		d := describe(m)
 		o := outcome{ID: m.ID, OrderID: d.OrderID}
-		switch st, err := orderStatus(ctx, store, codec, d); {
+		switch st, err := orderStatus(ctx, svc, d); {
 		case err != nil:
 			o.Action, o.Reason = "kept", err.Error()
 		case st.Terminal():
@@ -202,22 +205,18 @@ func runDLQRedrive(ctx context.Context, e *env, args []string) error {
 
 // orderStatus returns the status of the order a dead letter names, or an
 // error saying why it names none.
-func orderStatus(ctx context.Context, store eventstore.Store, codec *orders.Codec, d deadLetter) (order.Status, error) {
+func orderStatus(ctx context.Context, svc *orders.Service, d deadLetter) (order.Status, error) {
 	if d.EventType != order.TypePlaced {
 		return "", fmt.Errorf("not an OrderPlaced message")
 	}
 	if !domain.ValidULID(d.OrderID) {
 		return "", fmt.Errorf("invalid order ID %q", d.OrderID)
 	}
-	envs, err := store.Load(ctx, d.OrderID, 1)
+	st, err := svc.Load(ctx, d.OrderID)
 	if err != nil {
 		return "", err
 	}
-	evs, err := codec.DecodeAll(envs)
-	if err != nil {
-		return "", err
-	}
-	o := order.Fold(d.OrderID, evs...)
+	o := st.Order
 	if !o.Exists() {
 		return "", fmt.Errorf("unknown order")
 	}
