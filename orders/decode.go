@@ -1,28 +1,67 @@
 package orders
 
 import (
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 	"unsafe"
 
 	"github.com/orderledger/orderledger/domain/order"
-	"github.com/orderledger/orderledger/eventstore"
 )
 
-// Decode returns the domain event in env, exactly as codec.Decode does, but
-// several times faster for the bodies the codec itself writes: a flat JSON
-// object of known keys whose values are integers or strings without escapes,
-// at the type's current schema version. Anything else (older schema versions
-// to upcast, escapes, unknown or differently cased keys, null, floats) goes
-// to codec.Decode, so the result never differs. Rebuilds and projectors
-// decode every event once, here.
-func Decode(codec *Codec, env eventstore.Event) (order.Event, error) {
-	if env.SchemaVersion == codec.SchemaVersion(env.Type) {
-		if e, ok := decodeFlat(env.Type, env.Data); ok {
-			return e, nil
+// flatDecoder decodes one event type's flat body, or reports false.
+type flatDecoder func(data []byte) (order.Event, bool)
+
+// flatField is one field the fast decoder fills: the JSON key its struct
+// tag declares, and where and what the field is.
+type flatField struct {
+	key    string
+	offset uintptr
+	kind   reflect.Kind // reflect.String, reflect.Int or reflect.Int64
+}
+
+// flatDecoders returns the fast decoder of every event type in types whose
+// fields are all strings or integers with a plain JSON key. The keys are
+// read from the struct tags of package order, so they exist once; a type
+// the table below does not list, or that has another kind of field, always
+// takes encoding/json (TestDecodeFastPathAgrees fails for it).
+func flatDecoders(types []string) map[string]flatDecoder {
+	all := []flatDecoder{
+		flatFor[order.Placed](), flatFor[order.PaymentSucceeded](), flatFor[order.PaymentFailed](),
+		flatFor[order.InventoryReserved](), flatFor[order.InventoryReservationFailed](),
+		flatFor[order.PaymentRefunded](), flatFor[order.Completed](), flatFor[order.Failed](),
+		flatFor[order.Cancelled](),
+	}
+	out := map[string]flatDecoder{}
+	for _, d := range all {
+		if d == nil {
+			continue
+		}
+		// Decoding the empty object names the type without a second list.
+		if e, ok := d([]byte("{}")); ok && slices.Contains(types, e.EventType()) {
+			out[e.EventType()] = d
 		}
 	}
-	return codec.Decode(env)
+	return out
+}
+
+// flatFor returns the fast decoder of E, or nil when E has a field it
+// cannot fill.
+func flatFor[E order.Event]() flatDecoder {
+	t := reflect.TypeFor[E]()
+	var fields []flatField
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		k := f.Type.Kind()
+		if !f.IsExported() || key == "" || key == "-" || opts != "" || (k != reflect.String && k != reflect.Int && k != reflect.Int64) {
+			return nil
+		}
+		fields = append(fields, flatField{key: key, offset: f.Offset, kind: k})
+	}
+	return func(data []byte) (order.Event, bool) { return decodeFlat[E](fields, data) }
 }
 
 // flat scans a flat JSON object.
@@ -183,102 +222,42 @@ func (f *flat) end() bool {
 
 const maxInt = int64(^uint(0) >> 1)
 
-// decodeFlat decodes data for eventType, or reports false to leave it to
-// the codec.
-func decodeFlat(eventType string, data []byte) (order.Event, bool) {
+// decodeFlat decodes data as an E whose fields are described by fields, or
+// reports false to leave it to encoding/json: a key that is not exactly one
+// of E's (encoding/json would match it case-insensitively), or a value of
+// another kind than its field's. Fields are written through their offsets,
+// whose kinds flatFor checked.
+func decodeFlat[E order.Event](fields []flatField, data []byte) (order.Event, bool) {
 	if len(data) == 0 {
 		data = []byte("{}")
 	}
+	var e E
+	p := unsafe.Pointer(&e)
 	f := flat{b: data}
-	str := func(dst *string, s string, isNum bool) bool { *dst = s; return !isNum }
-	integer := func(dst *int, n int64, isNum bool) bool {
-		if !isNum || n > maxInt || n < -maxInt-1 {
-			return false
+	ok := f.fields(func(k, s string, n int64, isNum bool) bool {
+		for _, fd := range fields {
+			if fd.key != k {
+				continue
+			}
+			switch {
+			case fd.kind == reflect.String:
+				if isNum {
+					return false
+				}
+				*(*string)(unsafe.Add(p, fd.offset)) = s
+			case !isNum:
+				return false
+			case fd.kind == reflect.Int:
+				if n > maxInt || n < -maxInt-1 {
+					return false
+				}
+				*(*int)(unsafe.Add(p, fd.offset)) = int(n)
+			default:
+				*(*int64)(unsafe.Add(p, fd.offset)) = n
+			}
+			return true
 		}
-		*dst = int(n)
-		return true
-	}
-	switch eventType {
-	case order.TypePlaced:
-		var e order.Placed
-		ok := f.fields(func(k, s string, n int64, isNum bool) bool {
-			switch k {
-			case "customer_name":
-				return str(&e.CustomerName, s, isNum)
-			case "product_name":
-				return str(&e.ProductName, s, isNum)
-			case "quantity":
-				return integer(&e.Quantity, n, isNum)
-			}
-			return false
-		})
-		return e, ok
-	case order.TypePaymentSucceeded:
-		var e order.PaymentSucceeded
-		ok := f.fields(func(k, s string, n int64, isNum bool) bool {
-			switch k {
-			case "payment_id":
-				return str(&e.PaymentID, s, isNum)
-			case "amount":
-				e.Amount = n
-				return isNum
-			}
-			return false
-		})
-		return e, ok
-	case order.TypePaymentFailed:
-		var e order.PaymentFailed
-		ok := f.fields(func(k, s string, _ int64, isNum bool) bool {
-			return k == "reason" && str(&e.Reason, s, isNum)
-		})
-		return e, ok
-	case order.TypeInventoryReserved:
-		var e order.InventoryReserved
-		ok := f.fields(func(k, s string, _ int64, isNum bool) bool {
-			return k == "reservation_id" && str(&e.ReservationID, s, isNum)
-		})
-		return e, ok
-	case order.TypeInventoryReservationFailed:
-		var e order.InventoryReservationFailed
-		ok := f.fields(func(k, s string, _ int64, isNum bool) bool {
-			return k == "reason" && str(&e.Reason, s, isNum)
-		})
-		return e, ok
-	case order.TypePaymentRefunded:
-		var e order.PaymentRefunded
-		ok := f.fields(func(k, s string, _ int64, isNum bool) bool {
-			switch k {
-			case "payment_id":
-				return str(&e.PaymentID, s, isNum)
-			case "reason":
-				return str(&e.Reason, s, isNum)
-			}
-			return false
-		})
-		return e, ok
-	case order.TypeCompleted:
-		ok := f.fields(func(string, string, int64, bool) bool { return false })
-		return order.Completed{}, ok
-	case order.TypeFailed:
-		var e order.Failed
-		ok := f.fields(func(k, s string, n int64, isNum bool) bool {
-			switch k {
-			case "reason":
-				return str(&e.Reason, s, isNum)
-			case "step":
-				return str(&e.Step, s, isNum)
-			case "attempts":
-				return integer(&e.Attempts, n, isNum)
-			}
-			return false
-		})
-		return e, ok
-	case order.TypeCancelled:
-		var e order.Cancelled
-		ok := f.fields(func(k, s string, _ int64, isNum bool) bool {
-			return k == "reason" && str(&e.Reason, s, isNum)
-		})
-		return e, ok
-	}
-	return nil, false
+		return false
+	})
+	return e, ok
 }

@@ -88,7 +88,7 @@ func (v View) Apply(env eventstore.Event, e order.Event) View {
 
 // ApplyEnvelope decodes env with codec and applies it to v.
 func (v View) ApplyEnvelope(codec *orders.Codec, env eventstore.Event) (View, error) {
-	e, err := orders.Decode(codec, env)
+	e, err := codec.Decode(env)
 	if err != nil {
 		return v, fmt.Errorf("projections: apply %s v%d: %w", env.StreamID, env.Version, err)
 	}

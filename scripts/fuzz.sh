@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Go fuzz target in the module for FUZZTIME each (default 5s).
 # Fuzz longer with e.g.: FUZZTIME=10m scripts/fuzz.sh, or one target with
-#   go test -run '^$' -fuzz '^FuzzCodecDecode$' -fuzztime 10m ./eventstore/
+#   go test -run '^$' -fuzz '^FuzzCodecDecode$' -fuzztime 10m ./orders/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME="${FUZZTIME:-5s}"

@@ -401,7 +401,7 @@ func decodePage(codec *orders.Codec, envs []eventstore.Event, evs []order.Event)
 	}
 	evs = evs[:len(envs)]
 	for i := range envs {
-		e, err := orders.Decode(codec, envs[i])
+		e, err := codec.Decode(envs[i])
 		if err != nil {
 			return nil, fmt.Errorf("projections/pebbleviews: rebuild: event at position %d: %w", envs[i].Position, err)
 		}
