@@ -42,12 +42,6 @@ type Views interface {
 
 var _ Views = projections.ReadModel(nil)
 
-// Listing limits of GET /orders.
-const (
-	DefaultLimit = 20
-	MaxLimit     = 100
-)
-
 // Check is one readiness check.
 type Check struct {
 	Name   string `json:"name"`

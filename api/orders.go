@@ -159,22 +159,28 @@ func (s *server) orderEvents(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) listOrders(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	lq := projections.ListQuery{Status: order.Status(q.Get("status")), Customer: q.Get("customer"), Cursor: q.Get("cursor"), Limit: DefaultLimit}
-	if lq.Status != "" && !lq.Status.Valid() {
-		s.writeError(w, r, malformed("status", "must be one of Pending, Completed, Failed, Cancelled"))
-		return
-	}
-	if len(lq.Customer) > 4*order.MaxNameLength {
-		s.writeError(w, r, malformed("customer", "is too long"))
-		return
-	}
+	lq := projections.ListQuery{Status: order.Status(q.Get("status")), Customer: q.Get("customer"), Cursor: q.Get("cursor")}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxLimit {
-			s.writeError(w, r, malformed("limit", "must be an integer from 1 to %d", MaxLimit))
+		if err != nil || n < 1 {
+			s.writeError(w, r, malformed("limit", "must be an integer from 1 to %d", projections.MaxLimit))
 			return
 		}
 		lq.Limit = n
+	}
+	// The read model's own rules, checked here so that a bad parameter is
+	// a malformed request (400) rather than an invalid order (422).
+	lq, err := lq.Validate()
+	var de *domain.Error
+	if errors.As(err, &de) {
+		bad := &domain.Error{Code: codeMalformed, Message: "the query parameters are invalid: see errors", Fields: de.Fields}
+		for f, msg := range de.Fields {
+			if len(de.Fields) == 1 {
+				bad = malformed(f, "%s", msg)
+			}
+		}
+		s.writeError(w, r, bad)
+		return
 	}
 	page, err := s.Views.List(r.Context(), lq)
 	if err != nil {

@@ -30,10 +30,10 @@ type ReadModel interface {
 	Counts(ctx context.Context) (map[order.Status]int64, error)
 }
 
-// Page sizes for List.
+// Page sizes for List, and for GET /orders, which passes its limit on.
 const (
-	DefaultLimit = 50
-	MaxLimit     = 1000
+	DefaultLimit = 20
+	MaxLimit     = 100
 )
 
 // ListQuery filters and pages List. Empty filters match everything.
@@ -56,7 +56,7 @@ func (q ListQuery) Validate() (ListQuery, error) {
 		bad["status"] = fmt.Sprintf("must be one of %s", statusList())
 	}
 	if q.Limit < 0 || q.Limit > MaxLimit {
-		bad["limit"] = fmt.Sprintf("must be between 1 and %d", MaxLimit)
+		bad["limit"] = fmt.Sprintf("must be an integer from 1 to %d", MaxLimit)
 	}
 	if len(q.Customer) > 4*order.MaxNameLength {
 		bad["customer"] = "is too long"
