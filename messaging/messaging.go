@@ -25,7 +25,7 @@ import (
 )
 
 // Attribute names set on every published message, used by subscription
-// filters (values from package resources, repeated here for consumers).
+// filters (the SNS filter policy and the Terraform checks read them here).
 const (
 	// AttrEventType carries the event type, e.g. "OrderPlaced".
 	AttrEventType = "event_type"
@@ -36,7 +36,10 @@ const (
 )
 
 // MaxReceiveCount is how many times a queue delivers a message before the
-// next receive moves it to the dead-letter queue (the redrive policy).
+// next receive moves it to the dead-letter queue (the redrive policy; the
+// seed's "3 attempts"). The embedded queues, the SQS redrive policy that
+// `ledger aws bootstrap` and Terraform create, and the saga's attempt
+// budget all use it.
 const MaxReceiveCount = 3
 
 // Message is one message received from a queue.

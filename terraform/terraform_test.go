@@ -16,6 +16,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/orderledger/orderledger/internal/resources"
+	"github.com/orderledger/orderledger/messaging"
 )
 
 // devConfig is the dev environment and each module evaluated with the inputs
@@ -236,8 +237,8 @@ func TestMessaging(t *testing.T) {
 	if !ok {
 		t.Fatal("processing.redrive_policy must be jsonencode({...})")
 	}
-	if got := wantNumber(t, "redrive_policy.maxReceiveCount", redrive.GetAttr("maxReceiveCount")); got != resources.MaxReceiveCount {
-		t.Errorf("redrive_policy.maxReceiveCount = %d, want %d", got, resources.MaxReceiveCount)
+	if got := wantNumber(t, "redrive_policy.maxReceiveCount", redrive.GetAttr("maxReceiveCount")); got != messaging.MaxReceiveCount {
+		t.Errorf("redrive_policy.maxReceiveCount = %d, want %d", got, messaging.MaxReceiveCount)
 	}
 	if !references(processing.Body.Attributes["redrive_policy"].Expr, "aws_sqs_queue.dlq.arn") {
 		t.Error("redrive_policy.deadLetterTargetArn must be aws_sqs_queue.dlq.arn")
@@ -307,8 +308,8 @@ func TestMessaging(t *testing.T) {
 	if !ok || !filter.Type().IsObjectType() {
 		t.Fatal("subscription.filter_policy must be jsonencode({...})")
 	}
-	if attrs := sortedKeys(filter.Type().AttributeTypes()); !slices.Equal(attrs, []string{resources.EventTypeAttribute}) {
-		t.Errorf("filter policy filters on %v, want [%s]", attrs, resources.EventTypeAttribute)
+	if attrs := sortedKeys(filter.Type().AttributeTypes()); !slices.Equal(attrs, []string{messaging.AttrEventType}) {
+		t.Errorf("filter policy filters on %v, want [%s]", attrs, messaging.AttrEventType)
 	}
 	wantString(t, "subscription.filter_policy_scope", e.attr(t, sub, "filter_policy_scope", nil), "MessageAttributes")
 }

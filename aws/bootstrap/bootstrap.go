@@ -27,6 +27,7 @@ import (
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/internal/awsconfig"
 	"github.com/orderledger/orderledger/internal/resources"
+	"github.com/orderledger/orderledger/messaging"
 )
 
 // Report says what Bootstrap did and where things are.
@@ -56,7 +57,7 @@ func (r *Report) note(created bool, name string) {
 // ProcessingFilterPolicy is the filter policy of the processing queue's
 // subscription to the events topic: only placed orders start the saga.
 func ProcessingFilterPolicy() string {
-	b, _ := json.Marshal(map[string][]string{resources.EventTypeAttribute: {order.TypePlaced}})
+	b, _ := json.Marshal(map[string][]string{messaging.AttrEventType: {order.TypePlaced}})
 	return string(b)
 }
 
@@ -82,7 +83,7 @@ func Bootstrap(ctx context.Context, c awsconfig.Clients, n resources.Names) (Rep
 	}
 	redrive, _ := json.Marshal(map[string]string{
 		"deadLetterTargetArn": r.DeadLetterQueueARN,
-		"maxReceiveCount":     strconv.Itoa(resources.MaxReceiveCount),
+		"maxReceiveCount":     strconv.Itoa(messaging.MaxReceiveCount),
 	})
 	if r.ProcessingQueueURL, r.ProcessingQueueARN, err = queue(ctx, c.SQS, n.ProcessingQueue, map[string]string{
 		string(qtypes.QueueAttributeNameVisibilityTimeout): strconv.Itoa(int(resources.VisibilityTimeout.Seconds())),

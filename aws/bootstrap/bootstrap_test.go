@@ -17,6 +17,7 @@ import (
 	"github.com/orderledger/orderledger/aws/bootstrap"
 	"github.com/orderledger/orderledger/internal/awstest"
 	"github.com/orderledger/orderledger/internal/resources"
+	"github.com/orderledger/orderledger/messaging"
 )
 
 func TestBootstrapCreatesEverythingOnceWithTheSharedSettings(t *testing.T) {
@@ -134,7 +135,7 @@ func TestPlacedOrdersReachTheProcessingQueueAndPoisonGoesToTheDLQAfterThreeRecei
 		if _, err := c.SNS.Publish(ctx, &sns.PublishInput{
 			TopicArn: aws.String(r.EventsTopicARN), Message: aws.String(body),
 			MessageAttributes: map[string]stypes.MessageAttributeValue{
-				resources.EventTypeAttribute: {DataType: aws.String("String"), StringValue: aws.String(eventType)},
+				messaging.AttrEventType: {DataType: aws.String("String"), StringValue: aws.String(eventType)},
 			},
 		}); err != nil {
 			t.Fatal(err)
@@ -161,17 +162,17 @@ func TestPlacedOrdersReachTheProcessingQueueAndPoisonGoesToTheDLQAfterThreeRecei
 		}
 		return out.Messages
 	}
-	for i := 1; i <= resources.MaxReceiveCount; i++ {
+	for i := 1; i <= messaging.MaxReceiveCount; i++ {
 		msgs := receive(r.ProcessingQueueURL)
 		if len(msgs) != 1 || aws.ToString(msgs[0].Body) != `{"raw":"body"}` {
 			t.Fatalf("receive %d: %d messages %+v, want the raw OrderPlaced body only", i, len(msgs), msgs)
 		}
-		if a := msgs[0].MessageAttributes[resources.EventTypeAttribute]; aws.ToString(a.StringValue) != "OrderPlaced" {
+		if a := msgs[0].MessageAttributes[messaging.AttrEventType]; aws.ToString(a.StringValue) != "OrderPlaced" {
 			t.Fatalf("event_type attribute = %+v", a)
 		}
 	}
 	if msgs := receive(r.ProcessingQueueURL); len(msgs) != 0 {
-		t.Fatalf("receive %d: got %d messages, want the message moved to the DLQ", resources.MaxReceiveCount+1, len(msgs))
+		t.Fatalf("receive %d: got %d messages, want the message moved to the DLQ", messaging.MaxReceiveCount+1, len(msgs))
 	}
 	if msgs := receive(r.DeadLetterQueueURL); len(msgs) != 1 || aws.ToString(msgs[0].Body) != `{"raw":"body"}` {
 		t.Fatalf("DLQ holds %+v, want the poison message", msgs)

@@ -1,5 +1,7 @@
 // Package resources is the single source of truth for the names and settings
-// of the AWS resources orderledger uses. The Go adapters, `ledger aws
+// of the AWS resources orderledger uses (the queue semantics both backends
+// share, the redrive count and the message attribute names, are package
+// messaging's). The Go adapters, `ledger aws
 // bootstrap` and the Terraform checks all read them from here, so the code and
 // the infrastructure cannot drift apart.
 package resources
@@ -12,9 +14,6 @@ const DefaultEnv = "dev"
 
 // Settings shared by the code and Terraform.
 const (
-	// MaxReceiveCount is how many times SQS delivers a processing message
-	// before moving it to the dead-letter queue (the seed's "3 attempts").
-	MaxReceiveCount = 3
 	// StreamViewType is the DynamoDB Streams view the projector and publisher read.
 	StreamViewType = "NEW_IMAGE"
 	// StatusIndex is the read table's global secondary index for listing by status.
@@ -28,11 +27,6 @@ const (
 	// VisibilityTimeout is the processing queue's visibility timeout: 6x the
 	// processor timeout, as AWS recommends for Lambda event sources.
 	VisibilityTimeout = 6 * ProcessorTimeout
-	// EventTypeAttribute is the message attribute that carries the event type
-	// on every published message, used by subscription filter policies.
-	EventTypeAttribute = "event_type"
-	// OrderIDAttribute is the message attribute that carries the order ID.
-	OrderIDAttribute = "order_id"
 )
 
 // Names are the names of one environment's resources.
