@@ -70,8 +70,8 @@ func (c *Codec) Encode(e order.Event, eventID string, at time.Time, meta eventst
 //
 // The bodies the codec itself writes (a flat JSON object of the type's
 // keys, integers and strings without escapes, at the current schema
-// version) are decoded by a scanner several times faster than
-// encoding/json; anything else (older schema versions to upcast, escapes,
+// version) are decoded by a scanner much faster than encoding/json
+// (BenchmarkDecode; figures in BENCHMARKS.md); anything else (older schema versions to upcast, escapes,
 // unknown or differently cased keys, null, floats) goes to encoding/json,
 // so the result never differs. Rebuilds and projectors decode every event
 // once, here.
