@@ -116,8 +116,8 @@ func orDash(s string) string {
 }
 
 // runDLQRedrive moves every dead letter whose order exists and is not
-// finished back to the processing queue, drops those whose order is
-// terminal, and keeps (and reports) those that name no order: resending
+// settled (still pending, or ended with a refund owed) back to the
+// processing queue, drops those whose order is settled, and keeps (and reports) those that name no order: resending
 // them would only dead-letter them again.
 func runDLQRedrive(ctx context.Context, e *env, args []string) error {
 	var dryRun bool
@@ -157,13 +157,15 @@ func runDLQRedrive(ctx context.Context, e *env, args []string) error {
 	for _, m := range msgs {
 		d := describe(m)
 		o := outcome{ID: m.ID, OrderID: d.OrderID}
-		switch st, err := orderStatus(ctx, svc, d); {
+		switch ord, err := deadLetterOrder(ctx, svc, d); {
 		case err != nil:
 			o.Action, o.Reason = "kept", err.Error()
-		case st.Terminal():
-			o.Action, o.Reason = "dropped", "order is already "+string(st)
+		case ord.Settled():
+			o.Action, o.Reason = "dropped", "order is already "+string(ord.Status)
+		case ord.Status.Terminal():
+			o.Action, o.Reason = "redriven", "order is "+string(ord.Status)+" but its "+string(ord.NextStep())+" is owed"
 		default:
-			o.Action, o.Reason = "redriven", "order is "+string(st)
+			o.Action, o.Reason = "redriven", "order is "+string(ord.Status)
 		}
 		if !dryRun {
 			switch o.Action {
@@ -203,22 +205,22 @@ func runDLQRedrive(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// orderStatus returns the status of the order a dead letter names, or an
-// error saying why it names none.
-func orderStatus(ctx context.Context, svc *orders.Service, d deadLetter) (order.Status, error) {
+// deadLetterOrder returns the order a dead letter names, or an error
+// saying why it names none.
+func deadLetterOrder(ctx context.Context, svc *orders.Service, d deadLetter) (order.Order, error) {
 	if d.EventType != order.TypePlaced {
-		return "", fmt.Errorf("not an OrderPlaced message")
+		return order.Order{}, fmt.Errorf("not an OrderPlaced message")
 	}
 	if !domain.ValidULID(d.OrderID) {
-		return "", fmt.Errorf("invalid order ID %q", d.OrderID)
+		return order.Order{}, fmt.Errorf("invalid order ID %q", d.OrderID)
 	}
 	st, err := svc.Load(ctx, d.OrderID)
 	if err != nil {
-		return "", err
+		return order.Order{}, err
 	}
 	o := st.Order
 	if !o.Exists() {
-		return "", fmt.Errorf("unknown order")
+		return order.Order{}, fmt.Errorf("unknown order")
 	}
-	return o.Status, nil
+	return o, nil
 }

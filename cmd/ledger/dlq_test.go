@@ -61,13 +61,16 @@ func TestDLQListAndRedrive(t *testing.T) {
 	placed := order.Placed{CustomerName: "Ada", ProductName: "widget", Quantity: 1}
 	finished := appendOrder(placed, order.Cancelled{Reason: "changed mind"})
 	pending := appendOrder(placed)
+	// Cancelled while it was being charged: the late charge is recorded,
+	// its refund is still owed, so the order is not settled.
+	owed := appendOrder(placed, order.Cancelled{}, order.PaymentSucceeded{PaymentID: "pay-1", Amount: 1000})
 	store.Close()
 
 	br, err := pipeline.OpenBroker(filepath.Join(dir, "queue"), 0, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, env := range []eventstore.Event{finished, pending} {
+	for _, env := range []eventstore.Event{finished, pending, owed} {
 		body, _ := json.Marshal(env)
 		if _, err := br.DLQ.Send(ctx, body, map[string]string{"event_type": env.Type, "order_id": env.StreamID}); err != nil {
 			t.Fatal(err)
@@ -79,15 +82,15 @@ func TestDLQListAndRedrive(t *testing.T) {
 	br.Close()
 
 	code, out, stderr := runCmd(ctx, "dlq", "list", "--data", dir)
-	if code != 0 || !strings.Contains(out, "3 dead letter(s)") || !strings.Contains(out, pending.StreamID) {
+	if code != 0 || !strings.Contains(out, "4 dead letter(s)") || !strings.Contains(out, pending.StreamID) {
 		t.Fatalf("dlq list = %d %q %q", code, out, stderr)
 	}
 	code, out, stderr = runCmd(ctx, "dlq", "redrive", "--data", dir, "--dry-run")
-	if code != 0 || !strings.Contains(out, "dry run: 1 redriven, 1 dropped (order finished), 1 kept (no such order)") {
+	if code != 0 || !strings.Contains(out, "dry run: 2 redriven, 1 dropped (order finished), 1 kept (no such order)") || !strings.Contains(out, "Cancelled but its refund is owed") {
 		t.Fatalf("dlq redrive --dry-run = %d %q %q", code, out, stderr)
 	}
 	code, out, stderr = runCmd(ctx, "dlq", "redrive", "--data", dir)
-	if code != 0 || !strings.Contains(out, "1 redriven, 1 dropped (order finished), 1 kept (no such order)") {
+	if code != 0 || !strings.Contains(out, "2 redriven, 1 dropped (order finished), 1 kept (no such order)") {
 		t.Fatalf("dlq redrive = %d %q %q", code, out, stderr)
 	}
 
@@ -101,8 +104,12 @@ func TestDLQListAndRedrive(t *testing.T) {
 		t.Fatalf("DLQ after redrive holds %d messages, want only the garbage one", len(left))
 	}
 	msgs, err := br.Processing.Receive(ctx, 10, 0)
-	if err != nil || len(msgs) != 1 || msgs[0].Attributes["order_id"] != pending.StreamID || msgs[0].ReceiveCount != 1 {
-		t.Fatalf("processing queue after redrive = %+v %v, want the pending order's message, fresh", msgs, err)
+	redriven := map[string]bool{}
+	for _, m := range msgs {
+		redriven[m.Attributes["order_id"]] = m.ReceiveCount == 1
+	}
+	if err != nil || len(msgs) != 2 || !redriven[pending.StreamID] || !redriven[owed.StreamID] {
+		t.Fatalf("processing queue after redrive = %+v %v, want the pending order's and the owed refund's messages, fresh", msgs, err)
 	}
 }
 

@@ -134,7 +134,7 @@ func Decide(o Order, cmd Command) ([]Event, error) {
 		}
 	}
 	if o.Status.Terminal() {
-		return nil, ErrTerminal
+		return decideAfterEnd(o, cmd)
 	}
 	switch c := cmd.(type) {
 	case RecordPayment:
@@ -201,6 +201,37 @@ func Decide(o Order, cmd Command) ([]Event, error) {
 		return []Event{Failed{Reason: c.Reason, Step: c.Step, Attempts: c.Attempts}}, nil
 	}
 	return nil, domain.Errorf(domain.Invalid, "order: unknown command %T", cmd)
+}
+
+// decideAfterEnd decides a command on a terminal order. Nothing about the
+// order changes any more, but money still can: a charge that the payment
+// service made while the order was being cancelled (or failed by another
+// delivery) is a fact, recorded as a late PaymentSucceeded on the ended
+// order, and then its refund, so that every cent that moved is in the
+// history. A completed order was paid by definition and takes neither.
+func decideAfterEnd(o Order, cmd Command) ([]Event, error) {
+	if o.Status == StatusCompleted {
+		return nil, ErrTerminal
+	}
+	switch c := cmd.(type) {
+	case RecordPayment:
+		switch {
+		case o.Paid && o.PaymentID == c.PaymentID:
+			return nil, nil // the same late charge again: a redelivery
+		case o.Paid:
+			return nil, ErrAlreadyPaid
+		}
+		return []Event{PaymentSucceeded{PaymentID: c.PaymentID, Amount: c.Amount}}, nil
+	case RecordRefund:
+		switch {
+		case o.Refunded:
+			return nil, nil
+		case !o.Paid:
+			return nil, ErrNotPaid
+		}
+		return []Event{PaymentRefunded{PaymentID: o.PaymentID, Reason: c.Reason}}, nil
+	}
+	return nil, ErrTerminal
 }
 
 func place(p Place) ([]Event, error) {

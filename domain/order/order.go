@@ -102,6 +102,11 @@ func Fold(id string, events ...Event) Order {
 	return o
 }
 
+// Settled reports whether the order has ended and owes nothing: it is
+// terminal and the saga has no step left (a late charge on a cancelled or
+// failed order is refunded first).
+func (o Order) Settled() bool { return o.Status.Terminal() && o.NextStep() == StepNone }
+
 // Step is what the processing saga must do next for an order.
 type Step string
 
@@ -110,7 +115,7 @@ const (
 	StepNone     Step = ""          // nothing: the order is terminal or does not exist
 	StepCharge   Step = "payment"   // charge the payment service
 	StepReserve  Step = "inventory" // reserve stock
-	StepRefund   Step = "refund"    // compensate: refund the charge, then fail
+	StepRefund   Step = "refund"    // compensate: refund the charge (then fail, unless the order already ended)
 	StepFail     Step = "fail"      // record the failure (a step failed, nothing to compensate)
 	StepComplete Step = "complete"  // record completion
 )
@@ -120,7 +125,12 @@ const (
 // recorded is never repeated.
 func (o Order) NextStep() Step {
 	switch {
-	case !o.Exists() || o.Status.Terminal():
+	case !o.Exists():
+		return StepNone
+	case o.Status.Terminal():
+		if o.Status != StatusCompleted && o.Paid && !o.Refunded {
+			return StepRefund // a late charge on an ended order: give it back
+		}
 		return StepNone
 	case o.PaymentFailed:
 		return StepFail

@@ -21,16 +21,17 @@ type scenario struct {
 }
 
 var (
-	placed    = order.Placed{CustomerName: "Test Customer", ProductName: "Test Product", Quantity: 1}
-	paid      = order.PaymentSucceeded{PaymentID: "pay-1", Amount: 1999}
-	declined  = order.PaymentFailed{Reason: "card declined"}
-	failedPay = order.Failed{Reason: "card declined", Step: "payment", Attempts: 1}
-	reserved  = order.InventoryReserved{ReservationID: "res-1"}
-	noStock   = order.InventoryReservationFailed{Reason: "out of stock"}
-	refunded  = order.PaymentRefunded{PaymentID: "pay-1", Reason: "out of stock"}
-	completed = order.Completed{}
-	failedInv = order.Failed{Reason: "out of stock", Step: "inventory", Attempts: 1}
-	cancelled = order.Cancelled{Reason: "changed my mind"}
+	placed     = order.Placed{CustomerName: "Test Customer", ProductName: "Test Product", Quantity: 1}
+	paid       = order.PaymentSucceeded{PaymentID: "pay-1", Amount: 1999}
+	declined   = order.PaymentFailed{Reason: "card declined"}
+	failedPay  = order.Failed{Reason: "card declined", Step: "payment", Attempts: 1}
+	reserved   = order.InventoryReserved{ReservationID: "res-1"}
+	noStock    = order.InventoryReservationFailed{Reason: "out of stock"}
+	refunded   = order.PaymentRefunded{PaymentID: "pay-1", Reason: "out of stock"}
+	completed  = order.Completed{}
+	failedInv  = order.Failed{Reason: "out of stock", Step: "inventory", Attempts: 1}
+	cancelled  = order.Cancelled{Reason: "changed my mind"}
+	lateRefund = order.PaymentRefunded{PaymentID: "pay-1", Reason: "order cancelled during payment"}
 )
 
 func run(t *testing.T, cases []scenario) {
@@ -114,7 +115,18 @@ func TestIllegalTransitions(t *testing.T) {
 			order.RecordReservation{ReservationID: "res-2"}, order.RecordReservationFailure{Reason: "x"},
 			order.RecordRefund{Reason: "x"},
 		} {
-			cases = append(cases, scenario{name: name + "/" + reflect.TypeOf(cmd).Name(), given: given, when: cmd, err: order.ErrTerminal})
+			want := error(order.ErrTerminal)
+			switch cmd.(type) {
+			case order.RecordPayment:
+				if name != "completed" {
+					continue // a late charge is recorded: TestMoneyAfterTheEnd
+				}
+			case order.RecordRefund:
+				if name != "completed" {
+					want = order.ErrNotPaid // nothing was charged to give back
+				}
+			}
+			cases = append(cases, scenario{name: name + "/" + reflect.TypeOf(cmd).Name(), given: given, when: cmd, err: want})
 		}
 	}
 	cases = append(cases,
@@ -206,9 +218,15 @@ func TestApplyAndNextStep(t *testing.T) {
 		{"completed", []order.Event{placed, paid, reserved, completed}, order.StatusCompleted, order.StepNone},
 		{"failed", []order.Event{placed, paid, noStock, refunded, failedInv}, order.StatusFailed, order.StepNone},
 		{"cancelled", []order.Event{placed, cancelled}, order.StatusCancelled, order.StepNone},
+		{"charged after cancel", []order.Event{placed, cancelled, paid}, order.StatusCancelled, order.StepRefund},
+		{"refunded after cancel", []order.Event{placed, cancelled, paid, lateRefund}, order.StatusCancelled, order.StepNone},
+		{"charged after failure", []order.Event{placed, declined, failedPay, paid}, order.StatusFailed, order.StepRefund},
 	}
 	for _, c := range cases {
 		o := order.Fold("id", c.events...)
+		if settled := c.status.Terminal() && c.next == order.StepNone; o.Settled() != settled {
+			t.Errorf("%s: Settled = %v, want %v", c.name, o.Settled(), settled)
+		}
 		if o.Status != c.status || o.NextStep() != c.next || o.Version != int64(len(c.events)) {
 			t.Errorf("%s: status %q next %q version %d, want %q %q %d", c.name, o.Status, o.NextStep(), o.Version, c.status, c.next, len(c.events))
 		}
@@ -265,5 +283,28 @@ func TestCancelReasonLength(t *testing.T) {
 	evs, err := order.Decide(order.Fold("01J0000000000000000000000A", placed), ok)
 	if err != nil || len(evs) != 1 || evs[0].(order.Cancelled).Reason != strings.Repeat("é", order.MaxCancelReason) {
 		t.Fatalf("Decide(500 characters) = %v, %v; want the order cancelled with the trimmed reason", evs, err)
+	}
+}
+
+// TestMoneyAfterTheEnd: a charge that lands on an order already cancelled
+// (or failed by another delivery) is recorded, and so is its refund; the
+// order's status does not change, and a completed order takes neither.
+func TestMoneyAfterTheEnd(t *testing.T) {
+	t.Parallel()
+	refund := order.RecordRefund{Reason: "order cancelled during payment"}
+	run(t, []scenario{
+		{name: "late charge on a cancelled order", given: []order.Event{placed, cancelled}, when: order.RecordPayment{PaymentID: "pay-1", Amount: 1999}, then: []order.Event{paid}},
+		{name: "late charge on a failed order", given: []order.Event{placed, declined, failedPay}, when: order.RecordPayment{PaymentID: "pay-1", Amount: 1999}, then: []order.Event{paid}},
+		{name: "the same late charge again", given: []order.Event{placed, cancelled, paid}, when: order.RecordPayment{PaymentID: "pay-1", Amount: 1999}},
+		{name: "a second late charge", given: []order.Event{placed, cancelled, paid}, when: order.RecordPayment{PaymentID: "pay-2", Amount: 1}, err: order.ErrAlreadyPaid},
+		{name: "refund of a late charge", given: []order.Event{placed, cancelled, paid}, when: refund, then: []order.Event{lateRefund}},
+		{name: "refund of a late charge again", given: []order.Event{placed, cancelled, paid, lateRefund}, when: refund},
+		{name: "no refund without a charge", given: []order.Event{placed, cancelled}, when: refund, err: order.ErrNotPaid},
+		{name: "a completed order takes no late charge", given: []order.Event{placed, paid, reserved, completed}, when: order.RecordPayment{PaymentID: "pay-1", Amount: 1999}, err: order.ErrTerminal},
+		{name: "a cancelled order with a charge stays cancelled", given: []order.Event{placed, cancelled, paid}, when: order.Cancel{}},
+	})
+	o := order.Fold("id", placed, cancelled, paid, lateRefund)
+	if o.Status != order.StatusCancelled || !o.Paid || !o.Refunded {
+		t.Fatalf("state after a late charge and its refund = %+v, want Cancelled, paid and refunded", o)
 	}
 }

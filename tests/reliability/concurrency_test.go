@@ -227,7 +227,7 @@ func TestManyWritersManyOrders(t *testing.T) {
 	waitFor(t, "every order to finish", func() (bool, string) {
 		for _, id := range ids {
 			evs, err := s.store.Load(context.Background(), id, 1)
-			if err != nil || len(evs) == 0 || !order.IsTerminal(evs[len(evs)-1].Type) {
+			if _, done := settled(s.codec, evs); err != nil || !done {
 				return false, "order " + id + " not finished"
 			}
 		}

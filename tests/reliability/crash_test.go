@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/ledgertest"
 	"github.com/orderledger/orderledger/messaging/pebblequeue"
@@ -166,6 +167,7 @@ func TestCrashUnderLoad(t *testing.T) {
 		}
 	}
 	terminal := map[string]string{} // order ID -> terminal event ID
+	codec := orders.NewCodec()
 	finished := func() (bool, string) {
 		for id := range l.accepted {
 			if _, ok := terminal[id]; ok {
@@ -179,11 +181,16 @@ func TestCrashUnderLoad(t *testing.T) {
 			if err := json.Unmarshal(r.body, &h); err != nil || len(h.Events) == 0 {
 				return false, fmt.Sprintf("history of %s: %s", id, r.body)
 			}
-			last := h.Events[len(h.Events)-1]
-			if !order.IsTerminal(last.Type) {
-				return false, fmt.Sprintf("order %s is at %s", id, last.Type)
+			envs := make([]eventstore.Event, len(h.Events))
+			for i, e := range h.Events {
+				envs[i] = eventstore.Event{EventID: e.EventID, StreamID: id, Version: e.Version, Type: e.Type,
+					SchemaVersion: codec.SchemaVersion(e.Type), Data: e.Data}
 			}
-			terminal[id] = last.EventID
+			end, done := settled(codec, envs)
+			if !done {
+				return false, fmt.Sprintf("order %s is at %s", id, h.Events[len(h.Events)-1].Type)
+			}
+			terminal[id] = end.EventID
 		}
 		rc.mu.Lock()
 		defer rc.mu.Unlock()

@@ -42,7 +42,7 @@ func waitTerminal(t *testing.T, s *stack, ids []string) {
 	waitFor(t, "every order to finish", func() (bool, string) {
 		for _, id := range ids {
 			evs, err := s.store.Load(context.Background(), id, 1)
-			if err != nil || len(evs) == 0 || !order.IsTerminal(evs[len(evs)-1].Type) {
+			if _, done := settled(s.codec, evs); err != nil || !done {
 				return false, fmt.Sprintf("order %s: %d events, err %v", id, len(evs), err)
 			}
 		}
@@ -466,8 +466,8 @@ func TestCrashDuringLastAttemptStrandsNoOrder(t *testing.T) {
 			return true, "dead-lettered"
 		}
 		evs, err := s.store.Load(ctx, id, 1)
-		if err == nil && order.IsTerminal(evs[len(evs)-1].Type) {
-			return true, evs[len(evs)-1].Type
+		if end, done := settled(s.codec, evs); err == nil && done {
+			return true, end.Type
 		}
 		return false, fmt.Sprintf("%d events", len(evs))
 	})

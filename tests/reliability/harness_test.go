@@ -298,7 +298,8 @@ func checkLog(t *testing.T, store *pebblestore.Store, codec *orders.Codec) logRe
 			if _, err := codec.Decode(e); err != nil {
 				t.Errorf("stream %s version %d: undecodable: %v", e.StreamID, e.Version, err)
 			}
-			if t0, ok := rep.terminal[e.StreamID]; ok {
+			if t0, ok := rep.terminal[e.StreamID]; ok && e.Type != order.TypePaymentSucceeded && e.Type != order.TypePaymentRefunded {
+				// Only money moves after the end: a late charge and its refund.
 				t.Errorf("stream %s: %s at version %d after the terminal %s", e.StreamID, e.Type, e.Version, t0.Type)
 			}
 			if order.IsTerminal(e.Type) {
@@ -320,6 +321,11 @@ func checkLog(t *testing.T, store *pebblestore.Store, codec *orders.Codec) logRe
 		}
 		if evs[0].Type != order.TypePlaced {
 			t.Errorf("stream %s starts with %s", id, evs[0].Type)
+		}
+		if _, ok := rep.terminal[id]; ok {
+			if _, done := settled(codec, evs); !done {
+				t.Errorf("stream %s ended charged without a refund: %v", id, typesOf(evs))
+			}
 		}
 	}
 	return rep
@@ -452,4 +458,30 @@ func truncate(s string, n int) string {
 		return s[:n] + "..."
 	}
 	return s
+}
+
+// settled returns the terminal event of the stream envs and whether the
+// order has ended and owes nothing (order.Order.Settled): a charge that
+// landed on a cancelled or failed order must be refunded first.
+func settled(codec *orders.Codec, envs []eventstore.Event) (eventstore.Event, bool) {
+	evs, err := codec.DecodeAll(envs)
+	if err != nil {
+		return eventstore.Event{}, false
+	}
+	var end eventstore.Event
+	for _, e := range envs {
+		if order.IsTerminal(e.Type) {
+			end = e
+			break
+		}
+	}
+	return end, order.Fold("", evs...).Settled()
+}
+
+func typesOf(envs []eventstore.Event) []string {
+	out := make([]string, len(envs))
+	for i, e := range envs {
+		out[i] = e.Type
+	}
+	return out
 }
