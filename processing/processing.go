@@ -1,7 +1,10 @@
 // Package processing is the order saga: for a placed order it charges
 // payment, then reserves inventory, recording each outcome in the order's
 // stream, and completes or fails the order; when inventory fails after a
-// successful charge it refunds first (compensation), then fails.
+// successful charge it refunds first (compensation), then fails. A charge
+// that lands after the order was cancelled (the customer cancelled while
+// the payment service was charging) is recorded on the cancelled order and
+// refunded the same way, so every cent that moves is in the history.
 //
 // The saga is a function of one queue message: (*Processor).Handle takes a
 // messaging.Message whose body is the OrderPlaced envelope (eventstore.Event
@@ -143,24 +146,33 @@ func (p *Processor) Handle(ctx context.Context, msg messaging.Message) error {
 // orders.Service.Update: the step is performed and decided on the state
 // Update loaded, and recorded at that state's version.
 func (p *Processor) Process(ctx context.Context, orderID string, attempt int, meta eventstore.Metadata) error {
-	var charged *services.Charge // a charge made in this call, for the cancel race
-	rejectedAt := int64(-1)      // the version at which Decide last refused
+	rejectedAt := int64(-1) // the version at which Decide last refused
+	// charged is a charge this call made and has not seen recorded yet.
+	// Money moved: if the order changed meanwhile (a cancel won the race
+	// for the next version), the charge is still recorded, on whatever
+	// state the order is in now, and then refunded if the order ended.
+	var charged *order.RecordPayment
 	for range maxDecisions {
 		var step order.Step
-		st, err := p.orders.Update(ctx, orderID, meta, func(o order.Order) ([]order.Event, error) {
+		_, err := p.orders.Update(ctx, orderID, meta, func(o order.Order) ([]order.Event, error) {
 			if !o.Exists() {
 				return nil, order.ErrNotFound
 			}
 			step = o.NextStep()
-			if step == order.StepNone {
+			var cmd order.Command
+			switch {
+			case charged != nil && !o.Paid:
+				step, cmd = order.StepCharge, *charged
+			case step == order.StepNone:
 				return nil, nil
-			}
-			cmd, err := p.perform(ctx, o, step, attempt)
-			if err != nil {
-				return nil, err
-			}
-			if rp, ok := cmd.(order.RecordPayment); ok {
-				charged = &services.Charge{PaymentID: rp.PaymentID, Amount: rp.Amount}
+			default:
+				var err error
+				if cmd, err = p.perform(ctx, o, step, attempt); err != nil {
+					return nil, err
+				}
+				if rp, ok := cmd.(order.RecordPayment); ok {
+					charged = &rp
+				}
 			}
 			events, err := order.Decide(o, cmd)
 			if err != nil {
@@ -197,10 +209,6 @@ func (p *Processor) Process(ctx context.Context, orderID string, attempt int, me
 			return &TransientError{Step: string(step), Err: err}
 		}
 		if step == order.StepNone {
-			if charged != nil && !st.Order.Paid {
-				// The order was cancelled while we charged it: give the money back.
-				p.refundOrphan(ctx, st.Order, *charged)
-			}
 			return nil
 		}
 	}
@@ -286,14 +294,19 @@ func (p *Processor) perform(ctx context.Context, o order.Order, step order.Step,
 		}
 		return nil, &TransientError{Step: string(step), Err: err}
 	case order.StepRefund:
-		// A refund is never given up: failing a charged order without
-		// compensation would keep the money. It is retried, then
-		// dead-lettered and redriven by the operator.
-		reason := "inventory reservation failed: " + o.FailureReason
+		// A refund is never given up: ending a charged order without
+		// compensation would keep the money. It is retried with the
+		// queue's backoff, then dead-lettered (logged as an error: money is
+		// owed) and redriven by the operator.
+		reason := refundReason(o)
 		if _, err := p.payment.Refund(ctx, services.RefundRequest{
 			IdempotencyKey: services.Key(o.ID, services.StepRefund), OrderID: o.ID,
 			PaymentID: o.PaymentID, Amount: o.Amount, Reason: reason,
 		}); err != nil {
+			if final {
+				p.log.ErrorContext(ctx, "processing: refund owed: the refund failed on the last attempt; the message goes to the dead-letter queue, redrive it",
+					"order_id", o.ID, "payment_id", o.PaymentID, "amount", o.Amount, "attempt", attempt, "err", err)
+			}
 			return nil, &TransientError{Step: string(step), Err: err}
 		}
 		return order.RecordRefund{PaymentID: o.PaymentID, Reason: reason}, nil
@@ -309,19 +322,13 @@ func (p *Processor) perform(ctx context.Context, o order.Order, step order.Step,
 	return nil, fmt.Errorf("processing: order %s: unknown step %q: %w", o.ID, step, ErrPoison)
 }
 
-// refundOrphan refunds a charge made for an order that was cancelled before
-// the charge could be recorded. It is best effort with a few immediate tries;
-// a failure is logged as an error for the operator, never dropped silently.
-func (p *Processor) refundOrphan(ctx context.Context, o order.Order, ch services.Charge) {
-	req := services.RefundRequest{IdempotencyKey: services.Key(o.ID, services.StepRefund), OrderID: o.ID,
-		PaymentID: ch.PaymentID, Amount: ch.Amount, Reason: "order cancelled during payment"}
-	var err error
-	for range MaxAttempts {
-		if _, err = p.payment.Refund(ctx, req); err == nil {
-			p.log.WarnContext(ctx, "processing: refunded a charge of a cancelled order", "order_id", o.ID, "payment_id", ch.PaymentID)
-			return
-		}
+// refundReason says why o's charge is given back.
+func refundReason(o order.Order) string {
+	switch o.Status {
+	case order.StatusCancelled:
+		return "order cancelled during payment"
+	case order.StatusFailed:
+		return "order failed during payment"
 	}
-	p.log.ErrorContext(ctx, "processing: could not refund a charge of a cancelled order", "order_id", o.ID,
-		"payment_id", ch.PaymentID, "amount", ch.Amount, "err", err)
+	return "inventory reservation failed: " + o.FailureReason
 }
