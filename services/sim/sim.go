@@ -100,6 +100,9 @@ type Simulator struct {
 	stock map[string]int // product -> units left
 	seq   int
 	calls Stats
+	// held is what each order has been charged net of refunds, in minor
+	// units: the outside record the ledger's history must agree with.
+	held map[string]int64
 }
 
 // Stats counts what the simulator did, for tests and the simulate server.
@@ -128,7 +131,7 @@ func New(cfg Config) (*Simulator, error) {
 		seed = 1
 	}
 	return &Simulator{cfg: cfg, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		done: map[string]outcome{}, tries: map[string]int{}, stock: map[string]int{}}, nil
+		done: map[string]outcome{}, tries: map[string]int{}, stock: map[string]int{}, held: map[string]int64{}}, nil
 }
 
 // Stats returns the counts so far.
@@ -136,6 +139,19 @@ func (s *Simulator) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls
+}
+
+// Held returns what each order has been charged net of refunds, in minor
+// units; orders never charged are absent. It grows by one entry per charged
+// order for the simulator's lifetime (a test and demo service).
+func (s *Simulator) Held() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int64, len(s.held))
+	for id, v := range s.held {
+		out[id] = v
+	}
+	return out
 }
 
 // Stock returns the units of product left.
@@ -209,6 +225,7 @@ func (s *Simulator) Charge(ctx context.Context, req services.ChargeRequest) (ser
 	ch := services.Charge{PaymentID: s.nextID("pay"), Amount: int64(req.Quantity) * s.cfg.UnitPrice}
 	s.done[key] = outcome{charge: ch}
 	s.calls.Charges++
+	s.held[req.OrderID] += ch.Amount
 	return ch, nil
 }
 
@@ -235,6 +252,7 @@ func (s *Simulator) Refund(ctx context.Context, req services.RefundRequest) (ser
 	r := services.Refund{RefundID: s.nextID("ref")}
 	s.done[key] = outcome{refund: r}
 	s.calls.Refunds++
+	s.held[req.OrderID] -= req.Amount
 	return r, nil
 }
 

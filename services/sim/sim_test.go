@@ -44,3 +44,34 @@ func TestIdempotencyKeysAreBounded(t *testing.T) {
 		t.Fatalf("the oldest key was not forgotten: %+v", again)
 	}
 }
+
+// TestHeldIsChargesNetOfRefunds: Held counts each order's charges and
+// refunds once, whatever the retries and duplicates.
+func TestHeldIsChargesNetOfRefunds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := New(Config{UnitPrice: 250})
+	if err != nil {
+		t.Fatal(err)
+	}
+	charge := func(order string, qty int) services.Charge {
+		t.Helper()
+		ch, err := s.Charge(ctx, services.ChargeRequest{IdempotencyKey: services.Key(order, services.StepCharge), OrderID: order, CustomerName: "c", ProductName: "p", Quantity: qty})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ch
+	}
+	a := charge("A", 2)
+	charge("A", 2) // a duplicate: charged once
+	charge("B", 3)
+	for range 2 { // a duplicate refund refunds once
+		if _, err := s.Refund(ctx, services.RefundRequest{IdempotencyKey: services.Key("A", services.StepRefund), OrderID: "A", PaymentID: a.PaymentID, Amount: a.Amount}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := s.Held()
+	if len(held) != 2 || held["A"] != 0 || held["B"] != 750 {
+		t.Fatalf("Held = %v, want A refunded to 0 and B holding 750", held)
+	}
+}
