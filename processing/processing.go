@@ -40,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
@@ -299,7 +300,7 @@ func (p *Processor) perform(ctx context.Context, o order.Order, step order.Step,
 		// queue's backoff, then dead-lettered (logged as an error: money is
 		// owed) and redriven by the operator.
 		reason := refundReason(o)
-		if _, err := p.payment.Refund(ctx, services.RefundRequest{
+		if err := p.refund(ctx, services.RefundRequest{
 			IdempotencyKey: services.Key(o.ID, services.StepRefund), OrderID: o.ID,
 			PaymentID: o.PaymentID, Amount: o.Amount, Reason: reason,
 		}); err != nil {
@@ -320,6 +321,34 @@ func (p *Processor) perform(ctx context.Context, o order.Order, step order.Step,
 		return order.Complete{}, nil
 	}
 	return nil, fmt.Errorf("processing: order %s: unknown step %q: %w", o.ID, step, ErrPoison)
+}
+
+// refundTries is how many times one delivery calls the payment service for
+// a refund before leaving it to the queue's redelivery: money is owed, so a
+// refund gets more tries than a charge (with redeliveries,
+// refundTries x MaxAttempts before it is dead-lettered).
+const refundTries = 5
+
+// refund asks for req up to refundTries times, backing off from 20 ms.
+func (p *Processor) refund(ctx context.Context, req services.RefundRequest) error {
+	wait := 20 * time.Millisecond
+	var err error
+	for try := 1; ; try++ {
+		if _, err = p.payment.Refund(ctx, req); err == nil || try == refundTries {
+			return err
+		}
+		if _, rejected := services.IsRejected(err); rejected {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		wait *= 2
+	}
 }
 
 // refundReason says why o's charge is given back.

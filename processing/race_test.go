@@ -145,9 +145,9 @@ func chargeThatRacesACancel(t *testing.T, store eventstore.Store) {
 }
 
 // TestRefundIsRetriedAndNeverDropped: the refund of a late charge fails on
-// every attempt of one delivery cycle. Each attempt is an error (the queue
-// redelivers, then dead-letters), the last one logs that money is owed,
-// and a redriven message finishes the refund.
+// every try of every delivery. Each delivery retries it with backoff, then
+// answers an error (the queue redelivers, then dead-letters); the last one
+// logs that money is owed; a redriven message finishes the refund.
 func TestRefundIsRetriedAndNeverDropped(t *testing.T) {
 	t.Parallel()
 	backends(t, refundIsRetriedAndNeverDropped)
@@ -155,7 +155,7 @@ func TestRefundIsRetriedAndNeverDropped(t *testing.T) {
 
 func refundIsRetriedAndNeverDropped(t *testing.T, store eventstore.Store) {
 	var logs bytes.Buffer
-	pay := &racyPayment{failRefunds: processing.MaxAttempts}
+	pay := &racyPayment{failRefunds: 1 << 20}
 	p := racySetup(t, store, pay, slog.New(slog.NewTextHandler(&logs, nil)))
 	id, msg := placed(t, store, 1)
 	pay.duringCharge = func() { cancelNow(t, store, id) }
@@ -178,6 +178,13 @@ func refundIsRetriedAndNeverDropped(t *testing.T, store eventstore.Store) {
 	}
 	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), id) {
 		t.Fatalf("the owed refund is not an error naming the order:\n%s", logs.String())
+	}
+	pay.mu.Lock()
+	calls := pay.refundCalls
+	pay.failRefunds = 0 // the payment service recovers
+	pay.mu.Unlock()
+	if calls <= processing.MaxAttempts {
+		t.Fatalf("%d refund calls over %d deliveries: a refund must be retried within a delivery too", calls, processing.MaxAttempts)
 	}
 	// The operator redrives the dead letter: its receive count starts again.
 	msg.ReceiveCount = 1
