@@ -70,6 +70,25 @@ func run(ctx context.Context, e *env, args []string) int {
 	}
 	c, rest, ok := lookup(args)
 	if !ok {
+		if group := subcommands(args[0]); len(group) > 0 {
+			// A group such as "dlq": with -h (or nothing) list its commands.
+			help := len(args) > 1 && (args[1] == "-h" || args[1] == "--help" || args[1] == "help")
+			w := e.stderr
+			if help {
+				w = e.stdout
+			} else if len(args) > 1 {
+				fmt.Fprintf(e.stderr, "ledger: unknown command %q\n", strings.Join(args[:2], " "))
+			}
+			fmt.Fprintf(w, "usage: ledger %s <command> [flags]\n\ncommands:\n", args[0])
+			for _, n := range group {
+				fmt.Fprintf(w, "  %-22s %s\n", n, commands[n].summary)
+			}
+			fmt.Fprintf(w, "\nRun 'ledger %s <command> -h' for a command's flags.\n", args[0])
+			if help {
+				return 0
+			}
+			return 2
+		}
 		fmt.Fprintf(e.stderr, "ledger: unknown command %q (run 'ledger help')\n", strings.Join(args[:min(len(args), 2)], " "))
 		return 2
 	}
@@ -104,6 +123,19 @@ func lookup(args []string) (command, []string, bool) {
 	return c, args[1:], ok
 }
 
+// subcommands returns the sorted names of the commands in group ("dlq":
+// "dlq list", "dlq redrive").
+func subcommands(group string) []string {
+	var out []string
+	for n := range commands {
+		if strings.HasPrefix(n, group+" ") {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func printUsage(w io.Writer) {
 	names := make([]string, 0, len(commands))
 	for n := range commands {
@@ -132,6 +164,7 @@ func parseFlags(fs *flag.FlagSet, e *env, args []string) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(e.stdout, "usage: %s [flags]\n", fs.Name())
 			fs.SetOutput(e.stdout)
 			fs.PrintDefaults()
 			return err
