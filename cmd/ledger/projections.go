@@ -56,6 +56,8 @@ func runProjectionsRebuild(ctx context.Context, e *env, args []string) error {
 	defer rm.Close()
 	show := newRebuildProgress(e.stderr, "rebuild")
 	res, err := rm.Rebuild(ctx, es, orders.NewCodec(), pebbleviews.RebuildOptions{Progress: show.update})
+	// The display ends on the figures the summary prints.
+	show.cur.Done, show.cur.Elapsed = res.Events, res.Elapsed
 	show.finish()
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -104,9 +106,10 @@ func (p *rebuildProgress) update(pr projections.Progress) {
 				progressbar.OptionSetWriter(p.w),
 				progressbar.OptionSetDescription(p.label),
 				progressbar.OptionShowCount(),
-				progressbar.OptionShowIts(),
-				progressbar.OptionSetItsString("events"),
-				progressbar.OptionSetPredictTime(true),
+				// The rate and ETA are the rebuild's own (Progress.Rate,
+				// from its start), the figures the summary line prints:
+				// the bar's would count from its first update.
+				progressbar.OptionSetPredictTime(false),
 				progressbar.OptionThrottle(100*time.Millisecond),
 				progressbar.OptionSetWidth(30),
 			)
@@ -114,6 +117,7 @@ func (p *rebuildProgress) update(pr projections.Progress) {
 		if int64(pr.Total) > p.bar.GetMax64() {
 			p.bar.ChangeMax64(int64(pr.Total))
 		}
+		p.bar.Describe(p.describe())
 		_ = p.bar.Set64(int64(pr.Done))
 		return
 	}
@@ -121,6 +125,11 @@ func (p *rebuildProgress) update(pr projections.Progress) {
 		p.last = time.Now()
 		p.line()
 	}
+}
+
+// describe is the bar's label: the rate and ETA of the rebuild so far.
+func (p *rebuildProgress) describe() string {
+	return fmt.Sprintf("%s %.0f events/s, ETA %s", p.label, p.cur.Rate(), p.cur.ETA().Round(time.Second))
 }
 
 func (p *rebuildProgress) line() {
@@ -135,6 +144,7 @@ func (p *rebuildProgress) line() {
 // finish ends the display with the final figures.
 func (p *rebuildProgress) finish() {
 	if p.bar != nil {
+		p.bar.Describe(p.describe())
 		_ = p.bar.Finish()
 		fmt.Fprintln(p.w)
 		return

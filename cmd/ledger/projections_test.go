@@ -82,3 +82,19 @@ func TestBenchRebuildJSON(t *testing.T) {
 		t.Errorf("--events 0: exit %d, want 2", code)
 	}
 }
+
+// TestRebuildProgressEndsOnTheSummaryRate: the progress display's last
+// figures are the rebuild's result, the same rate the summary line prints
+// (the bar used to count its own rate from its first update).
+func TestRebuildProgressEndsOnTheSummaryRate(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	p := newRebuildProgress(&out, "rebuild")
+	p.update(projections.Progress{Done: 10, Total: 1000, Elapsed: time.Second})
+	p.cur.Done, p.cur.Elapsed = 1000, 4*time.Second
+	p.finish()
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, "1000/1000 events") || !strings.Contains(last, " 250 events/s") {
+		t.Fatalf("last progress line %q, want 1000 events at 250 events/s (1000 in 4 s, as the summary says)", last)
+	}
+}
