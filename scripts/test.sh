@@ -43,7 +43,10 @@ if [ -x scripts/moto.sh ]; then
 fi
 
 step "go test -race"
-go test -race -count=1 -timeout 20m ./...
+# testreport prints the tests' output, then the counts per package and every
+# skipped test with its reason.
+go build -o .cache/testreport ./scripts/testreport
+go test -race -count=1 -timeout 20m -json ./... | .cache/testreport
 
 if [ -x scripts/checkov.sh ]; then
   step "checkov"
