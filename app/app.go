@@ -128,7 +128,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.NotifyWebhook != "" {
 		hooks = []string{cfg.NotifyWebhook}
 	}
-	if a.pipe, err = pipeline.Start(ctx, pipeline.Config{
+	if a.pipe, err = pipeline.StartPipeline(ctx, pipeline.PipelineConfig{
 		Store: a.store, Feed: a.store, Checkpoints: a.store,
 		QueueDir: filepath.Join(cfg.Dir, "queue"),
 		Payment:  simulator, Inventory: simulator,

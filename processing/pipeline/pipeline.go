@@ -1,7 +1,7 @@
 // Package pipeline assembles the asynchronous half of the embedded runtime
 // and is what `ledger serve` starts next to the API:
 //
-//	p, err := pipeline.Start(ctx, pipeline.Config{
+//	p, err := pipeline.StartPipeline(ctx, pipeline.PipelineConfig{
 //		Store: store, Feed: store, Checkpoints: store, // the embedded event store
 //		QueueDir: filepath.Join(dir, "queue"),
 //		Payment: simulator, Inventory: simulator,
@@ -79,8 +79,8 @@ const (
 	MaxWebhookBackoff = 5 * time.Minute
 )
 
-// Config wires the runtime.
-type Config struct {
+// PipelineConfig wires the pipeline.
+type PipelineConfig struct {
 	// Store, Feed and Checkpoints: the event store (the embedded store is all three).
 	Store       eventstore.Store
 	Feed        eventstore.Feed
@@ -186,8 +186,8 @@ type Pipeline struct {
 	stopErr   error
 }
 
-// Start opens the broker and starts every worker; they run until Stop.
-func Start(ctx context.Context, cfg Config) (*Pipeline, error) {
+// StartPipeline opens the broker and starts every worker; they run until Stop.
+func StartPipeline(ctx context.Context, cfg PipelineConfig) (*Pipeline, error) {
 	switch {
 	case cfg.Store == nil || cfg.Feed == nil || cfg.Checkpoints == nil:
 		return nil, errors.New("processing/pipeline: Store, Feed and Checkpoints are required")
@@ -292,7 +292,7 @@ type Health struct {
 	Processing pebblequeue.Stats `json:"processing"`
 	// DeadLetters is how many messages wait in the dead-letter queue.
 	DeadLetters int `json:"dead_letters"`
-	// Webhooks counts each webhook outbox, in Config.Webhooks order.
+	// Webhooks counts each webhook outbox, in PipelineConfig.Webhooks order.
 	Webhooks []pebblequeue.Stats `json:"webhooks,omitempty"`
 }
 

@@ -70,7 +70,7 @@ func start(t *testing.T, o options) *harness {
 		}
 		pay, inv = c, c
 	}
-	p, err := pipeline.Start(context.Background(), pipeline.Config{
+	p, err := pipeline.StartPipeline(context.Background(), pipeline.PipelineConfig{
 		Store: store, Feed: store, Checkpoints: store, QueueDir: filepath.Join(dir, "queue"),
 		Payment: pay, Inventory: inv, Workers: 2, RetryBackoff: backoff, Webhooks: o.webhooks,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -356,8 +356,8 @@ func TestConcurrentOrders(t *testing.T) {
 
 func TestStartRejectsMissingDependencies(t *testing.T) {
 	t.Parallel()
-	if _, err := pipeline.Start(context.Background(), pipeline.Config{}); err == nil {
-		t.Fatal("Start with nothing succeeded")
+	if _, err := pipeline.StartPipeline(context.Background(), pipeline.PipelineConfig{}); err == nil {
+		t.Fatal("StartPipeline with nothing succeeded")
 	}
 }
 
@@ -371,7 +371,7 @@ func BenchmarkOrders(b *testing.B) {
 	}
 	defer store.Close()
 	s, _ := sim.New(sim.Config{})
-	p, err := pipeline.Start(context.Background(), pipeline.Config{
+	p, err := pipeline.StartPipeline(context.Background(), pipeline.PipelineConfig{
 		Store: store, Feed: store, Checkpoints: store, QueueDir: filepath.Join(dir, "queue"),
 		Payment: s, Inventory: s, Workers: 8, RetryBackoff: backoff,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

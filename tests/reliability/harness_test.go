@@ -93,7 +93,7 @@ func newStack(t *testing.T, dir string, cfg stackConfig) *stack {
 				cfg.Inventory = simulator
 			}
 		}
-		s.pipe, err = pipeline.Start(context.Background(), pipeline.Config{
+		s.pipe, err = pipeline.StartPipeline(context.Background(), pipeline.PipelineConfig{
 			Store: s.store, Feed: s.store, Checkpoints: s.store,
 			QueueDir: filepath.Join(dir, "queue"),
 			Payment:  cfg.Payment, Inventory: cfg.Inventory,
