@@ -28,7 +28,6 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/orders"
-	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
 	"github.com/orderledger/orderledger/services/sim"
@@ -43,7 +42,7 @@ type Config struct {
 	// Token, when set, is required as a bearer token on /orders and /admin.
 	Token string
 	// Workers is how many orders are processed at once (0: the pipeline
-	// default, pipeline.DefaultWorkers).
+	// default, DefaultWorkers).
 	Workers int
 	// RetryBackoff is the wait before a failed processing attempt is retried.
 	RetryBackoff time.Duration
@@ -71,7 +70,7 @@ type App struct {
 	store    *pebblestore.Store
 	views    *pebbleviews.Store
 	sub      *projections.Subscription
-	pipe     *pipeline.Pipeline
+	pipe     *Pipeline
 	rebuilds *projections.Rebuilds
 	handler  http.Handler
 
@@ -128,7 +127,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.NotifyWebhook != "" {
 		hooks = []string{cfg.NotifyWebhook}
 	}
-	if a.pipe, err = pipeline.StartPipeline(ctx, pipeline.PipelineConfig{
+	if a.pipe, err = StartPipeline(ctx, PipelineConfig{
 		Store: a.store, Feed: a.store, Checkpoints: a.store,
 		QueueDir: filepath.Join(cfg.Dir, "queue"),
 		Payment:  simulator, Inventory: simulator,

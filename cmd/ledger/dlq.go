@@ -9,13 +9,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/messaging/pebblequeue"
 	"github.com/orderledger/orderledger/orders"
-	"github.com/orderledger/orderledger/processing/pipeline"
 )
 
 func init() {
@@ -43,8 +43,8 @@ func dlqFlags(name string, e *env, args []string, dryRun *bool) (dir string, asJ
 	return dir, asJSON, nil
 }
 
-func openDLQBroker(dir string) (*pipeline.Broker, error) {
-	br, err := pipeline.OpenBroker(filepath.Join(dir, "queue"), 0, 0, false)
+func openDLQBroker(dir string) (*app.Broker, error) {
+	br, err := app.OpenBroker(filepath.Join(dir, "queue"), 0, 0, false)
 	if err != nil {
 		return nil, fmt.Errorf("%w (is ledger serve running on this directory?)", err)
 	}

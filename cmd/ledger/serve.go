@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/orderledger/orderledger/app"
-	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -59,7 +58,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.Addr, "addr", ":8000", "listen address of the HTTP API")
 	fs.StringVar(&o.Data, "data", "./data", "data directory (embedded backend): events, views and queues")
 	fs.StringVar(&o.Backend, "backend", "embedded", "storage and messaging backend: "+strings.Join(backendNames(), " or "))
-	fs.IntVar(&o.Workers, "workers", pipeline.DefaultWorkers, "order processing workers: orders handled at once. "+
+	fs.IntVar(&o.Workers, "workers", app.DefaultWorkers, "order processing workers: orders handled at once. "+
 		"Each spends most of its time waiting for durable writes that concurrent workers share, so more workers "+
 		"overlap more of them (measured: 4 ~400 orders/s, 32 ~1,000-1,600 on 2 cores; 64 no better); "+
 		"with --backend aws the default is "+strconv.Itoa(awsDefaultWorkers)+" queue pollers")

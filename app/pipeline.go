@@ -26,7 +26,7 @@
 // timeout); webhook deliveries retry with the same backoff capped at
 // MaxWebhookBackoff, forever. The DLQ tools (`ledger dlq list|redrive`)
 // open the same broker with OpenBroker while the runtime is stopped.
-package pipeline
+package app
 
 import (
 	"context"
