@@ -1,14 +1,44 @@
-// Package app is the embedded all-in-one runtime behind `ledger serve`: one
-// process, one data directory, no external services. It opens the event
-// store (DIR/events), the read model (DIR/views) and the message broker
-// (DIR/queue), starts the projector subscription, the publisher, the order
-// processors and the notifiers, serves the REST API, and on shutdown stops
-// accepting requests, drains those in flight, lets the workers finish the
-// messages in hand and closes every database.
+// Package app is the composition root of the embedded all-in-one runtime
+// behind `ledger serve`: one process, one data directory, no external
+// services. Open opens the event store (DIR/events), the read model
+// (DIR/views) and the message broker (DIR/queue), starts the projector
+// subscription and the pipeline (publisher, order processors, notifiers)
+// and builds the REST API; Serve serves it until its context ends, then
+// drains the requests in flight; Close lets the workers finish the messages
+// in hand and closes every database.
 //
 // Every piece is durable before it is acknowledged, so a kill -9 at any
 // moment loses nothing: the next start resumes the projector, the publisher
 // and the queues from their checkpoints.
+//
+// The pipeline, the asynchronous half, can also be started alone over any
+// event store (the reliability tests do):
+//
+//	p, err := app.StartPipeline(ctx, app.PipelineConfig{
+//		Store: store, Feed: store, Checkpoints: store, // the embedded event store
+//		QueueDir: filepath.Join(dir, "queue"),
+//		Payment: simulator, Inventory: simulator,
+//		Workers: 32, RetryBackoff: time.Second,
+//		Webhooks: []string{"https://example.com/hook"},
+//	})
+//	...
+//	health, _ := p.Health(ctx) // publisher lag, queue depths, dead letters
+//	err = p.Stop(ctx)          // stop receiving, finish messages in hand, close DIR/queue
+//
+// It opens the messaging broker in QueueDir (package messaging/pebblequeue)
+// and declares the same topology as the AWS deployment:
+//
+//	change feed -> publisher -> topic order-events    -> queue order-processing (filter event_type=OrderPlaced)
+//	                                                       -> Workers processors (package processing)
+//	                                                       -> after 3 receives: queue order-dlq
+//	                         -> topic order-completed -> queue notify-log       -> structured log (messaging/logsink)
+//	                                                  -> queue notify-webhook-N -> POST to Webhooks[N] (messaging/webhook)
+//
+// A failed processing message becomes visible again after RetryBackoff,
+// doubling on each receive (the embedded stand-in for the SQS visibility
+// timeout); webhook deliveries retry with the same backoff capped at
+// MaxWebhookBackoff, forever. The DLQ tools (`ledger dlq list|redrive`)
+// open the same broker with OpenBroker while the runtime is stopped.
 package app
 
 import (
