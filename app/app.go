@@ -1,6 +1,6 @@
 // Package app is the composition root of the embedded all-in-one runtime
-// behind `ledger serve`: one process, one data directory, no external
-// services. Open opens the event store (DIR/events), the read model
+// behind `ledger serve`: one process, one data directory (Layout), no
+// external services. Open opens the event store (DIR/events), the read model
 // (DIR/views) and the message broker (DIR/queue), starts the projector
 // subscription and the pipeline (publisher, order processors, notifiers)
 // and builds the REST API; Serve serves it until its context ends, then
@@ -16,7 +16,7 @@
 //
 //	p, err := app.StartPipeline(ctx, app.PipelineConfig{
 //		Store: store, Feed: store, Checkpoints: store, // the embedded event store
-//		QueueDir: filepath.Join(dir, "queue"),
+//		QueueDir: app.Layout(dir).Queue,
 //		Payment: simulator, Inventory: simulator,
 //		Workers: 32, RetryBackoff: time.Second,
 //		Webhooks: []string{"https://example.com/hook"},
@@ -49,7 +49,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -135,10 +134,11 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 			a.closeStores()
 		}
 	}()
-	if a.store, err = pebblestore.Open(filepath.Join(cfg.Dir, "events")); err != nil {
+	dirs := Layout(cfg.Dir)
+	if a.store, err = pebblestore.Open(dirs.Events); err != nil {
 		return nil, fmt.Errorf("app: open events: %w", err)
 	}
-	if a.views, err = pebbleviews.Open(filepath.Join(cfg.Dir, "views")); err != nil {
+	if a.views, err = pebbleviews.Open(dirs.Views); err != nil {
 		return nil, fmt.Errorf("app: open views: %w", err)
 	}
 	codec := orders.NewCodec()
@@ -159,7 +159,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	if a.pipe, err = StartPipeline(ctx, PipelineConfig{
 		Store: a.store, Feed: a.store, Checkpoints: a.store,
-		QueueDir: filepath.Join(cfg.Dir, "queue"),
+		QueueDir: dirs.Queue,
 		Payment:  simulator, Inventory: simulator,
 		Workers: cfg.Workers, RetryBackoff: cfg.RetryBackoff,
 		Webhooks: hooks, Logger: log,

@@ -8,13 +8,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/orderledger/orderledger/api"
+	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/orders"
@@ -72,7 +72,7 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 // historyFromDir reads the event store of a data directory. The store is
 // locked by a running server; then --url is the way.
 func historyFromDir(ctx context.Context, dir, id string) (api.History, error) {
-	events := filepath.Join(dir, "events")
+	events := app.Layout(dir).Events
 	if _, err := os.Stat(events); err != nil {
 		return api.History{}, fmt.Errorf("no event store in %s (use --data DIR, or --url for a running ledger)", dir)
 	}
