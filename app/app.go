@@ -18,7 +18,7 @@
 //		Store: store, Feed: store, Checkpoints: store, // the embedded event store
 //		QueueDir: app.Layout(dir).Queue,
 //		Payment: simulator, Inventory: simulator,
-//		Workers: 32, RetryBackoff: time.Second,
+//		Workers: 32, RetryBackoff: 2 * time.Second,
 //		Webhooks: []string{"https://example.com/hook"},
 //	})
 //	...
@@ -73,7 +73,8 @@ type Config struct {
 	// Workers is how many orders are processed at once (0: the pipeline
 	// default, DefaultWorkers).
 	Workers int
-	// RetryBackoff is the wait before a failed processing attempt is retried.
+	// RetryBackoff is the wait before a failed processing attempt is retried
+	// (0: DefaultRetryBackoff).
 	RetryBackoff time.Duration
 	// Sim configures the payment and inventory simulators.
 	Sim sim.Config

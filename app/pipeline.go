@@ -39,8 +39,11 @@ const (
 	// end on 2 cores, 4 workers finished ~400 orders/s, 16 ~1,000 and 32
 	// ~1,000-1,600 (with the receive and append savings); 64 and 128 no more
 	// than 32 (BENCHMARKS.md, "End to end").
-	DefaultWorkers      = 32
-	DefaultRetryBackoff = time.Second
+	DefaultWorkers = 32
+	// DefaultRetryBackoff is the first wait before a failed processing
+	// attempt is retried: the default of `ledger serve --retry-backoff`, of
+	// Config.RetryBackoff and of PipelineConfig.RetryBackoff.
+	DefaultRetryBackoff = 2 * time.Second
 	// LogWorkers consume the notify-log queue. Each notification costs a
 	// receive and a delete, two durable writes in series, so one worker
 	// keeps up with a few hundred outcomes a second, less than the

@@ -62,7 +62,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		"Each spends most of its time waiting for durable writes that concurrent workers share, so more workers "+
 		"overlap more of them (measured: 4 ~400 orders/s, 32 ~1,000-1,600 on 2 cores; 64 no better); "+
 		"with --backend aws the default is "+strconv.Itoa(awsDefaultWorkers)+" queue pollers")
-	fs.DurationVar(&o.RetryBackoff, "retry-backoff", 2*time.Second, "delay before a failed processing attempt is retried")
+	fs.DurationVar(&o.RetryBackoff, "retry-backoff", app.DefaultRetryBackoff, "delay before a failed processing attempt is retried")
 	fs.Float64Var(&o.Sim.PaymentDeclineRate, "sim-payment-decline-rate", 0, "simulator: share of charges declined, 0..1 (not retried)")
 	fs.Float64Var(&o.Sim.PaymentErrorRate, "sim-payment-error-rate", 0, "simulator: share of payment calls failing transiently, 0..1 (retried)")
 	fs.IntVar(&o.Sim.InventoryStock, "sim-inventory-stock", 0, "simulator: starting stock per product (0: unlimited)")
