@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/orderledger/orderledger/api"
 	"github.com/orderledger/orderledger/aws/bootstrap"
 	"github.com/orderledger/orderledger/aws/lambdas"
@@ -75,8 +76,9 @@ func validEnv(s string) bool {
 
 // awsHooks let tests observe an AWS-backed server.
 type awsHooks struct {
-	// Meter, when set, counts every AWS request the server makes.
-	Meter *awsconfig.Meter
+	// Instrument, when set, adjusts the AWS configuration before any client
+	// is built from it (a test attaches its request meter).
+	Instrument func(*aws.Config)
 }
 
 // serveAWS serves the API on DynamoDB, SQS and SNS (environment LEDGER_ENV,
@@ -99,9 +101,12 @@ func serveAWSWith(ctx context.Context, e *env, o serveOptions, hooks awsHooks) e
 	if o.NotifyWebhook != "" {
 		return usagef("--notify-webhook is not supported with --backend aws: subscribe the webhook to the %s topic", resources.For(envName).CompletedTopic)
 	}
-	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Getenv: e.getenv, Meter: hooks.Meter})
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Getenv: e.getenv})
 	if err != nil {
 		return err
+	}
+	if hooks.Instrument != nil {
+		hooks.Instrument(&cfg)
 	}
 	d, err := lambdas.NewDeps(cfg, envName, o.Logger)
 	if err != nil {
