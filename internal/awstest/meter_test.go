@@ -1,4 +1,4 @@
-package awsconfig_test
+package awstest_test
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/orderledger/orderledger/internal/awsconfig"
 	"github.com/orderledger/orderledger/internal/awstest"
 )
 
@@ -20,7 +19,7 @@ func TestItemSizeFollowsTheBillingRules(t *testing.T) {
 		"quantity": &types.AttributeValueMemberN{Value: "12345"},                      // 8 + 4
 		"ok":       &types.AttributeValueMemberBOOL{Value: true},                      // 2 + 1
 	}
-	if got, want := awsconfig.ItemSize(item), 8+26+8+4+2+1; got != want {
+	if got, want := awstest.ItemSize(item), 8+26+8+4+2+1; got != want {
 		t.Fatalf("ItemSize = %d, want %d", got, want)
 	}
 }
@@ -30,7 +29,7 @@ func TestMeterCountsRequestsAndUnits(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	cfg := awstest.Config(t)
-	m := awsconfig.NewMeter(nil)
+	m := awstest.NewMeter(nil)
 	m.Attach(&cfg)
 	db := dynamodb.NewFromConfig(cfg)
 	table := awstest.Table(t, db, "orders")
@@ -51,8 +50,8 @@ func TestMeterCountsRequestsAndUnits(t *testing.T) {
 	if u.WriteUnits != 6 || u.ReadUnits != 1 {
 		t.Fatalf("units: %v write, %v read; want 6 and 1", u.WriteUnits, u.ReadUnits)
 	}
-	lines := awsconfig.Default.PerMillion(awsconfig.Order{Usage: u})
-	if got := awsconfig.Total(lines); got != 6*0.625+1*0.125 {
+	lines := awstest.Default.PerMillion(awstest.Order{Usage: u})
+	if got := awstest.Total(lines); got != 6*0.625+1*0.125 {
 		t.Fatalf("cost = %v", got)
 	}
 }
