@@ -5,7 +5,8 @@
 // subscription and the pipeline (publisher, order processors, notifiers)
 // and builds the REST API; Serve serves it until its context ends, then
 // drains the requests in flight; Close lets the workers finish the messages
-// in hand and closes every database.
+// in hand and closes every database. The HTTP server's settings and
+// shutdown log lines are package internal/httpserver's.
 //
 // Every piece is durable before it is acknowledged, so a kill -9 at any
 // moment loses nothing: the next start resumes the projector, the publisher
@@ -46,7 +47,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -56,6 +56,7 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
+	"github.com/orderledger/orderledger/internal/httpserver"
 	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
@@ -85,7 +86,7 @@ type Config struct {
 	// Started, when set, is called with the listening address once serving.
 	Started func(addr string)
 	// ShutdownTimeout bounds the drain of requests and of workers on
-	// shutdown, each (0: 20s).
+	// shutdown, each (0: httpserver.DefaultShutdownTimeout, 20s).
 	ShutdownTimeout time.Duration
 }
 
@@ -116,7 +117,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, errors.New("app: open: a data directory is required")
 	}
 	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = 20 * time.Second
+		cfg.ShutdownTimeout = httpserver.DefaultShutdownTimeout
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -188,41 +189,13 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 func (a *App) Handler() http.Handler { return a.handler }
 
 // Serve serves the API on cfg.Addr until ctx ends, then shuts the server
-// down gracefully: no new connections, requests in flight finish.
+// down gracefully: no new connections, requests in flight finish (for at
+// most ShutdownTimeout). The server's settings are internal/httpserver's.
 func (a *App) Serve(ctx context.Context) error {
-	ln, err := net.Listen("tcp", a.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("app: listen: %w", err)
-	}
-	srv := &http.Server{
-		Handler:           a.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
-	if a.onShutdown != nil {
-		srv.RegisterOnShutdown(a.onShutdown)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	a.log.Info("serving", "addr", ln.Addr().String(), "data", a.cfg.Dir)
-	if a.cfg.Started != nil {
-		a.cfg.Started(ln.Addr().String())
-	}
-	select {
-	case err := <-served:
-		return fmt.Errorf("app: serve: %w", err)
-	case <-ctx.Done():
-	}
-	a.log.Info("shutting down: draining requests")
-	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("app: shutdown: %w", err)
-	}
-	return nil
+	return httpserver.Serve(ctx, httpserver.Config{
+		Addr: a.cfg.Addr, Handler: a.handler, Logger: a.log, LogAttrs: []any{"data", a.cfg.Dir},
+		ShutdownTimeout: a.cfg.ShutdownTimeout, Started: a.cfg.Started, OnShutdown: a.onShutdown,
+	})
 }
 
 // Close stops the workers, letting them finish what they hold, and closes
