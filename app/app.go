@@ -5,8 +5,9 @@
 // subscription and the pipeline (publisher, order processors, notifiers)
 // and builds the REST API; Serve serves it until its context ends, then
 // drains the requests in flight; Close lets the workers finish the messages
-// in hand and closes every database. The HTTP server's settings and
-// shutdown log lines are package internal/httpserver's.
+// in hand and closes every database. The AWS runtime (package aws/awsapp)
+// has the same life cycle and, through package internal/httpserver, the
+// same HTTP server settings and shutdown log lines.
 //
 // Every piece is durable before it is acknowledged, so a kill -9 at any
 // moment loses nothing: the next start resumes the projector, the publisher

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/orderledger/orderledger/app"
+	"github.com/orderledger/orderledger/aws/awsapp"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -61,7 +62,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&o.Workers, "workers", app.DefaultWorkers, "order processing workers: orders handled at once. "+
 		"Each spends most of its time waiting for durable writes that concurrent workers share, so more workers "+
 		"overlap more of them (measured: 4 ~400 orders/s, 32 ~1,000-1,600 on 2 cores; 64 no better); "+
-		"with --backend aws the default is "+strconv.Itoa(awsDefaultWorkers)+" queue pollers")
+		"with --backend aws the default is "+strconv.Itoa(awsapp.DefaultWorkers)+" queue pollers")
 	fs.DurationVar(&o.RetryBackoff, "retry-backoff", app.DefaultRetryBackoff, "delay before a failed processing attempt is retried")
 	fs.Float64Var(&o.Sim.PaymentDeclineRate, "sim-payment-decline-rate", 0, "simulator: share of charges declined, 0..1 (not retried)")
 	fs.Float64Var(&o.Sim.PaymentErrorRate, "sim-payment-error-rate", 0, "simulator: share of payment calls failing transiently, 0..1 (retried)")
@@ -78,7 +79,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if o.Backend == "aws" && !flagGiven(fs, e, "workers") {
-		o.Workers = awsDefaultWorkers
+		o.Workers = awsapp.DefaultWorkers
 	}
 	switch {
 	case o.Workers < 1:
@@ -104,10 +105,6 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	o.Logger = slog.New(slog.NewJSONHandler(e.stderr, nil))
 	return run(ctx, e, o)
 }
-
-// awsDefaultWorkers is the default --workers of the aws backend: each worker
-// is a local SQS poller, and Lambda does the scaling where it is deployed.
-const awsDefaultWorkers = 4
 
 // flagGiven reports whether flag name was set on the command line or through
 // its LEDGER_* environment variable.
