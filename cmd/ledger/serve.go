@@ -14,6 +14,7 @@ import (
 
 	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/aws/awsapp"
+	"github.com/orderledger/orderledger/internal/httpserver"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -37,6 +38,9 @@ type serveOptions struct {
 	// where the deployed Lambdas consume the stream and the queue, as in the
 	// ECS service Terraform deploys (LEDGER_LOCAL_MAPPINGS=false).
 	LocalMappings bool
+	// ShutdownTimeout bounds, on shutdown, the drain of requests in flight
+	// and then that of the workers, each.
+	ShutdownTimeout time.Duration
 	// Logger writes JSON lines to stderr.
 	Logger *slog.Logger
 }
@@ -71,6 +75,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.Uint64Var(&o.Sim.Seed, "sim-seed", 0, "simulator: random seed, so runs repeat (0: a fixed default)")
 	fs.StringVar(&o.NotifyWebhook, "notify-webhook", "", "URL that receives order outcome notifications (POST, JSON)")
 	fs.StringVar(&o.Token, "api-token", "", "bearer token required on /orders and /admin (prefer LEDGER_API_TOKEN)")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", httpserver.DefaultShutdownTimeout, "on SIGTERM or Ctrl-C, how long requests in flight may take to finish, and then the workers")
 	fs.BoolVar(&o.LocalMappings, "local-mappings", true, "aws backend: poll the events stream and processing queue in this process (false where Lambdas do)")
 	if err := parseFlags(fs, e, args); err != nil {
 		return err
@@ -86,6 +91,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return usagef("--workers must be at least 1, not %d", o.Workers)
 	case o.RetryBackoff < 0:
 		return usagef("--retry-backoff must not be negative")
+	case o.ShutdownTimeout <= 0:
+		return usagef("--shutdown-timeout must be positive")
 	case o.Addr == "":
 		return usagef("--addr is required")
 	}
@@ -130,7 +137,7 @@ func serveEmbedded(ctx context.Context, e *env, o serveOptions) error {
 	}
 	return app.Run(ctx, app.Config{
 		Dir: o.Data, Addr: o.Addr, Token: o.Token, Workers: o.Workers, RetryBackoff: o.RetryBackoff,
-		Sim: o.Sim, NotifyWebhook: o.NotifyWebhook, Logger: o.Logger,
+		Sim: o.Sim, NotifyWebhook: o.NotifyWebhook, Logger: o.Logger, ShutdownTimeout: o.ShutdownTimeout,
 		Started: func(addr string) {
 			fmt.Fprintf(e.stderr, "ledger: serving on http://%s (data in %s)\n", displayAddr(addr), o.Data)
 		},
