@@ -15,6 +15,13 @@
 //
 // Open fails when a resource of the environment is missing, saying to run
 // `ledger aws bootstrap` or apply the Terraform; it creates nothing.
+//
+// GET /readyz answers 200 while the events table, the read table and the
+// processing queue each answer a cheap call (DescribeTable,
+// GetQueueAttributes; concurrently, within ReadyTimeout each), and 503
+// (application/problem+json with the checks, as on the embedded runtime)
+// as soon as one does not. A store outage answers 503 on every other route
+// too (the DynamoDB adapters report it as domain.Unavailable).
 package awsapp
 
 import (
@@ -73,15 +80,19 @@ type Config struct {
 	// ShutdownTimeout bounds the drain of requests and of the mappings on
 	// shutdown, each (0: httpserver.DefaultShutdownTimeout).
 	ShutdownTimeout time.Duration
+	// ReadyTimeout bounds each readiness check of GET /readyz (0:
+	// DefaultReadyTimeout).
+	ReadyTimeout time.Duration
 }
 
 // App is an opened runtime.
 type App struct {
-	cfg     Config
-	log     *slog.Logger
-	deps    *lambdas.Deps
-	rep     bootstrap.Report
-	handler http.Handler
+	cfg          Config
+	log          *slog.Logger
+	readyTimeout time.Duration
+	deps         *lambdas.Deps
+	rep          bootstrap.Report
+	handler      http.Handler
 
 	cancel context.CancelFunc // stops the mappings
 	wg     sync.WaitGroup
@@ -117,8 +128,11 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("aws/awsapp: open: %w", err)
 	}
-	a := &App{cfg: cfg, log: log, deps: d, rep: rep}
-	a.handler = api.NewRouter(api.Deps{Store: d.Store, Views: d.Views, Codec: d.Codec, Logger: log, Token: cfg.Token})
+	a := &App{cfg: cfg, log: log, deps: d, rep: rep, readyTimeout: cfg.ReadyTimeout}
+	if a.readyTimeout <= 0 {
+		a.readyTimeout = DefaultReadyTimeout
+	}
+	a.handler = api.NewRouter(api.Deps{Store: d.Store, Views: d.Views, Codec: d.Codec, Logger: log, Token: cfg.Token, Ready: a.ready})
 	if cfg.LocalMappings {
 		if err := a.startMappings(ctx); err != nil {
 			return nil, err
