@@ -28,7 +28,7 @@ func runAWSBootstrap(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	if !validEnv(*envName) {
+	if !resources.ValidEnv(*envName) {
 		return usagef("--env must be 1..40 lowercase letters, digits or '-', not %q", *envName)
 	}
 	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Endpoint: *endpoint, Getenv: e.getenv})
@@ -52,18 +52,6 @@ func runAWSBootstrap(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func validEnv(s string) bool {
-	if s == "" || len(s) > 40 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // awsHooks let tests observe an AWS-backed server.
 type awsHooks struct {
 	// Instrument, when set, adjusts the AWS configuration before any client
@@ -85,7 +73,7 @@ func serveAWSWith(ctx context.Context, e *env, o serveOptions, hooks awsHooks) e
 	if envName == "" {
 		envName = resources.DefaultEnv
 	}
-	if !validEnv(envName) {
+	if !resources.ValidEnv(envName) {
 		return usagef("LEDGER_ENV must be 1..40 lowercase letters, digits or '-', not %q", envName)
 	}
 	if o.NotifyWebhook != "" {
