@@ -1,14 +1,46 @@
-// Package app is the embedded all-in-one runtime behind `ledger serve`: one
-// process, one data directory, no external services. It opens the event
-// store (DIR/events), the read model (DIR/views) and the message broker
-// (DIR/queue), starts the projector subscription, the publisher, the order
-// processors and the notifiers, serves the REST API, and on shutdown stops
-// accepting requests, drains those in flight, lets the workers finish the
-// messages in hand and closes every database.
+// Package app is the composition root of the embedded all-in-one runtime
+// behind `ledger serve`: one process, one data directory (Layout), no
+// external services. Open opens the event store (DIR/events), the read model
+// (DIR/views) and the message broker (DIR/queue), starts the projector
+// subscription and the pipeline (publisher, order processors, notifiers)
+// and builds the REST API; Serve serves it until its context ends, then
+// drains the requests in flight; Close lets the workers finish the messages
+// in hand and closes every database. The AWS runtime (package aws/awsapp)
+// has the same life cycle and, through package internal/httpserver, the
+// same HTTP server settings and shutdown log lines.
 //
 // Every piece is durable before it is acknowledged, so a kill -9 at any
 // moment loses nothing: the next start resumes the projector, the publisher
 // and the queues from their checkpoints.
+//
+// The pipeline, the asynchronous half, can also be started alone over any
+// event store (the reliability tests do):
+//
+//	p, err := app.StartPipeline(ctx, app.PipelineConfig{
+//		Store: store, Feed: store, Checkpoints: store, // the embedded event store
+//		QueueDir: app.Layout(dir).Queue,
+//		Payment: simulator, Inventory: simulator,
+//		Workers: 32, RetryBackoff: 2 * time.Second,
+//		Webhooks: []string{"https://example.com/hook"},
+//	})
+//	...
+//	health, _ := p.Health(ctx) // publisher lag, queue depths, dead letters
+//	err = p.Stop(ctx)          // stop receiving, finish messages in hand, close DIR/queue
+//
+// It opens the messaging broker in QueueDir (package messaging/pebblequeue)
+// and declares the same topology as the AWS deployment:
+//
+//	change feed -> publisher -> topic order-events    -> queue order-processing (filter event_type=OrderPlaced)
+//	                                                       -> Workers processors (package processing)
+//	                                                       -> after 3 receives: queue order-dlq
+//	                         -> topic order-completed -> queue notify-log       -> structured log (messaging/logsink)
+//	                                                  -> queue notify-webhook-N -> POST to Webhooks[N] (messaging/webhook)
+//
+// A failed processing message becomes visible again after RetryBackoff,
+// doubling on each receive (the embedded stand-in for the SQS visibility
+// timeout); webhook deliveries retry with the same backoff capped at
+// MaxWebhookBackoff, forever. The DLQ tools (`ledger dlq list|redrive`)
+// open the same broker with OpenBroker while the runtime is stopped.
 package app
 
 import (
@@ -16,10 +48,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -27,8 +57,8 @@ import (
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
+	"github.com/orderledger/orderledger/internal/httpserver"
 	"github.com/orderledger/orderledger/orders"
-	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
 	"github.com/orderledger/orderledger/services/sim"
@@ -43,9 +73,10 @@ type Config struct {
 	// Token, when set, is required as a bearer token on /orders and /admin.
 	Token string
 	// Workers is how many orders are processed at once (0: the pipeline
-	// default, pipeline.DefaultWorkers).
+	// default, DefaultWorkers).
 	Workers int
-	// RetryBackoff is the wait before a failed processing attempt is retried.
+	// RetryBackoff is the wait before a failed processing attempt is retried
+	// (0: DefaultRetryBackoff).
 	RetryBackoff time.Duration
 	// Sim configures the payment and inventory simulators.
 	Sim sim.Config
@@ -56,7 +87,7 @@ type Config struct {
 	// Started, when set, is called with the listening address once serving.
 	Started func(addr string)
 	// ShutdownTimeout bounds the drain of requests and of workers on
-	// shutdown, each (0: 20s).
+	// shutdown, each (0: httpserver.DefaultShutdownTimeout, 20s).
 	ShutdownTimeout time.Duration
 }
 
@@ -71,7 +102,7 @@ type App struct {
 	store    *pebblestore.Store
 	views    *pebbleviews.Store
 	sub      *projections.Subscription
-	pipe     *pipeline.Pipeline
+	pipe     *Pipeline
 	rebuilds *projections.Rebuilds
 	handler  http.Handler
 
@@ -87,7 +118,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, errors.New("app: open: a data directory is required")
 	}
 	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = 20 * time.Second
+		cfg.ShutdownTimeout = httpserver.DefaultShutdownTimeout
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -106,10 +137,11 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 			a.closeStores()
 		}
 	}()
-	if a.store, err = pebblestore.Open(filepath.Join(cfg.Dir, "events")); err != nil {
+	dirs := Layout(cfg.Dir)
+	if a.store, err = pebblestore.Open(dirs.Events); err != nil {
 		return nil, fmt.Errorf("app: open events: %w", err)
 	}
-	if a.views, err = pebbleviews.Open(filepath.Join(cfg.Dir, "views")); err != nil {
+	if a.views, err = pebbleviews.Open(dirs.Views); err != nil {
 		return nil, fmt.Errorf("app: open views: %w", err)
 	}
 	codec := orders.NewCodec()
@@ -128,9 +160,9 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.NotifyWebhook != "" {
 		hooks = []string{cfg.NotifyWebhook}
 	}
-	if a.pipe, err = pipeline.Start(ctx, pipeline.Config{
+	if a.pipe, err = StartPipeline(ctx, PipelineConfig{
 		Store: a.store, Feed: a.store, Checkpoints: a.store,
-		QueueDir: filepath.Join(cfg.Dir, "queue"),
+		QueueDir: dirs.Queue,
 		Payment:  simulator, Inventory: simulator,
 		Workers: cfg.Workers, RetryBackoff: cfg.RetryBackoff,
 		Webhooks: hooks, Logger: log,
@@ -158,41 +190,13 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 func (a *App) Handler() http.Handler { return a.handler }
 
 // Serve serves the API on cfg.Addr until ctx ends, then shuts the server
-// down gracefully: no new connections, requests in flight finish.
+// down gracefully: no new connections, requests in flight finish (for at
+// most ShutdownTimeout). The server's settings are internal/httpserver's.
 func (a *App) Serve(ctx context.Context) error {
-	ln, err := net.Listen("tcp", a.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("app: listen: %w", err)
-	}
-	srv := &http.Server{
-		Handler:           a.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
-	if a.onShutdown != nil {
-		srv.RegisterOnShutdown(a.onShutdown)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	a.log.Info("serving", "addr", ln.Addr().String(), "data", a.cfg.Dir)
-	if a.cfg.Started != nil {
-		a.cfg.Started(ln.Addr().String())
-	}
-	select {
-	case err := <-served:
-		return fmt.Errorf("app: serve: %w", err)
-	case <-ctx.Done():
-	}
-	a.log.Info("shutting down: draining requests")
-	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("app: shutdown: %w", err)
-	}
-	return nil
+	return httpserver.Serve(ctx, httpserver.Config{
+		Addr: a.cfg.Addr, Handler: a.handler, Logger: a.log, LogAttrs: []any{"data", a.cfg.Dir},
+		ShutdownTimeout: a.cfg.ShutdownTimeout, Started: a.cfg.Started, OnShutdown: a.onShutdown,
+	})
 }
 
 // Close stops the workers, letting them finish what they hold, and closes

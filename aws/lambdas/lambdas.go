@@ -1,7 +1,9 @@
 // Package lambdas holds the handlers of orderledger's four AWS Lambda
 // functions, as functions of the aws-lambda-go event types, and the wiring
 // they share. Each function's main.go (projector, publisher, processor, api)
-// builds its dependencies once, outside the handler, and starts it:
+// loads its configuration and builds its dependencies once, at cold start,
+// outside the handler (Load: LoadConfig, then NewDeps; a bad or missing
+// setting fails the cold start, naming the variable), and starts it:
 //
 //	projector: DynamoDB stream of the events table -> read table
 //	publisher: DynamoDB stream of the events table -> SNS topics
@@ -39,10 +41,15 @@ import (
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/dynamoviews"
 	"github.com/orderledger/orderledger/publisher"
+	"github.com/orderledger/orderledger/services/httpclient"
+	"github.com/orderledger/orderledger/services/sim"
 )
 
 // Deps are the dependencies every function builds once per process.
 type Deps struct {
+	// Config is the function's configuration (zero but for the names when
+	// built by NewDeps rather than Load).
+	Config  Config
 	Names   resources.Names
 	Clients awsconfig.Clients
 	Store   *dynamostore.Store
@@ -67,14 +74,39 @@ func NewDeps(cfg aws.Config, env string, log *slog.Logger) (*Deps, error) {
 	return d, nil
 }
 
-// FromEnv wires the dependencies of a deployed function: the standard AWS
-// configuration chain and LEDGER_ENV (default "dev") for resource names.
-func FromEnv(ctx context.Context) (*Deps, error) {
-	cfg, err := awsconfig.Load(ctx, awsconfig.Options{})
+// Load wires the dependencies of a deployed function at cold start: its
+// configuration read once through getenv (LoadConfig), then its stores.
+func Load(ctx context.Context, getenv func(string) string) (*Deps, error) {
+	cfg, err := LoadConfig(ctx, getenv)
 	if err != nil {
 		return nil, err
 	}
-	return NewDeps(cfg, os.Getenv("LEDGER_ENV"), nil)
+	d, err := NewDeps(cfg.AWS, cfg.Env, nil)
+	if err != nil {
+		return nil, err
+	}
+	d.Config = cfg
+	return d, nil
+}
+
+// Processor returns the order saga over d's store, calling the services at
+// Config.ServicesURL, or the simulators when it is unset.
+func (d *Deps) Processor() (*processing.Processor, error) {
+	cfg := processing.Config{Store: d.Store, Codec: d.Codec, Logger: d.Logger}
+	if d.Config.ServicesURL != "" {
+		c, err := httpclient.New(d.Config.ServicesURL, ServicesTimeout)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Payment, cfg.Inventory = c, c
+	} else {
+		s, err := sim.New(sim.Config{})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Payment, cfg.Inventory = s, s
+	}
+	return processing.New(cfg)
 }
 
 // Projector returns a read model projector over d.
@@ -207,14 +239,14 @@ func Publisher(p *publisher.Publisher, log *slog.Logger) StreamHandler {
 }
 
 // LazyPublisher returns the publisher function's handler for a deployed
-// function: the topics' ARNs are derived on the first invocation from the
-// function's own ARN (same account and region) unless
-// LEDGER_EVENTS_TOPIC_ARN and LEDGER_COMPLETED_TOPIC_ARN name them.
+// function: to the topics d.Config names, or, when it names none, to the
+// topics whose ARNs are derived on the first invocation from the function's
+// own ARN (same account and region), which only an invocation carries.
 func LazyPublisher(d *Deps) StreamHandler {
 	var h StreamHandler
 	return func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 		if h == nil {
-			evARN, doneARN := os.Getenv("LEDGER_EVENTS_TOPIC_ARN"), os.Getenv("LEDGER_COMPLETED_TOPIC_ARN")
+			evARN, doneARN := d.Config.EventsTopicARN, d.Config.CompletedTopicARN
 			if evARN == "" || doneARN == "" {
 				lc, ok := lambdacontext.FromContext(ctx)
 				if !ok {

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -192,5 +194,51 @@ func TestTopicARN(t *testing.T) {
 	}
 	if _, err := lambdas.TopicARN("dev-order-publisher", "x"); err == nil {
 		t.Fatal("TopicARN accepted a name")
+	}
+}
+
+// TestLazyPublisherTakesTheTopicsFromConfigOrTheInvocation: with the topic
+// ARNs in its configuration the deployed publisher needs nothing more; with
+// none it derives them from the invoked function's ARN, and without a
+// Lambda context it says so.
+func TestLazyPublisherTakesTheTopicsFromConfigOrTheInvocation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d, rep := deps(t)
+	batch := load[events.DynamoDBEvent](t, "testdata/stream-event.json")
+	received := func() int {
+		t.Helper()
+		out, err := d.Clients.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(rep.ProcessingQueueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			if _, err := d.Clients.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(rep.ProcessingQueueURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return len(out.Messages)
+	}
+
+	d.Config.EventsTopicARN, d.Config.CompletedTopicARN = rep.EventsTopicARN, rep.CompletedTopicARN
+	if resp, err := lambdas.LazyPublisher(d)(ctx, batch); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("publisher with configured topics: %+v, %v", resp, err)
+	}
+	if n := received(); n != 1 {
+		t.Fatalf("configured topics: processing queue got %d messages, want 1", n)
+	}
+
+	d.Config.EventsTopicARN, d.Config.CompletedTopicARN = "", ""
+	if _, err := lambdas.LazyPublisher(d)(ctx, batch); err == nil || !strings.Contains(err.Error(), "no Lambda context") {
+		t.Fatalf("publisher without topics or Lambda context: %v", err)
+	}
+	fn := strings.Replace(rep.EventsTopicARN, ":sns:", ":lambda:", 1)
+	fn = fn[:strings.LastIndex(fn, ":")+1] + "function:" + d.Names.PublisherFunc
+	lctx := lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{InvokedFunctionArn: fn})
+	if resp, err := lambdas.LazyPublisher(d)(lctx, batch); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("publisher deriving topics from %s: %+v, %v", fn, resp, err)
+	}
+	if n := received(); n != 1 {
+		t.Fatalf("derived topics: processing queue got %d messages, want 1", n)
 	}
 }

@@ -3,22 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"strings"
-	"sync"
-	"time"
 
-	"github.com/orderledger/orderledger/api"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/orderledger/orderledger/aws/awsapp"
 	"github.com/orderledger/orderledger/aws/bootstrap"
-	"github.com/orderledger/orderledger/aws/lambdas"
-	"github.com/orderledger/orderledger/aws/localmapping"
 	"github.com/orderledger/orderledger/internal/awsconfig"
 	"github.com/orderledger/orderledger/internal/resources"
-	"github.com/orderledger/orderledger/processing"
-	"github.com/orderledger/orderledger/services/sim"
 )
 
 func init() {
@@ -37,7 +28,7 @@ func runAWSBootstrap(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	if !validEnv(*envName) {
+	if !resources.ValidEnv(*envName) {
 		return usagef("--env must be 1..40 lowercase letters, digits or '-', not %q", *envName)
 	}
 	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Endpoint: *endpoint, Getenv: e.getenv})
@@ -61,29 +52,18 @@ func runAWSBootstrap(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func validEnv(s string) bool {
-	if s == "" || len(s) > 40 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // awsHooks let tests observe an AWS-backed server.
 type awsHooks struct {
-	// Meter, when set, counts every AWS request the server makes.
-	Meter *awsconfig.Meter
+	// Instrument, when set, adjusts the AWS configuration before any client
+	// is built from it (a test attaches its request meter).
+	Instrument func(*aws.Config)
 }
 
-// serveAWS serves the API on DynamoDB, SQS and SNS (environment LEDGER_ENV,
-// default dev; the standard AWS configuration chain, AWS_ENDPOINT_URL for
-// an emulator) and runs local event-source mappings that call the Lambda
-// handlers: projector and publisher on the events stream, the processor on
-// the processing queue.
+// serveAWS runs the AWS runtime (package aws/awsapp): the API on DynamoDB,
+// SQS and SNS of environment LEDGER_ENV (default dev) through the standard
+// AWS configuration chain (AWS_ENDPOINT_URL for an emulator), and, unless
+// --local-mappings=false, local event-source mappings that call the Lambda
+// handlers.
 func serveAWS(ctx context.Context, e *env, o serveOptions) error {
 	return serveAWSWith(ctx, e, o, awsHooks{})
 }
@@ -93,89 +73,25 @@ func serveAWSWith(ctx context.Context, e *env, o serveOptions, hooks awsHooks) e
 	if envName == "" {
 		envName = resources.DefaultEnv
 	}
-	if !validEnv(envName) {
+	if !resources.ValidEnv(envName) {
 		return usagef("LEDGER_ENV must be 1..40 lowercase letters, digits or '-', not %q", envName)
 	}
 	if o.NotifyWebhook != "" {
 		return usagef("--notify-webhook is not supported with --backend aws: subscribe the webhook to the %s topic", resources.For(envName).CompletedTopic)
 	}
-	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Getenv: e.getenv, Meter: hooks.Meter})
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Getenv: e.getenv})
 	if err != nil {
 		return err
 	}
-	d, err := lambdas.NewDeps(cfg, envName, o.Logger)
-	if err != nil {
-		return err
+	if hooks.Instrument != nil {
+		hooks.Instrument(&cfg)
 	}
-	rep, err := bootstrap.Resolve(ctx, d.Clients, d.Names)
-	if err != nil {
-		return err
-	}
-	proj, err := d.Projector()
-	if err != nil {
-		return err
-	}
-	pub, err := d.Publisher(rep.EventsTopicARN, rep.CompletedTopicARN)
-	if err != nil {
-		return err
-	}
-	simulator, err := sim.New(o.Sim)
-	if err != nil {
-		return err
-	}
-	proc, err := processing.New(processing.Config{Store: d.Store, Codec: d.Codec, Payment: simulator, Inventory: simulator, Logger: o.Logger})
-	if err != nil {
-		return err
-	}
-
-	ln, err := net.Listen("tcp", o.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	srv := &http.Server{
-		Handler:           api.NewRouter(api.Deps{Store: d.Store, Views: d.Views, Codec: d.Codec, Logger: o.Logger, Token: o.Token}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	goRun := func(f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = f(workCtx)
-		}()
-	}
-	if o.LocalMappings {
-		goRun((&localmapping.Stream{Client: d.Clients.Streams, StreamARN: rep.EventsStreamARN, Name: "projector",
-			Handler: lambdas.Projector(proj, o.Logger), Logger: o.Logger, Region: cfg.Region}).Run)
-		goRun((&localmapping.Stream{Client: d.Clients.Streams, StreamARN: rep.EventsStreamARN, Name: "publisher",
-			Handler: lambdas.Publisher(pub, o.Logger), Logger: o.Logger, Region: cfg.Region}).Run)
-		for range max(o.Workers, 1) {
-			goRun((&localmapping.Queue{Client: d.Clients.SQS, QueueURL: rep.ProcessingQueueURL, QueueARN: rep.ProcessingQueueARN,
-				Name: "processor", Handler: lambdas.Processor(proc, o.Logger), BatchSize: 1,
-				FailureVisibility: o.RetryBackoff, Logger: o.Logger, Region: cfg.Region}).Run)
-		}
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	fmt.Fprintf(e.stderr, "ledger: serving on http://%s (backend aws, environment %s, region %s)\n", ln.Addr(), envName, cfg.Region)
-
-	select {
-	case <-ctx.Done():
-	case err = <-serveErr:
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if serr := srv.Shutdown(shutCtx); serr != nil && err == nil {
-		err = serr
-	}
-	stopWork()
-	wg.Wait()
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	if err != nil && !strings.Contains(err.Error(), "closed") {
-		return fmt.Errorf("serve: %w", err)
-	}
-	return nil
+	return awsapp.Run(ctx, awsapp.Config{
+		AWS: cfg, Env: envName, Addr: o.Addr, Token: o.Token,
+		LocalMappings: o.LocalMappings, Workers: o.Workers, RetryBackoff: o.RetryBackoff, Sim: o.Sim,
+		Logger: o.Logger, ShutdownTimeout: o.ShutdownTimeout,
+		Started: func(addr string) {
+			fmt.Fprintf(e.stderr, "ledger: serving on http://%s (backend aws, environment %s, region %s)\n", addr, envName, cfg.Region)
+		},
+	})
 }

@@ -42,13 +42,15 @@ func awsEnv(t *testing.T, extra map[string]string) (*env, *syncBuffer, *syncBuff
 
 // startAWSServer bootstraps a fresh environment with `ledger aws bootstrap`
 // and serves it in process; it returns the API's base URL.
-func startAWSServer(t *testing.T, extraEnv map[string]string, hooks awsHooks, args ...string) (string, resources.Names, awsconfig.Clients) {
+func startAWSServer(t *testing.T, extraEnv map[string]string, meter *awstest.Meter, args ...string) (string, resources.Names, awsconfig.Clients) {
 	t.Helper()
 	e, out, errb, name := awsEnv(t, extraEnv)
 	names := resources.For(name)
 	clients := awstest.Clients(t)
-	if hooks.Meter != nil {
-		hooks.Meter.SetIndexes(names.OrdersTable, 2)
+	var hooks awsHooks
+	if meter != nil {
+		meter.SetIndexes(names.OrdersTable, 2)
+		hooks.Instrument = meter.Attach
 	}
 	t.Cleanup(func() { _ = bootstrap.Teardown(context.Background(), clients, names) })
 	if code := run(context.Background(), e, []string{"aws", "bootstrap", "--env", name}); code != 0 {
@@ -160,8 +162,8 @@ func str(item map[string]dtypes.AttributeValue, k string) string {
 // attributes. It also measures what one order costs in requests.
 func TestServeAWSSeedOrderCompletes(t *testing.T) {
 	t.Parallel()
-	meter := awsconfig.NewMeter(nil)
-	base, names, c := startAWSServer(t, nil, awsHooks{Meter: meter})
+	meter := awstest.NewMeter(nil)
+	base, names, c := startAWSServer(t, nil, meter)
 	before := meter.Snapshot()
 	id := placeSeedOrder(t, base)
 	item := waitItem(t, c, names.OrdersTable, id, "Completed")
@@ -199,7 +201,7 @@ func TestServeAWSSeedOrderCompletes(t *testing.T) {
 // message is dead-lettered after 3 receives while good orders still flow.
 func TestServeAWSFailurePaths(t *testing.T) {
 	t.Parallel()
-	base, names, c := startAWSServer(t, nil, awsHooks{}, "--sim-payment-decline-rate", "1")
+	base, names, c := startAWSServer(t, nil, nil, "--sim-payment-decline-rate", "1")
 	ctx := context.Background()
 	q, err := c.SQS.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(names.ProcessingQueue)})
 	if err != nil {
@@ -239,7 +241,7 @@ func TestServeAWSFailurePaths(t *testing.T) {
 // the order Failed with attempts 3, leaving nothing in the DLQ.
 func TestServeAWSTransientFailuresEndFailedAfterThreeAttempts(t *testing.T) {
 	t.Parallel()
-	base, names, c := startAWSServer(t, nil, awsHooks{}, "--sim-payment-error-rate", "1")
+	base, names, c := startAWSServer(t, nil, nil, "--sim-payment-error-rate", "1")
 	id := placeSeedOrder(t, base)
 	waitItem(t, c, names.OrdersTable, id, "Failed", "Completed")
 	resp, err := http.Get(base + "/orders/" + id + "/events")
@@ -298,9 +300,9 @@ func awsTestLogger(t *testing.T) *slog.Logger {
 // Lambda reads DynamoDB streams for free, and SQS is charged one receive and
 // one delete per message here (what an event-source mapping does per batch,
 // at worst per message).
-func reportOrderCost(t *testing.T, u awsconfig.Usage) {
+func reportOrderCost(t *testing.T, u awstest.Usage) {
 	t.Helper()
-	perOrder := awsconfig.Usage{Calls: map[string]int64{}, WriteUnits: u.WriteUnits, ReadUnits: u.ReadUnits}
+	perOrder := awstest.Usage{Calls: map[string]int64{}, WriteUnits: u.WriteUnits, ReadUnits: u.ReadUnits}
 	for op, n := range u.Calls {
 		switch {
 		case strings.HasPrefix(op, "DynamoDB Streams."), op == "SQS.ReceiveMessage", op == "SQS.ChangeMessageVisibility":
@@ -318,12 +320,12 @@ func reportOrderCost(t *testing.T, u awsconfig.Usage) {
 	// Lambda: api 1, processor 1, projector and publisher once per stream
 	// record at worst (4 events); 50 ms billed at 256 MB each (assumed).
 	const invocations = 1 + 1 + 2*4
-	o := awsconfig.Order{Usage: perOrder, LambdaInvocations: invocations, LambdaGBSeconds: invocations * 0.05 * 0.25, HTTPRequests: 1}
-	lines := awsconfig.Default.PerMillion(o)
+	o := awstest.Order{Usage: perOrder, LambdaInvocations: invocations, LambdaGBSeconds: invocations * 0.05 * 0.25, HTTPRequests: 1}
+	lines := awstest.Default.PerMillion(o)
 	var b strings.Builder
-	awsconfig.WriteCalls(&b, perOrder)
-	awsconfig.WriteTable(&b, lines)
-	t.Logf("one order on the AWS backend (prices %s):\n%s", awsconfig.Default.Dated, b.String())
+	awstest.WriteCalls(&b, perOrder)
+	awstest.WriteTable(&b, lines)
+	t.Logf("one order on the AWS backend (prices %s):\n%s", awstest.Default.Dated, b.String())
 	if path := os.Getenv("LEDGER_COST_REPORT"); path != "" {
 		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)
@@ -336,7 +338,7 @@ func reportOrderCost(t *testing.T, u awsconfig.Usage) {
 // fails at the inventory step, while the order before it completed.
 func TestServeAWSOutOfStockRefundsThenFails(t *testing.T) {
 	t.Parallel()
-	base, names, c := startAWSServer(t, nil, awsHooks{}, "--sim-inventory-stock", "1")
+	base, names, c := startAWSServer(t, nil, nil, "--sim-inventory-stock", "1")
 	first := placeSeedOrder(t, base)
 	if item := waitItem(t, c, names.OrdersTable, first, "Failed", "Completed"); str(item, "status") != "Completed" {
 		t.Fatalf("first order: %s, want Completed", str(item, "status"))

@@ -5,17 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
+	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/messaging/pebblequeue"
 	"github.com/orderledger/orderledger/orders"
-	"github.com/orderledger/orderledger/processing/pipeline"
 )
 
 func init() {
@@ -37,14 +36,14 @@ func dlqFlags(name string, e *env, args []string, dryRun *bool) (dir string, asJ
 	if fs.NArg() > 0 {
 		return "", false, usagef("unexpected argument %q", fs.Arg(0))
 	}
-	if st, err := os.Stat(filepath.Join(dir, "queue")); err != nil || !st.IsDir() {
+	if st, err := os.Stat(app.Layout(dir).Queue); err != nil || !st.IsDir() {
 		return "", false, usagef("--data %s holds no queue directory (no embedded runtime ran there)", dir)
 	}
 	return dir, asJSON, nil
 }
 
-func openDLQBroker(dir string) (*pipeline.Broker, error) {
-	br, err := pipeline.OpenBroker(filepath.Join(dir, "queue"), 0, 0, false)
+func openDLQBroker(dir string) (*app.Broker, error) {
+	br, err := app.OpenBroker(app.Layout(dir).Queue, 0, 0, false)
 	if err != nil {
 		return nil, fmt.Errorf("%w (is ledger serve running on this directory?)", err)
 	}
@@ -125,7 +124,7 @@ func runDLQRedrive(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if st, err := os.Stat(filepath.Join(dir, "events")); err != nil || !st.IsDir() {
+	if st, err := os.Stat(app.Layout(dir).Events); err != nil || !st.IsDir() {
 		return usagef("--data %s holds no events directory", dir)
 	}
 	br, err := openDLQBroker(dir)
@@ -133,7 +132,7 @@ func runDLQRedrive(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer br.Close()
-	store, err := pebblestore.Open(filepath.Join(dir, "events"))
+	store, err := pebblestore.Open(app.Layout(dir).Events)
 	if err != nil {
 		return fmt.Errorf("open event store: %w (is ledger serve running on this directory?)", err)
 	}

@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/ledgertest"
 	"github.com/orderledger/orderledger/orders"
-	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/services"
 	"github.com/orderledger/orderledger/services/httpclient"
 )
@@ -66,7 +66,7 @@ func TestDLQListAndRedrive(t *testing.T) {
 	owed := appendOrder(placed, order.Cancelled{}, order.PaymentSucceeded{PaymentID: "pay-1", Amount: 1000})
 	store.Close()
 
-	br, err := pipeline.OpenBroker(filepath.Join(dir, "queue"), 0, 0, false)
+	br, err := app.OpenBroker(filepath.Join(dir, "queue"), 0, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestDLQListAndRedrive(t *testing.T) {
 		t.Fatalf("dlq redrive = %d %q %q", code, out, stderr)
 	}
 
-	br, err = pipeline.OpenBroker(filepath.Join(dir, "queue"), 0, 0, false)
+	br, err = app.OpenBroker(filepath.Join(dir, "queue"), 0, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,13 +9,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/orderledger/orderledger/api"
+	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
@@ -74,7 +74,7 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 // historyFromDir reads the event store of a data directory. The store is
 // locked by a running server; then --url is the way.
 func historyFromDir(ctx context.Context, dir, id string) (orders.History, error) {
-	events := filepath.Join(dir, "events")
+	events := app.Layout(dir).Events
 	if _, err := os.Stat(events); err != nil {
 		return orders.History{}, fmt.Errorf("no event store in %s (use --data DIR, or --url for a running ledger)", dir)
 	}

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
@@ -40,7 +40,7 @@ func runProjectionsRebuild(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	eventsDir := filepath.Join(*data, "events")
+	eventsDir := app.Layout(*data).Events
 	if _, err := os.Stat(eventsDir); err != nil {
 		return fmt.Errorf("no event store in %s (use --data DIR)", *data)
 	}
@@ -49,7 +49,7 @@ func runProjectionsRebuild(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("open the event store (if a ledger is running on %s, ask it: POST /admin/projections/rebuild): %w", *data, err)
 	}
 	defer es.Close()
-	rm, err := pebbleviews.Open(filepath.Join(*data, "views"))
+	rm, err := pebbleviews.Open(app.Layout(*data).Views)
 	if err != nil {
 		return fmt.Errorf("open the read model: %w", err)
 	}

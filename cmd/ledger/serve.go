@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/orderledger/orderledger/app"
-	"github.com/orderledger/orderledger/processing/pipeline"
+	"github.com/orderledger/orderledger/aws/awsapp"
+	"github.com/orderledger/orderledger/internal/httpserver"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -37,6 +38,9 @@ type serveOptions struct {
 	// where the deployed Lambdas consume the stream and the queue, as in the
 	// ECS service Terraform deploys (LEDGER_LOCAL_MAPPINGS=false).
 	LocalMappings bool
+	// ShutdownTimeout bounds, on shutdown, the drain of requests in flight
+	// and then that of the workers, each.
+	ShutdownTimeout time.Duration
 	// Logger writes JSON lines to stderr.
 	Logger *slog.Logger
 }
@@ -59,11 +63,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.Addr, "addr", ":8000", "listen address of the HTTP API")
 	fs.StringVar(&o.Data, "data", "./data", "data directory (embedded backend): events, views and queues")
 	fs.StringVar(&o.Backend, "backend", "embedded", "storage and messaging backend: "+strings.Join(backendNames(), " or "))
-	fs.IntVar(&o.Workers, "workers", pipeline.DefaultWorkers, "order processing workers: orders handled at once. "+
+	fs.IntVar(&o.Workers, "workers", app.DefaultWorkers, "order processing workers: orders handled at once. "+
 		"Each spends most of its time waiting for durable writes that concurrent workers share, so more workers "+
 		"overlap more of them (measured: 4 ~400 orders/s, 32 ~1,000-1,600 on 2 cores; 64 no better); "+
-		"with --backend aws the default is "+strconv.Itoa(awsDefaultWorkers)+" queue pollers")
-	fs.DurationVar(&o.RetryBackoff, "retry-backoff", 2*time.Second, "delay before a failed processing attempt is retried")
+		"with --backend aws the default is "+strconv.Itoa(awsapp.DefaultWorkers)+" queue pollers")
+	fs.DurationVar(&o.RetryBackoff, "retry-backoff", app.DefaultRetryBackoff, "delay before a failed processing attempt is retried")
 	fs.Float64Var(&o.Sim.PaymentDeclineRate, "sim-payment-decline-rate", 0, "simulator: share of charges declined, 0..1 (not retried)")
 	fs.Float64Var(&o.Sim.PaymentErrorRate, "sim-payment-error-rate", 0, "simulator: share of payment calls failing transiently, 0..1 (retried)")
 	fs.IntVar(&o.Sim.InventoryStock, "sim-inventory-stock", 0, "simulator: starting stock per product (0: unlimited)")
@@ -71,6 +75,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.Uint64Var(&o.Sim.Seed, "sim-seed", 0, "simulator: random seed, so runs repeat (0: a fixed default)")
 	fs.StringVar(&o.NotifyWebhook, "notify-webhook", "", "URL that receives order outcome notifications (POST, JSON)")
 	fs.StringVar(&o.Token, "api-token", "", "bearer token required on /orders and /admin (prefer LEDGER_API_TOKEN)")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", httpserver.DefaultShutdownTimeout, "on SIGTERM or Ctrl-C, how long requests in flight may take to finish, and then the workers")
 	fs.BoolVar(&o.LocalMappings, "local-mappings", true, "aws backend: poll the events stream and processing queue in this process (false where Lambdas do)")
 	if err := parseFlags(fs, e, args); err != nil {
 		return err
@@ -79,13 +84,15 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if o.Backend == "aws" && !flagGiven(fs, e, "workers") {
-		o.Workers = awsDefaultWorkers
+		o.Workers = awsapp.DefaultWorkers
 	}
 	switch {
 	case o.Workers < 1:
 		return usagef("--workers must be at least 1, not %d", o.Workers)
 	case o.RetryBackoff < 0:
 		return usagef("--retry-backoff must not be negative")
+	case o.ShutdownTimeout <= 0:
+		return usagef("--shutdown-timeout must be positive")
 	case o.Addr == "":
 		return usagef("--addr is required")
 	}
@@ -105,10 +112,6 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	o.Logger = slog.New(slog.NewJSONHandler(e.stderr, nil))
 	return run(ctx, e, o)
 }
-
-// awsDefaultWorkers is the default --workers of the aws backend: each worker
-// is a local SQS poller, and Lambda does the scaling where it is deployed.
-const awsDefaultWorkers = 4
 
 // flagGiven reports whether flag name was set on the command line or through
 // its LEDGER_* environment variable.
@@ -134,7 +137,7 @@ func serveEmbedded(ctx context.Context, e *env, o serveOptions) error {
 	}
 	return app.Run(ctx, app.Config{
 		Dir: o.Data, Addr: o.Addr, Token: o.Token, Workers: o.Workers, RetryBackoff: o.RetryBackoff,
-		Sim: o.Sim, NotifyWebhook: o.NotifyWebhook, Logger: o.Logger,
+		Sim: o.Sim, NotifyWebhook: o.NotifyWebhook, Logger: o.Logger, ShutdownTimeout: o.ShutdownTimeout,
 		Started: func(addr string) {
 			fmt.Fprintf(e.stderr, "ledger: serving on http://%s (data in %s)\n", displayAddr(addr), o.Data)
 		},

@@ -49,6 +49,7 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{[]string{"serve", "--sim-latency", "fast"}, nil, "sim-latency"},
 		{[]string{"serve", "--notify-webhook", "ftp://x"}, nil, "--notify-webhook"},
 		{[]string{"serve", "--retry-backoff", "-1s"}, nil, "--retry-backoff"},
+		{[]string{"serve", "--shutdown-timeout", "0s"}, nil, "--shutdown-timeout"},
 		{[]string{"serve", "extra"}, nil, "unexpected argument"},
 		{[]string{"serve", "--local-mappings=false"}, nil, "--local-mappings=false applies to --backend aws only"},
 	}

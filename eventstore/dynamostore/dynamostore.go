@@ -3,6 +3,10 @@
 // with conditional writes so that a stream's versions stay 1..n without gaps
 // or doubles. It has no global feed: consumers read the table's DynamoDB
 // stream instead (DecodeStreamRecord). See README.md for the key design.
+//
+// When DynamoDB cannot be reached, throttles or fails on its side, the
+// error has code domain.Unavailable (HTTP 503: retry later), never
+// Internal; the SDK's own error stays in the chain.
 package dynamostore
 
 import (
@@ -20,6 +24,7 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/awsconfig"
 	"github.com/orderledger/orderledger/internal/resources"
 )
 
@@ -225,7 +230,7 @@ func (s *Store) appendOne(ctx context.Context, stream string, expected int64, it
 			ProjectionExpression: aws.String(attrVersion),
 		})
 		if err != nil {
-			return fmt.Errorf("eventstore/dynamostore: append: check version: %w", err)
+			return fmt.Errorf("eventstore/dynamostore: append: check version: %w", awsconfig.MarkUnavailable(err))
 		}
 		if len(out.Item) == 0 {
 			return s.conflict(ctx, stream, expected)
@@ -245,7 +250,7 @@ func (s *Store) appendOne(ctx context.Context, stream string, expected int64, it
 		return s.conflict(ctx, stream, expected)
 	}
 	if err != nil {
-		return fmt.Errorf("eventstore/dynamostore: append: %w", err)
+		return fmt.Errorf("eventstore/dynamostore: append: %w", awsconfig.MarkUnavailable(err))
 	}
 	return nil
 }
@@ -305,7 +310,7 @@ func (s *Store) transact(ctx context.Context, idemKey, stream string, expected i
 		}
 	}
 	if err != nil {
-		return eventstore.Result{}, fmt.Errorf("eventstore/dynamostore: append: %w", err)
+		return eventstore.Result{}, fmt.Errorf("eventstore/dynamostore: append: %w", awsconfig.MarkUnavailable(err))
 	}
 	return res, nil
 }
@@ -316,7 +321,7 @@ func (s *Store) duplicate(ctx context.Context, idemKey string) (eventstore.Resul
 		TableName: aws.String(s.table), Key: key(idempotencyPrefix+idemKey, 0), ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return eventstore.Result{}, false, fmt.Errorf("eventstore/dynamostore: append: read idempotency record: %w", err)
+		return eventstore.Result{}, false, fmt.Errorf("eventstore/dynamostore: append: read idempotency record: %w", awsconfig.MarkUnavailable(err))
 	}
 	if len(out.Item) == 0 {
 		return eventstore.Result{}, false, nil
@@ -356,7 +361,7 @@ func (s *Store) head(ctx context.Context, stream string) (int64, error) {
 		ConsistentRead:            aws.Bool(true),
 	})
 	if err != nil {
-		return 0, fmt.Errorf("eventstore/dynamostore: read stream head: %w", err)
+		return 0, fmt.Errorf("eventstore/dynamostore: read stream head: %w", awsconfig.MarkUnavailable(err))
 	}
 	if len(out.Items) == 0 {
 		return 0, nil
@@ -384,7 +389,7 @@ func (s *Store) Load(ctx context.Context, streamID string, from int64) ([]events
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("eventstore/dynamostore: load %s: %w", streamID, err)
+			return nil, fmt.Errorf("eventstore/dynamostore: load %s: %w", streamID, awsconfig.MarkUnavailable(err))
 		}
 		for _, it := range page.Items {
 			e, ok, err := DecodeItem(it)
@@ -430,7 +435,7 @@ func (s *Store) holds(ctx context.Context, old map[string]types.AttributeValue, 
 			ProjectionExpression: aws.String(attrEventID),
 		})
 		if err != nil {
-			return false, fmt.Errorf("eventstore/dynamostore: append: check own write: %w", err)
+			return false, fmt.Errorf("eventstore/dynamostore: append: check own write: %w", awsconfig.MarkUnavailable(err))
 		}
 		old = out.Item
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
-	"github.com/orderledger/orderledger/internal/awsconfig"
 
 	"github.com/orderledger/orderledger/eventstore/dynamostore"
 	"github.com/orderledger/orderledger/eventstore/storetest"
@@ -53,9 +52,9 @@ func event(data string) eventstore.Event {
 }
 
 // metered returns clients whose requests m counts.
-func metered(t *testing.T) (*dynamodb.Client, *awsconfig.Meter) {
+func metered(t *testing.T) (*dynamodb.Client, *awstest.Meter) {
 	cfg := awstest.Config(t)
-	m := awsconfig.NewMeter(nil)
+	m := awstest.NewMeter(nil)
 	m.Attach(&cfg)
 	return dynamodb.NewFromConfig(cfg), m
 }

@@ -2,9 +2,6 @@
 // uses, from the standard configuration chain (environment, shared files,
 // instance and container roles), so the same code talks to AWS, to a sandbox
 // account or to an emulator named by AWS_ENDPOINT_URL.
-//
-// It also owns Meter, an SDK middleware that counts requests and DynamoDB
-// capacity units: the basis of the cost-per-order figures.
 package awsconfig
 
 import (
@@ -28,8 +25,6 @@ const DefaultRegion = "us-east-1"
 type Options struct {
 	// Endpoint, when set, overrides AWS_ENDPOINT_URL for every service.
 	Endpoint string
-	// Meter, when set, counts every request made with the configuration.
-	Meter *Meter
 	// Getenv reads the environment (nil: os.Getenv); AWS_ENDPOINT_URL,
 	// AWS_REGION and AWS_ACCESS_KEY_ID are read through it as well.
 	Getenv func(string) string
@@ -67,9 +62,6 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 	}
 	if endpoint != "" {
 		cfg.BaseEndpoint = aws.String(endpoint)
-	}
-	if o.Meter != nil {
-		o.Meter.Attach(&cfg)
 	}
 	return cfg, nil
 }

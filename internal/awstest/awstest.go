@@ -3,6 +3,16 @@
 // builds clients for it, and gives every test its own resource names so
 // tests never share (or wipe) each other's tables, topics and queues.
 //
+// It also owns Meter, an SDK middleware that counts requests and DynamoDB
+// capacity units, and the price list (Prices, Default) that turns them into
+// the cost-per-order figures the tests report. They are test tools: nothing
+// the binary ships imports this package.
+//
+// Tests that need an outage start a moto server of their own with
+// StartMoto, and stop, pause and restart it: it runs the moto_server that
+// LEDGER_TEST_MOTO_SERVER names, or the one scripts/moto.sh installed in
+// .cache/moto at the module root.
+//
 // Without the variable the tests skip with a message saying how to run them;
 // under CI (CI=true) a missing emulator fails the test instead, so the AWS
 // path can never silently go untested.

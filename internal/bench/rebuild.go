@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/ordergen"
@@ -71,7 +71,7 @@ func Rebuild(ctx context.Context, opts RebuildOptions) (Report, error) {
 		return Report{}, fmt.Errorf("bench: rebuild: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	es, err := pebblestore.Open(filepath.Join(dir, "events"))
+	es, err := pebblestore.Open(app.Layout(dir).Events)
 	if err != nil {
 		return Report{}, fmt.Errorf("bench: rebuild: %w", err)
 	}
@@ -89,7 +89,7 @@ func Rebuild(ctx context.Context, opts RebuildOptions) (Report, error) {
 	if err := settle(ctx, 2*time.Minute); err != nil {
 		return Report{}, err
 	}
-	rm, err := pebbleviews.Open(filepath.Join(dir, "views"))
+	rm, err := pebbleviews.Open(app.Layout(dir).Views)
 	if err != nil {
 		return Report{}, fmt.Errorf("bench: rebuild: %w", err)
 	}

@@ -44,6 +44,20 @@ type Names struct {
 	APIFunc         string // Lambda: API Gateway HTTP API -> REST API
 }
 
+// ValidEnv reports whether env can prefix the resource names: 1..40
+// lowercase letters, digits or '-' (what every resource kind accepts).
+func ValidEnv(env string) bool {
+	if env == "" || len(env) > 40 {
+		return false
+	}
+	for _, r := range env {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // For returns the resource names of environment env ("dev" when empty).
 func For(env string) Names {
 	if env == "" {

@@ -4,6 +4,10 @@
 // number, status as Pending/Completed/Failed/Cancelled) plus version and
 // the rest of projections.View. Writes are version-fenced conditional
 // PutItems; lists use the status-index and customer-index GSIs.
+//
+// When DynamoDB cannot be reached, throttles or fails on its side, the
+// error has code domain.Unavailable (HTTP 503: retry later), never
+// Internal; the SDK's own error stays in the chain.
 package dynamoviews
 
 import (
@@ -23,6 +27,7 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/internal/awsconfig"
 	"github.com/orderledger/orderledger/internal/resources"
 	"github.com/orderledger/orderledger/projections"
 )
@@ -154,7 +159,7 @@ func (s *Store) Get(ctx context.Context, orderID string) (projections.View, erro
 	}
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(orderID), ConsistentRead: aws.Bool(true)})
 	if err != nil {
-		return projections.View{}, fmt.Errorf("projections/dynamoviews: get %s: %w", orderID, err)
+		return projections.View{}, fmt.Errorf("projections/dynamoviews: get %s: %w", orderID, awsconfig.MarkUnavailable(err))
 	}
 	if len(out.Item) == 0 {
 		return projections.View{}, order.ErrNotFound
@@ -207,7 +212,7 @@ func (s *Store) Put(ctx context.Context, expected int64, v projections.View) err
 		return &projections.ConflictError{OrderID: v.OrderID, Expected: expected, Actual: actual}
 	}
 	if err != nil {
-		return fmt.Errorf("projections/dynamoviews: put %s: %w", v.OrderID, err)
+		return fmt.Errorf("projections/dynamoviews: put %s: %w", v.OrderID, awsconfig.MarkUnavailable(err))
 	}
 	return nil
 }
@@ -313,7 +318,7 @@ func (s *Store) queryIndex(ctx context.Context, index, hashAttr, value, filterSt
 	for p.HasMorePages() && len(out) < limit {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("projections/dynamoviews: query %s: %w", index, err)
+			return nil, fmt.Errorf("projections/dynamoviews: query %s: %w", index, awsconfig.MarkUnavailable(err))
 		}
 		out = append(out, page.Items...)
 	}
@@ -340,7 +345,7 @@ func (s *Store) Counts(ctx context.Context) (map[order.Status]int64, error) {
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("projections/dynamoviews: count %s: %w", st, err)
+				return nil, fmt.Errorf("projections/dynamoviews: count %s: %w", st, awsconfig.MarkUnavailable(err))
 			}
 			n += int64(page.Count)
 		}

@@ -15,13 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/ledgertest"
 	"github.com/orderledger/orderledger/messaging/pebblequeue"
 	"github.com/orderledger/orderledger/orders"
-	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
 )
@@ -210,7 +210,7 @@ func TestCrashUnderLoad(t *testing.T) {
 		_ = p.Signal(syscall.SIGKILL)
 		code, out, errOut := runLedger(t, "dlq", "list", "--data", dir)
 		t.Logf("ledger dlq list: exit %d\n%s%s", code, out, errOut)
-		if br, err := pipeline.OpenBroker(filepath.Join(dir, "queue"), 0, 1, true); err == nil {
+		if br, err := app.OpenBroker(filepath.Join(dir, "queue"), 0, 1, true); err == nil {
 			for _, q := range []*pebblequeue.Queue{br.Processing, br.DLQ} {
 				st, err := q.Stats(context.Background())
 				t.Logf("queue %s: %+v %v", q.Name(), st, err)
@@ -308,7 +308,7 @@ func verifyDataDir(t *testing.T, dir string, l *load, rc *receiver) {
 	rc.checkNotified(t, rep)
 
 	// No message is left in any queue.
-	br, err := pipeline.OpenBroker(filepath.Join(dir, "queue"), 0, 1, true)
+	br, err := app.OpenBroker(filepath.Join(dir, "queue"), 0, 1, true)
 	if err != nil {
 		t.Fatal(err)
 	}

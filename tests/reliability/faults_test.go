@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/processing"
-	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/publisher"
 	"github.com/orderledger/orderledger/services"
 	"github.com/orderledger/orderledger/services/sim"
@@ -434,7 +434,7 @@ func TestCrashDuringLastAttemptStrandsNoOrder(t *testing.T) {
 	}
 	s.stop()
 
-	br, err := pipeline.OpenBroker(filepath.Join(dir, "queue"), 10*time.Millisecond, 0, false)
+	br, err := app.OpenBroker(filepath.Join(dir, "queue"), 10*time.Millisecond, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}

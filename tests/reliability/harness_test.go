@@ -18,13 +18,13 @@ import (
 	"time"
 
 	"github.com/orderledger/orderledger/api"
+	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/messaging/webhook"
 	"github.com/orderledger/orderledger/orders"
-	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
 	"github.com/orderledger/orderledger/services"
@@ -54,7 +54,7 @@ type stack struct {
 	store *pebblestore.Store
 	views *pebbleviews.Store
 	sub   *projections.Subscription
-	pipe  *pipeline.Pipeline
+	pipe  *app.Pipeline
 	codec *orders.Codec
 	srv   *httptest.Server
 	URL   string
@@ -93,7 +93,7 @@ func newStack(t *testing.T, dir string, cfg stackConfig) *stack {
 				cfg.Inventory = simulator
 			}
 		}
-		s.pipe, err = pipeline.Start(context.Background(), pipeline.Config{
+		s.pipe, err = app.StartPipeline(context.Background(), app.PipelineConfig{
 			Store: s.store, Feed: s.store, Checkpoints: s.store,
 			QueueDir: filepath.Join(dir, "queue"),
 			Payment:  cfg.Payment, Inventory: cfg.Inventory,

@@ -14,11 +14,11 @@ import (
 )
 
 func main() {
-	d, err := lambdas.FromEnv(context.Background())
+	d, err := lambdas.Load(context.Background(), os.Getenv)
 	if err != nil {
 		log.Fatal(err) // cold start only: the function cannot run without its wiring
 	}
 	lambda.Start(lambdas.API(api.NewRouter(api.Deps{
-		Store: d.Store, Views: d.Views, Codec: d.Codec, Logger: d.Logger, Token: os.Getenv("LEDGER_API_TOKEN"),
+		Store: d.Store, Views: d.Views, Codec: d.Codec, Logger: d.Logger, Token: d.Config.APIToken,
 	})))
 }

@@ -7,36 +7,18 @@ import (
 	"context"
 	"log"
 	"os"
-	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/orderledger/orderledger/aws/lambdas"
-	"github.com/orderledger/orderledger/processing"
-	"github.com/orderledger/orderledger/services/httpclient"
-	"github.com/orderledger/orderledger/services/sim"
 )
 
 func main() {
-	d, err := lambdas.FromEnv(context.Background())
+	d, err := lambdas.Load(context.Background(), os.Getenv)
 	if err != nil {
 		log.Fatal(err) // cold start only: the function cannot run without its wiring
 	}
-	cfg := processing.Config{Store: d.Store, Codec: d.Codec, Logger: d.Logger}
-	if u := os.Getenv("LEDGER_SERVICES_URL"); u != "" {
-		c, err := httpclient.New(u, 5*time.Second)
-		if err != nil {
-			log.Fatal(err)
-		}
-		cfg.Payment, cfg.Inventory = c, c
-	} else {
-		s, err := sim.New(sim.Config{})
-		if err != nil {
-			log.Fatal(err)
-		}
-		cfg.Payment, cfg.Inventory = s, s
-	}
-	p, err := processing.New(cfg)
+	p, err := d.Processor()
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"log"
+	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -12,7 +13,7 @@ import (
 )
 
 func main() {
-	d, err := lambdas.FromEnv(context.Background())
+	d, err := lambdas.Load(context.Background(), os.Getenv)
 	if err != nil {
 		log.Fatal(err) // cold start only: the function cannot run without its wiring
 	}

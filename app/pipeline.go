@@ -1,32 +1,4 @@
-// Package pipeline assembles the asynchronous half of the embedded runtime
-// and is what `ledger serve` starts next to the API:
-//
-//	p, err := pipeline.Start(ctx, pipeline.Config{
-//		Store: store, Feed: store, Checkpoints: store, // the embedded event store
-//		QueueDir: filepath.Join(dir, "queue"),
-//		Payment: simulator, Inventory: simulator,
-//		Workers: 32, RetryBackoff: time.Second,
-//		Webhooks: []string{"https://example.com/hook"},
-//	})
-//	...
-//	health, _ := p.Health(ctx) // publisher lag, queue depths, dead letters
-//	err = p.Stop(ctx)          // stop receiving, finish messages in hand, close DIR/queue
-//
-// It opens the messaging broker in QueueDir (package messaging/pebblequeue) and
-// declares the same topology as the AWS deployment:
-//
-//	change feed -> publisher -> topic order-events    -> queue order-processing (filter event_type=OrderPlaced)
-//	                                                       -> Workers processors (package processing)
-//	                                                       -> after 3 receives: queue order-dlq
-//	                         -> topic order-completed -> queue notify-log       -> structured log (messaging/logsink)
-//	                                                  -> queue notify-webhook-N -> POST to Webhooks[N] (messaging/webhook)
-//
-// A failed processing message becomes visible again after RetryBackoff,
-// doubling on each receive (the embedded stand-in for the SQS visibility
-// timeout); webhook deliveries retry with the same backoff capped at
-// MaxWebhookBackoff, forever. The DLQ tools (`ledger dlq list|redrive`)
-// open the same broker with OpenBroker while the runtime is stopped.
-package pipeline
+package app
 
 import (
 	"context"
@@ -67,8 +39,11 @@ const (
 	// end on 2 cores, 4 workers finished ~400 orders/s, 16 ~1,000 and 32
 	// ~1,000-1,600 (with the receive and append savings); 64 and 128 no more
 	// than 32 (BENCHMARKS.md, "End to end").
-	DefaultWorkers      = 32
-	DefaultRetryBackoff = time.Second
+	DefaultWorkers = 32
+	// DefaultRetryBackoff is the first wait before a failed processing
+	// attempt is retried: the default of `ledger serve --retry-backoff`, of
+	// Config.RetryBackoff and of PipelineConfig.RetryBackoff.
+	DefaultRetryBackoff = 2 * time.Second
 	// LogWorkers consume the notify-log queue. Each notification costs a
 	// receive and a delete, two durable writes in series, so one worker
 	// keeps up with a few hundred outcomes a second, less than the
@@ -79,8 +54,8 @@ const (
 	MaxWebhookBackoff = 5 * time.Minute
 )
 
-// Config wires the runtime.
-type Config struct {
+// PipelineConfig wires the pipeline.
+type PipelineConfig struct {
 	// Store, Feed and Checkpoints: the event store (the embedded store is all three).
 	Store       eventstore.Store
 	Feed        eventstore.Feed
@@ -118,7 +93,7 @@ type Broker struct {
 // how many webhook outbox queues to declare.
 func OpenBroker(dir string, retryBackoff time.Duration, webhooks int, withLog bool) (*Broker, error) {
 	if dir == "" {
-		return nil, errors.New("processing/pipeline: QueueDir is required")
+		return nil, errors.New("app: QueueDir is required")
 	}
 	b, err := pebblequeue.Open(dir, pebblequeue.Options{})
 	if err != nil {
@@ -171,7 +146,7 @@ func declare(b *pebblequeue.Broker, retryBackoff time.Duration, webhooks int, wi
 		})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("processing/pipeline: declare topology: %w", err)
+		return nil, fmt.Errorf("app: declare topology: %w", err)
 	}
 	return br, nil
 }
@@ -186,15 +161,15 @@ type Pipeline struct {
 	stopErr   error
 }
 
-// Start opens the broker and starts every worker; they run until Stop.
-func Start(ctx context.Context, cfg Config) (*Pipeline, error) {
+// StartPipeline opens the broker and starts every worker; they run until Stop.
+func StartPipeline(ctx context.Context, cfg PipelineConfig) (*Pipeline, error) {
 	switch {
 	case cfg.Store == nil || cfg.Feed == nil || cfg.Checkpoints == nil:
-		return nil, errors.New("processing/pipeline: Store, Feed and Checkpoints are required")
+		return nil, errors.New("app: Store, Feed and Checkpoints are required")
 	case cfg.Payment == nil || cfg.Inventory == nil:
-		return nil, errors.New("processing/pipeline: Payment and Inventory are required")
+		return nil, errors.New("app: Payment and Inventory are required")
 	case cfg.Workers < 0 || cfg.RetryBackoff < 0:
-		return nil, errors.New("processing/pipeline: Workers and RetryBackoff must not be negative")
+		return nil, errors.New("app: Workers and RetryBackoff must not be negative")
 	}
 	if cfg.Workers == 0 {
 		cfg.Workers = DefaultWorkers
@@ -210,14 +185,14 @@ func Start(ctx context.Context, cfg Config) (*Pipeline, error) {
 	for _, u := range cfg.Webhooks {
 		d, err := webhook.New(u, cfg.WebhookClient)
 		if err != nil {
-			return nil, fmt.Errorf("processing/pipeline: %w", err)
+			return nil, fmt.Errorf("app: %w", err)
 		}
 		deliverers = append(deliverers, d)
 	}
 	proc, err := processing.New(processing.Config{Store: cfg.Store, Payment: cfg.Payment, Inventory: cfg.Inventory,
 		Clock: cfg.Clock, IDs: cfg.IDs, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("processing/pipeline: %w", err)
+		return nil, fmt.Errorf("app: %w", err)
 	}
 	br, err := OpenBroker(cfg.QueueDir, cfg.RetryBackoff, len(deliverers), !cfg.DisableLog)
 	if err != nil {
@@ -227,7 +202,7 @@ func Start(ctx context.Context, cfg Config) (*Pipeline, error) {
 		Checkpoints: cfg.Checkpoints, RetryBackoff: cfg.RetryBackoff, Logger: log})
 	if err != nil {
 		br.Close()
-		return nil, fmt.Errorf("processing/pipeline: %w", err)
+		return nil, fmt.Errorf("app: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p := &Pipeline{broker: br, publisher: pub, cancel: cancel}
@@ -275,7 +250,7 @@ func (p *Pipeline) Stop(ctx context.Context) error {
 		select {
 		case <-done:
 		case <-ctx.Done():
-			p.stopErr = fmt.Errorf("processing/pipeline: stop: workers still busy: %w", ctx.Err())
+			p.stopErr = fmt.Errorf("app: stop: workers still busy: %w", ctx.Err())
 		}
 		if err := p.broker.Close(); err != nil && p.stopErr == nil {
 			p.stopErr = err
@@ -292,7 +267,7 @@ type Health struct {
 	Processing pebblequeue.Stats `json:"processing"`
 	// DeadLetters is how many messages wait in the dead-letter queue.
 	DeadLetters int `json:"dead_letters"`
-	// Webhooks counts each webhook outbox, in Config.Webhooks order.
+	// Webhooks counts each webhook outbox, in PipelineConfig.Webhooks order.
 	Webhooks []pebblequeue.Stats `json:"webhooks,omitempty"`
 }
 

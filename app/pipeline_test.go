@@ -1,4 +1,4 @@
-package pipeline_test
+package app_test
 
 import (
 	"context"
@@ -16,13 +16,13 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/messaging/webhook"
 	"github.com/orderledger/orderledger/orders"
-	"github.com/orderledger/orderledger/processing/pipeline"
 	"github.com/orderledger/orderledger/services"
 	"github.com/orderledger/orderledger/services/httpclient"
 	"github.com/orderledger/orderledger/services/sim"
@@ -36,7 +36,7 @@ type harness struct {
 	t     *testing.T
 	store *pebblestore.Store
 	sim   *sim.Simulator
-	p     *pipeline.Pipeline
+	p     *app.Pipeline
 	codec *orders.Codec
 }
 
@@ -70,7 +70,7 @@ func start(t *testing.T, o options) *harness {
 		}
 		pay, inv = c, c
 	}
-	p, err := pipeline.Start(context.Background(), pipeline.Config{
+	p, err := app.StartPipeline(context.Background(), app.PipelineConfig{
 		Store: store, Feed: store, Checkpoints: store, QueueDir: filepath.Join(dir, "queue"),
 		Payment: pay, Inventory: inv, Workers: 2, RetryBackoff: backoff, Webhooks: o.webhooks,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -142,9 +142,9 @@ func (h *harness) settle(id string) ([]string, order.Order) {
 	return types, o
 }
 
-func (h *harness) idle() pipeline.Health {
+func (h *harness) idle() app.Health {
 	h.t.Helper()
-	var hl pipeline.Health
+	var hl app.Health
 	waitFor(h.t, "the runtime to be idle", func() bool {
 		var err error
 		hl, err = h.p.Health(context.Background())
@@ -252,8 +252,8 @@ func TestPoisonMessagesAreDeadLetteredWhileOthersFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range dead {
-		if d.DeadLetteredFrom != pipeline.ProcessingQueue || d.DeadReceiveCount != 3 {
-			t.Errorf("dead letter %s from %q after %d receives, want %s after 3", d.ID, d.DeadLetteredFrom, d.DeadReceiveCount, pipeline.ProcessingQueue)
+		if d.DeadLetteredFrom != app.ProcessingQueue || d.DeadReceiveCount != 3 {
+			t.Errorf("dead letter %s from %q after %d receives, want %s after 3", d.ID, d.DeadLetteredFrom, d.DeadReceiveCount, app.ProcessingQueue)
 		}
 	}
 }
@@ -356,8 +356,8 @@ func TestConcurrentOrders(t *testing.T) {
 
 func TestStartRejectsMissingDependencies(t *testing.T) {
 	t.Parallel()
-	if _, err := pipeline.Start(context.Background(), pipeline.Config{}); err == nil {
-		t.Fatal("Start with nothing succeeded")
+	if _, err := app.StartPipeline(context.Background(), app.PipelineConfig{}); err == nil {
+		t.Fatal("StartPipeline with nothing succeeded")
 	}
 }
 
@@ -371,7 +371,7 @@ func BenchmarkOrders(b *testing.B) {
 	}
 	defer store.Close()
 	s, _ := sim.New(sim.Config{})
-	p, err := pipeline.Start(context.Background(), pipeline.Config{
+	p, err := app.StartPipeline(context.Background(), app.PipelineConfig{
 		Store: store, Feed: store, Checkpoints: store, QueueDir: filepath.Join(dir, "queue"),
 		Payment: s, Inventory: s, Workers: 8, RetryBackoff: backoff,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
