@@ -83,6 +83,9 @@ func serveAWSWith(ctx context.Context, e *env, o serveOptions, hooks awsHooks) e
 	if err != nil {
 		return err
 	}
+	if err := awsconfig.CheckCredentials(ctx, cfg); err != nil {
+		return usagef("%s", err)
+	}
 	if hooks.Instrument != nil {
 		hooks.Instrument(&cfg)
 	}

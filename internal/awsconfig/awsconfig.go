@@ -6,8 +6,11 @@ package awsconfig
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -16,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go/logging"
 )
 
 // DefaultRegion is used when the configuration chain names no region.
@@ -53,6 +57,11 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 	if endpoint != "" && getenv("AWS_ACCESS_KEY_ID") == "" && getenv("AWS_PROFILE") == "" {
 		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
 	}
+	// The SDK's own log lines (a fallback to IMDSv1 off EC2, say) go to
+	// slog at debug level: what a user must act on is in the errors.
+	opts = append(opts, config.WithLogger(logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		slog.Debug("aws sdk: "+fmt.Sprintf(format, v...), "classification", string(c))
+	})))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("awsconfig: load: %w", err)
@@ -96,3 +105,21 @@ func NewClients(cfg aws.Config) Clients {
 		SNS:      sns.NewFromConfig(cfg),
 	}
 }
+
+// CheckCredentials fails, with what to set, when cfg's credential chain
+// yields no credentials within a few seconds. It asks nothing of AWS beyond
+// the chain itself (the environment, shared files, ECS or EC2 metadata).
+func CheckCredentials(ctx context.Context, cfg aws.Config) error {
+	if cfg.Credentials == nil {
+		return errors.New(noCredentials)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return errors.New(noCredentials)
+	}
+	return nil
+}
+
+const noCredentials = "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, " +
+	"or run where a role provides them (ECS, Lambda, EC2); for a local emulator set AWS_ENDPOINT_URL (export AWS_ENDPOINT_URL=$(scripts/moto.sh start))"
