@@ -135,13 +135,17 @@ func serveEmbedded(ctx context.Context, e *env, o serveOptions) error {
 	if err := os.MkdirAll(o.Data, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	return app.Run(ctx, app.Config{
+	err := app.Run(ctx, app.Config{
 		Dir: o.Data, Addr: o.Addr, Token: o.Token, Workers: o.Workers, RetryBackoff: o.RetryBackoff,
 		Sim: o.Sim, NotifyWebhook: o.NotifyWebhook, Logger: o.Logger, ShutdownTimeout: o.ShutdownTimeout,
 		Started: func(addr string) {
 			fmt.Fprintf(e.stderr, "ledger: serving on http://%s (data in %s)\n", displayAddr(addr), o.Data)
 		},
 	})
+	if err != nil && isLocked(err) {
+		return fmt.Errorf("%s is in use by another running ledger: stop it, or serve another --data directory", o.Data)
+	}
+	return err
 }
 
 // displayAddr turns a wildcard listen address into one a browser can open.

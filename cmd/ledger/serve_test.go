@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/orderledger/orderledger/app"
+	"github.com/orderledger/orderledger/eventstore/pebblestore"
 )
 
 // lockedBuf is a goroutine-safe output sink for in-process runs.
@@ -100,5 +104,33 @@ func TestDisplayAddr(t *testing.T) {
 		if got := displayAddr(in); got != want {
 			t.Errorf("displayAddr(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestServeSaysWhatIsWrong: a data directory another ledger holds, and the
+// AWS backend without credentials, each end with one line saying what to
+// do (they ended with a lock error and an IMDS stack).
+func TestServeSaysWhatIsWrong(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	held, err := pebblestore.Open(app.Layout(dir).Events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	code, _, stderr := runCmd(ctx, "serve", "--data", dir, "--addr", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(stderr, dir+" is in use by another running ledger") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Errorf("serve on a held directory = %d %q; want one line saying it is in use", code, stderr)
+	}
+
+	for _, v := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"} {
+		t.Setenv(v, "")
+	}
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
+	code, _, stderr = runCmd(ctx, "serve", "--backend", "aws", "--addr", "127.0.0.1:0")
+	if code != 2 || !strings.Contains(stderr, "no AWS credentials found: set AWS_PROFILE") || !strings.Contains(stderr, "AWS_ENDPOINT_URL") || strings.Contains(stderr, "IMDS") {
+		t.Errorf("serve --backend aws without credentials = %d %q; want what to set", code, stderr)
 	}
 }
