@@ -29,7 +29,7 @@ func init() {
 func runHistory(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("history", e)
 	data := fs.String("data", "./data", "data directory of a stopped embedded ledger")
-	base := fs.String("url", "", "read through a running ledger's API instead, e.g. http://localhost:8000")
+	base := fs.String("url", "", "read through a running ledger's API instead, e.g. http://localhost:8000 (sends LEDGER_API_TOKEN as its bearer token when set)")
 	asJSON := fs.Bool("json", false, "print the history as JSON (the body of GET /orders/{id}/events)")
 	// Flags may come after the order ID: ledger history ID --json.
 	var id string

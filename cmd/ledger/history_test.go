@@ -121,3 +121,11 @@ func TestHistoryFromAPI(t *testing.T) {
 		t.Errorf("unknown order: exit %d, %q", code, stderr)
 	}
 }
+
+func TestHistoryHelpNamesTheToken(t *testing.T) {
+	t.Parallel()
+	code, out, _ := runCmd(context.Background(), "history", "--help")
+	if code != 0 || !strings.Contains(out, "--url") && !strings.Contains(out, "-url") || !strings.Contains(out, "LEDGER_API_TOKEN") {
+		t.Fatalf("ledger history --help = %d %q; want --url's use of LEDGER_API_TOKEN said", code, out)
+	}
+}
