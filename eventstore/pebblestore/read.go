@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
 
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/pebblelog"
 )
 
 // Load implements eventstore.Store. It returns only durable events: those at
@@ -225,18 +225,12 @@ func (s *Store) SaveCheckpoint(ctx context.Context, consumer string, pos uint64)
 		if head := s.head.Load(); pos > head {
 			return domain.Errorf(domain.Invalid, "eventstore/pebblestore: save checkpoint: position %d is beyond the feed head %d", pos, head)
 		}
-		if err := setSync(s.db, checkpointKey(consumer), binary.BigEndian.AppendUint64(nil, pos)); err != nil {
+		if err := pebblelog.CheckSpace("eventstore/pebblestore", "save checkpoint", s.dir); err != nil {
+			return err
+		}
+		if err := s.db.Set(checkpointKey(consumer), binary.BigEndian.AppendUint64(nil, pos), pebble.Sync); err != nil {
 			return storageErr("save checkpoint", err)
 		}
 		return nil
 	})
-}
-
-func setSync(db *pebble.DB, key, value []byte) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("pebble: %v", r)
-		}
-	}()
-	return db.Set(key, value, pebble.Sync)
 }

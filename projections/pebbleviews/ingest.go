@@ -15,6 +15,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/objstorage"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/orderledger/orderledger/internal/pebblelog"
 )
 
 // table is a run of writes bound for one sorted table (sstable) that a
@@ -178,9 +180,6 @@ func (t *table) write(path string, opts sstable.WriterOptions) (err error) {
 	}
 	w := sstable.NewWriter(newFileWritable(f), opts)
 	defer func() {
-		if r := recover(); r != nil {
-			err = errPanic(r)
-		}
 		if err != nil {
 			_ = os.Remove(path)
 		}
@@ -285,17 +284,12 @@ func ingest(dir string, g *generation, seq int, workers int, tables []*table) er
 	if len(paths) == 0 {
 		return nil
 	}
-	if err := ingestFiles(g, paths); err != nil {
+	// The MANIFEST write of an ingestion is fatal to pebble if it fails.
+	if err := pebblelog.CheckSpace("projections/pebbleviews", "rebuild: ingest", dir); err != nil {
+		return err
+	}
+	if err := g.db.Ingest(context.Background(), paths); err != nil {
 		return storageErr("rebuild: ingest", err)
 	}
 	return nil
-}
-
-func ingestFiles(g *generation, paths []string) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = errPanic(r)
-		}
-	}()
-	return g.db.Ingest(context.Background(), paths)
 }
