@@ -41,7 +41,7 @@ func (q *Queue) Peek(ctx context.Context, limit int) ([]Stored, error) {
 	prefix := msgPrefix(q.name)
 	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: pebblelog.PrefixEnd(prefix)})
 	if err != nil {
-		return nil, fmt.Errorf("messaging/pebblequeue: peek %s: %w", q.name, err)
+		return nil, storageErr("peek "+q.name, err)
 	}
 	var out []Stored
 	for ok := it.First(); ok && (limit <= 0 || len(out) < limit); ok = it.Next() {
@@ -58,7 +58,7 @@ func (q *Queue) Peek(ctx context.Context, limit int) ([]Stored, error) {
 		})
 	}
 	if err := it.Close(); err != nil {
-		return nil, fmt.Errorf("messaging/pebblequeue: peek %s: %w", q.name, err)
+		return nil, storageErr("peek "+q.name, err)
 	}
 	return out, nil
 }

@@ -25,10 +25,20 @@
 // it away, so a receive does not scan from the start of the index: each queue
 // keeps scanFrom, a lower bound of its live index keys, and a range known to
 // hold none (see Queue.scanFrom and Queue.gapStart), and seeks past both.
+//
+// Failures: errors of pebble or the disk are domain.Unavailable (HTTP 503),
+// as in the other embedded databases (pebblelog.StorageError), and so is a
+// write while the disk has less than pebblelog.Reserve bytes free (refused
+// before pebble could fail on it; writes resume once space is freed). An error
+// pebble cannot survive (a failed WAL write or sync) ends the process, the
+// one policy of internal/pebblelog: the operation it cut off was never
+// acknowledged, and after the restart its queue's in-flight messages are
+// released as after any crash.
 package pebblequeue
 
 import (
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -46,13 +56,15 @@ const DefaultVisibilityTimeout = 30 * time.Second
 type Options struct {
 	// Clock is the time source (nil: domain.SystemClock).
 	Clock domain.Clock
-	// Logger receives pebble's log lines (nil: pebblelog: errors to the standard logger, fatal errors panic).
-	Logger pebble.Logger
+	// Logger receives pebble's log lines (nil: slog.Default()); a fatal
+	// engine error is logged and ends the process (internal/pebblelog).
+	Logger *slog.Logger
 }
 
 // Broker holds the queues and topics of one database.
 type Broker struct {
 	db     *pebble.DB
+	dir    string
 	clock  domain.Clock
 	ids    domain.IDSource
 	mu     sync.Mutex   // serialises every read-modify-write
@@ -64,19 +76,29 @@ type Broker struct {
 
 // Open opens (creating if needed) the broker database in dir.
 func Open(dir string, opts Options) (*Broker, error) {
-	logger := opts.Logger
-	if logger == nil {
-		logger = pebblelog.Logger{Prefix: "messaging/pebblequeue"}
+	return open(dir, opts, nil)
+}
+
+// open is Open with tune, when set, adjusting pebble's options (a
+// filesystem for tests).
+func open(dir string, opts Options, tune func(*pebble.Options)) (*Broker, error) {
+	po := &pebble.Options{Logger: pebblelog.Logger{Prefix: "messaging/pebblequeue", Log: opts.Logger}}
+	if tune != nil {
+		tune(po)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: logger})
+	// Opening writes pebble's MANIFEST, whose failure is fatal to it.
+	if err := pebblelog.CheckSpace("messaging/pebblequeue", "open "+dir, dir); err != nil {
+		return nil, err
+	}
+	db, err := pebble.Open(dir, po)
 	if err != nil {
-		return nil, fmt.Errorf("messaging/pebblequeue: open %s: %w", dir, err)
+		return nil, storageErr("open "+dir, err)
 	}
 	clock := opts.Clock
 	if clock == nil {
 		clock = domain.SystemClock
 	}
-	return &Broker{db: db, clock: clock, ids: domain.NewULIDSource(nil),
+	return &Broker{db: db, dir: dir, clock: clock, ids: domain.NewULIDSource(nil),
 		queues: map[string]*Queue{}, topics: map[string]*Topic{}}, nil
 }
 
@@ -94,7 +116,7 @@ func (b *Broker) Close() error {
 		q.signal()
 	}
 	if err := b.db.Close(); err != nil {
-		return fmt.Errorf("messaging/pebblequeue: close: %w", err)
+		return storageErr("close", err)
 	}
 	return nil
 }
@@ -122,7 +144,7 @@ func (b *Broker) do(f func() (wrote bool, err error)) error {
 	// A log-only record with Sync: the WAL is sequential, so syncing it
 	// syncs every batch committed before it.
 	if err := b.db.LogData(nil, pebble.Sync); err != nil {
-		return fmt.Errorf("messaging/pebblequeue: sync: %w", err)
+		return storageErr("sync", err)
 	}
 	return nil
 }
@@ -130,7 +152,20 @@ func (b *Broker) do(f func() (wrote bool, err error)) error {
 // commit applies batch to the WAL and memtable; call inside do, which makes
 // it durable before the operation returns.
 func (b *Broker) commit(batch *pebble.Batch) error {
-	return batch.Commit(pebble.NoSync)
+	// A nearly full disk refuses the write (503) rather than let pebble's
+	// log write fail, which would end the process.
+	if err := pebblelog.CheckSpace("messaging/pebblequeue", "commit", b.dir); err != nil {
+		return err
+	}
+	if err := batch.Commit(pebble.NoSync); err != nil {
+		return storageErr("commit", err)
+	}
+	return nil
+}
+
+// storageErr is a failure of the disk or of pebble (HTTP 503).
+func storageErr(op string, err error) error {
+	return &pebblelog.StorageError{Pkg: "messaging/pebblequeue", Op: op, Err: err}
 }
 
 func validName(name string) error {

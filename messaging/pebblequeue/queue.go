@@ -111,14 +111,14 @@ func (q *Queue) releaseInFlight() error {
 	prefix := visPrefix(q.name)
 	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: visKey(q.name, now+1, ""), UpperBound: pebblelog.PrefixEnd(prefix)})
 	if err != nil {
-		return fmt.Errorf("messaging/pebblequeue: queue %s: release in-flight: %w", q.name, err)
+		return storageErr("queue "+q.name+": release in-flight", err)
 	}
 	var ids []string
 	for ok := it.First(); ok; ok = it.Next() {
 		ids = append(ids, string(it.Key()[len(prefix)+8:]))
 	}
 	if err := it.Close(); err != nil {
-		return fmt.Errorf("messaging/pebblequeue: queue %s: release in-flight: %w", q.name, err)
+		return storageErr("queue "+q.name+": release in-flight", err)
 	}
 	if len(ids) == 0 {
 		return nil
@@ -145,8 +145,11 @@ func (q *Queue) releaseInFlight() error {
 			return err
 		}
 	}
+	if err := pebblelog.CheckSpace("messaging/pebblequeue", "queue "+q.name+": release in-flight", b.dir); err != nil {
+		return err
+	}
 	if err := batch.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("messaging/pebblequeue: queue %s: release in-flight: %w", q.name, err)
+		return storageErr("queue "+q.name+": release in-flight", err)
 	}
 	return nil
 }
@@ -245,7 +248,7 @@ func (q *Queue) receiveOnce(max int) ([]messaging.Message, time.Duration, <-chan
 		prefix := visPrefix(q.name)
 		it, err := b.db.NewIter(nil)
 		if err != nil {
-			return false, err
+			return false, storageErr("scan", err)
 		}
 		type due struct {
 			key []byte
@@ -282,7 +285,7 @@ func (q *Queue) receiveOnce(max int) ([]messaging.Message, time.Duration, <-chan
 			}
 		}
 		if err := it.Close(); err != nil {
-			return false, err
+			return false, storageErr("scan", err)
 		}
 		if len(dues) == 0 {
 			q.scanFrom = left
@@ -356,7 +359,7 @@ func (q *Queue) get(id string) (*record, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("messaging/pebblequeue: %s: get %s: %w", q.name, id, err)
+		return nil, storageErr(q.name+": get "+id, err)
 	}
 	defer closer.Close()
 	var rec record
