@@ -51,6 +51,11 @@
 //
 // Reads (Load, ReadFeed) reuse pooled iterators while no commit intervenes,
 // and decode a whole page of records with a few allocations (see records).
+// The events' strings and Data share their page's memory, so keeping one
+// keeps the page alive. ReadFeedInto reuses memory the caller hands back
+// for the next page's Data only: the Data of a page read into it changes
+// when that memory is passed back (copy what must outlive it), while the
+// strings of every page are never overwritten and may be kept.
 package pebblestore
 
 import (

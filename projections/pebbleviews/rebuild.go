@@ -295,9 +295,10 @@ type page struct {
 // feedInto is a feed that can read a page into the memory of an earlier
 // one (eventstore/pebblestore's Store): a rebuild reads the whole feed, and
 // reusing a few pages' memory instead of allocating every page spares the
-// garbage collector most of its work. The fold keeps nothing of a page's
-// events once applied (the order ID it keeps is a copy, the decoded
-// events' strings are their own), so a page's memory is free then.
+// garbage collector most of its work. Reuse overwrites the events' Data
+// only (their strings are never overwritten: see ReadFeedInto), and nothing
+// keeps a page's Data once it is decoded (the decoded events' strings are
+// their own), so a page's memory is free once applied.
 type feedInto interface {
 	ReadFeedInto(ctx context.Context, after uint64, limit int, events []eventstore.Event, raw []byte) ([]eventstore.Event, []byte, error)
 }
@@ -434,7 +435,8 @@ func (b *build) apply(envs []eventstore.Event, evs []order.Event) error {
 				ent.cur, ent.flushed, ent.stored = v, v, ok
 			}
 			if ent.cur.OrderID == "" {
-				// A copy: the event's strings share its whole page's buffer.
+				// A copy: the event's strings share one allocation with
+				// the rest of its page, which the view would keep alive.
 				ent.cur.OrderID = strings.Clone(env.StreamID)
 			}
 			b.views[ent.cur.OrderID] = ent
