@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -305,19 +306,25 @@ type feedInto interface {
 
 // bulk folds the feed up to head. Workers each read and decode whole pages
 // (the positions of page j are known in advance, the feed being gap-free),
-// so reading and decoding run in parallel; pages are folded in order.
+// so reading and decoding run in parallel; pages are folded in order. The
+// dispatcher and the workers are joined before bulk returns, whatever it
+// returns: no read of the feed outlives the rebuild.
 func (b *build) bulk(ctx context.Context, feed eventstore.Feed, head uint64, opts RebuildOptions, report func()) error {
 	if b.pos >= head {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var readers sync.WaitGroup // the dispatcher and the workers
+	defer func() {
+		cancel()
+		readers.Wait()
+	}()
 	todo := make(chan *page, opts.Workers)
 	ordered := make(chan *page, 2*opts.Workers)
 	into, _ := feed.(feedInto)
 	// Applied pages whose memory the workers may reuse.
 	free := make(chan *page, 4*opts.Workers)
-	go func() { // dispatcher: pages in order, to the workers and the folder
+	readers.Go(func() { // dispatcher: pages in order, to the workers and the folder
 		defer close(todo)
 		defer close(ordered)
 		for after := b.pos; after < head; after += uint64(opts.PageSize) {
@@ -333,9 +340,9 @@ func (b *build) bulk(ctx context.Context, feed eventstore.Feed, head uint64, opt
 				return
 			}
 		}
-	}()
+	})
 	for range opts.Workers {
-		go func() {
+		readers.Go(func() {
 			for p := range todo {
 				if into != nil {
 					var old *page
@@ -358,7 +365,7 @@ func (b *build) bulk(ctx context.Context, feed eventstore.Feed, head uint64, opt
 				}
 				close(p.done)
 			}
-		}()
+		})
 	}
 	for p := range ordered {
 		select {
