@@ -21,8 +21,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
@@ -182,24 +183,18 @@ func (p *Publisher) step(ctx context.Context) error {
 
 // publishAll publishes evs with up to Parallel publishes at once (message
 // order across orders does not matter, and each order's placed and outcome
-// events go to different topics) and returns the first error.
+// events go to different topics). Every event is tried; it returns the
+// first error.
 func (p *Publisher) publishAll(ctx context.Context, evs []eventstore.Event) error {
-	sem := make(chan struct{}, p.cfg.Parallel)
-	errs := make([]error, len(evs))
-	var wg sync.WaitGroup
-	for i, ev := range evs {
+	var g errgroup.Group
+	g.SetLimit(p.cfg.Parallel)
+	for _, ev := range evs {
 		if RouteOf(ev.Type) == None {
 			continue
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			errs[i] = p.Publish(ctx, ev)
-		}()
+		g.Go(func() error { return p.Publish(ctx, ev) })
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return g.Wait()
 }
 
 // Lag returns how many feed events are not yet published.
