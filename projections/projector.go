@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
@@ -72,28 +73,13 @@ func (p *Projector) HandleBatch(ctx context.Context, envs []eventstore.Event) er
 		}
 		return first
 	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		sem   = make(chan struct{}, p.Parallel)
-	)
+	// No shared context: a failed stream does not cancel the others.
+	var g errgroup.Group
+	g.SetLimit(p.Parallel)
 	for _, s := range streams {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := p.handleStream(ctx, s); err != nil {
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-			}
-		}()
+		g.Go(func() error { return p.handleStream(ctx, s) })
 	}
-	wg.Wait()
-	return first
+	return g.Wait()
 }
 
 // handleStream projects events of one stream, in any order, duplicates allowed.

@@ -21,11 +21,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/eventstore/follow"
 	"github.com/orderledger/orderledger/messaging"
 )
 
@@ -72,19 +74,22 @@ type Config struct {
 	Checkpoints eventstore.Checkpoints
 	// Consumer is the checkpoint name (default DefaultConsumer).
 	Consumer string
-	// Batch is how many feed events Run reads at a time (default 100).
+	// Batch is how many feed events Run reads at a time (default
+	// follow.DefaultBatch).
 	Batch int
 	// Parallel is how many publishes Run has in flight at once (default 16).
 	Parallel int
-	// RetryBackoff is how long Run waits after a failure (default 1s).
+	// RetryBackoff is how long Run waits after a first failure, doubled
+	// after each further one up to follow.DefaultMaxBackoff (default
+	// follow.DefaultMinBackoff).
 	RetryBackoff time.Duration
 	Logger       *slog.Logger
 }
 
 // Publisher routes stored events to topics.
 type Publisher struct {
-	cfg Config
-	log *slog.Logger
+	cfg    Config
+	follow *follow.Follower // nil without Feed and Checkpoints
 }
 
 // New returns a Publisher, or an error naming a missing dependency.
@@ -95,12 +100,6 @@ func New(cfg Config) (*Publisher, error) {
 	if cfg.Consumer == "" {
 		cfg.Consumer = DefaultConsumer
 	}
-	if cfg.Batch <= 0 {
-		cfg.Batch = 100
-	}
-	if cfg.RetryBackoff <= 0 {
-		cfg.RetryBackoff = time.Second
-	}
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 16
 	}
@@ -108,7 +107,18 @@ func New(cfg Config) (*Publisher, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Publisher{cfg: cfg, log: log}, nil
+	p := &Publisher{cfg: cfg}
+	if cfg.Feed != nil && cfg.Checkpoints != nil {
+		f, err := follow.New(follow.Config{
+			Feed: cfg.Feed, Checkpoints: cfg.Checkpoints, Consumer: cfg.Consumer, Handle: p.publishAll,
+			Batch: cfg.Batch, MinBackoff: cfg.RetryBackoff, Logger: log, Name: "publisher",
+		})
+		if err != nil {
+			return nil, fmt.Errorf("publisher: new: %w", err)
+		}
+		p.follow = f
+	}
+	return p, nil
 }
 
 // Publish routes ev to its topic (or nowhere). The body is ev as JSON.
@@ -132,74 +142,32 @@ func (p *Publisher) Publish(ctx context.Context, ev eventstore.Event) error {
 	return nil
 }
 
-// Run publishes the feed from the saved checkpoint on, waiting for new
-// events, until ctx ends (then it returns nil). Failures are logged and
-// retried after RetryBackoff; the checkpoint never passes an event that was
-// not published.
+// Run publishes the feed from the saved checkpoint on with the one
+// feed-follow loop (eventstore/follow), waiting for new events, until ctx
+// ends; then it returns ctx.Err(). Failures are logged and retried with
+// backoff (RetryBackoff, doubling up to follow.DefaultMaxBackoff); the
+// checkpoint never passes an event that was not published.
 func (p *Publisher) Run(ctx context.Context) error {
-	if p.cfg.Feed == nil || p.cfg.Checkpoints == nil {
+	if p.follow == nil {
 		return errors.New("publisher: run: Feed and Checkpoints are required")
 	}
-	for ctx.Err() == nil {
-		if err := p.step(ctx); err != nil && ctx.Err() == nil {
-			p.log.Error("publisher: failed, retrying", "err", err, "retry_in", p.cfg.RetryBackoff)
-			t := time.NewTimer(p.cfg.RetryBackoff)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
-		}
-	}
-	return nil
-}
-
-// step publishes one batch, or waits for the feed to grow.
-func (p *Publisher) step(ctx context.Context) error {
-	pos, err := p.cfg.Checkpoints.Checkpoint(ctx, p.cfg.Consumer)
-	if err != nil {
-		return fmt.Errorf("publisher: read checkpoint: %w", err)
-	}
-	evs, err := p.cfg.Feed.ReadFeed(ctx, pos, p.cfg.Batch)
-	if err != nil {
-		return fmt.Errorf("publisher: read feed after %d: %w", pos, err)
-	}
-	if len(evs) == 0 {
-		if err := p.cfg.Feed.WaitFeed(ctx, pos); err != nil && ctx.Err() == nil {
-			return fmt.Errorf("publisher: wait feed: %w", err)
-		}
-		return nil
-	}
-	if err := p.publishAll(ctx, evs); err != nil {
-		return err
-	}
-	last := evs[len(evs)-1].Position
-	if err := p.cfg.Checkpoints.SaveCheckpoint(ctx, p.cfg.Consumer, last); err != nil {
-		return fmt.Errorf("publisher: save checkpoint %d: %w", last, err)
-	}
-	return nil
+	return p.follow.Run(ctx)
 }
 
 // publishAll publishes evs with up to Parallel publishes at once (message
 // order across orders does not matter, and each order's placed and outcome
-// events go to different topics) and returns the first error.
+// events go to different topics). Every event is tried; it returns the
+// first error.
 func (p *Publisher) publishAll(ctx context.Context, evs []eventstore.Event) error {
-	sem := make(chan struct{}, p.cfg.Parallel)
-	errs := make([]error, len(evs))
-	var wg sync.WaitGroup
-	for i, ev := range evs {
+	var g errgroup.Group
+	g.SetLimit(p.cfg.Parallel)
+	for _, ev := range evs {
 		if RouteOf(ev.Type) == None {
 			continue
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			errs[i] = p.Publish(ctx, ev)
-		}()
+		g.Go(func() error { return p.Publish(ctx, ev) })
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return g.Wait()
 }
 
 // Lag returns how many feed events are not yet published.

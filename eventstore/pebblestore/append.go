@@ -11,6 +11,7 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/pebblelog"
 )
 
 // Group limits: the sequencer stops draining waiting appends into one batch
@@ -189,6 +190,14 @@ func (s *Store) commitGroup(group []*request) {
 		}
 		return
 	}
+	// A nearly full disk refuses the group (503) rather than let pebble's
+	// log write fail, which would end the process.
+	if err := pebblelog.CheckSpace("eventstore/pebblestore", "append", s.dir); err != nil {
+		for _, r := range group {
+			r.err = err
+		}
+		return
+	}
 	if len(s.heads) > s.cfg.maxHeads {
 		clear(s.heads)
 	}
@@ -245,10 +254,13 @@ func (s *Store) commitGroup(group []*request) {
 		r.res = eventstore.Result{StreamID: r.stream, Version: v}
 	}
 	if pos > s.seq.next {
-		if err := commitSync(b); err != nil {
-			// The commit pipeline cannot be trusted after a failed write: refuse
-			// every later append until the store is reopened, and fail every
-			// append of this group that was about to succeed.
+		// A failed WAL write or sync does not return: pebble calls Fatalf,
+		// which ends the process (internal/pebblelog).
+		if err := b.Commit(pebble.Sync); err != nil {
+			// An error pebble survived (say, the database being closed
+			// under us): refuse every later append until the store is
+			// reopened, and fail every append of this group that was about
+			// to succeed.
 			err = storageErr("append: commit", err)
 			s.failed.Store(&err)
 			clear(s.heads)
@@ -273,17 +285,6 @@ func (s *Store) set(b *pebble.Batch, key, value []byte) {
 	copy(op.Key, key)
 	copy(op.Value, value)
 	_ = op.Finish() // Finish fails only for batches with an index; ours has none
-}
-
-// commitSync commits b with pebble.Sync, containing a panic from pebble's
-// fatal-error path (see panicLogger).
-func commitSync(b *pebble.Batch) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("pebble: %v", r)
-		}
-	}()
-	return b.Commit(pebble.Sync)
 }
 
 // lookupIdem returns the stored result of an idempotency key.

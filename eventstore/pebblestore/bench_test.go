@@ -167,3 +167,34 @@ func cpuTime() time.Duration {
 func reportCPU(b *testing.B, start time.Duration, events int) {
 	b.ReportMetric(float64(cpuTime()-start)/float64(events), "cpu-ns/event")
 }
+
+// BenchmarkReplayInto: the change feed in pages of 8,192 read with
+// ReadFeedInto into the memory of the page before, as a rebuild reads it;
+// one op is one event.
+func BenchmarkReplayInto(b *testing.B) {
+	s, _ := filled(b, 20_000)
+	ctx := context.Background()
+	head, _ := s.Head(ctx)
+	var (
+		page []eventstore.Event
+		raw  []byte
+		err  error
+	)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	var after uint64
+	for n := 0; n < b.N; {
+		if after >= head {
+			after = 0
+		}
+		page, raw, err = s.ReadFeedInto(ctx, after, min(8192, b.N-n), page, raw)
+		if err != nil || len(page) == 0 {
+			b.Fatal(len(page), err)
+		}
+		after = page[len(page)-1].Position
+		n += len(page)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	reportCPU(b, cpu0, b.N)
+}

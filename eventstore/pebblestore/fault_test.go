@@ -1,8 +1,13 @@
 package pebblestore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -11,7 +16,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
-	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 )
 
@@ -152,34 +156,87 @@ func TestNotVisibleBeforeDurable(t *testing.T) {
 	}
 }
 
-// TestSyncFailure fails the WAL fsync: the append must report an
-// unavailable error (never success), and the store must refuse later appends
-// instead of carrying on over a log it cannot trust.
+const syncFailureDirEnv = "PEBBLESTORE_SYNC_FAILURE_DIR"
+
+// syncFailureStream is the stream TestSyncFailureChild appends to.
+const syncFailureStream = "sync-failure"
+
+// TestSyncFailureChild is the child process of TestSyncFailure: it appends
+// one event, then fails every WAL fsync and tries two more appends,
+// printing each outcome it gets. It does nothing in a normal test run.
+func TestSyncFailureChild(t *testing.T) {
+	dir := os.Getenv(syncFailureDirEnv)
+	if dir == "" {
+		t.Skip("child process of TestSyncFailure only")
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	fs := &walFS{FS: vfs.Default}
+	s, err := pebblestore.Open(dir, pebblestore.WithPebbleOptions(func(o *pebble.Options) {
+		smallPebble(o)
+		o.FS = fs
+	}))
+	if err != nil {
+		fmt.Println("open failed:", err)
+		os.Exit(3)
+	}
+	ctx := context.Background()
+	if _, err := s.Append(ctx, syncFailureStream, 0, event(1)); err != nil {
+		fmt.Println("first append failed:", err)
+		os.Exit(4)
+	}
+	fmt.Println("appended 1")
+	fs.setHook(func() error { return errors.New("injected: disk on fire") })
+	_, err = s.Append(ctx, syncFailureStream, 1, event(2))
+	fmt.Println("append 2 returned:", err)
+	fs.setHook(nil)
+	_, err = s.Append(ctx, ids(time.Now()), 0, event(3))
+	fmt.Println("append 3 returned:", err)
+	os.Exit(0)
+}
+
+// TestSyncFailure fails the WAL fsync of an append in a child process. A
+// failed fsync is fatal to pebble, and the policy (internal/pebblelog) ends
+// the process: the append must never report success (it never returns), no
+// later append may run over a log the store cannot trust (the process is
+// gone, with status 1), and the fatal error is logged at error level. After
+// the restart the acknowledged event is intact and appends work again; the
+// unacknowledged one may or may not be in the replayed log, as after any
+// crash.
 func TestSyncFailure(t *testing.T) {
 	t.Parallel()
-	fs := &walFS{FS: vfs.Default}
-	s := openFS(t, fs)
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSyncFailureChild$")
+	cmd.Env = append(os.Environ(), syncFailureDirEnv+"="+dir)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	out := stdout.String()
+	if !strings.Contains(out, "appended 1") {
+		t.Fatalf("child did not get the first append: %v\nstdout: %s\nstderr: %s", err, out, stderr.String())
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("child: %v, want exit status 1 from the fatal error\nstdout: %s\nstderr: %s", err, out, stderr.String())
+	}
+	if strings.Contains(out, "append 2 returned") || strings.Contains(out, "append 3 returned") {
+		t.Fatalf("an append returned after its fsync failed:\n%s", out)
+	}
+	if log := stderr.String(); !strings.Contains(log, "level=ERROR") || !strings.Contains(log, "eventstore/pebblestore: pebble: fatal:") ||
+		!strings.Contains(log, "disk on fire") {
+		t.Fatalf("the fatal error is not logged at error level:\n%s", log)
+	}
+
+	s := open(t, dir)
 	ctx := context.Background()
-	stream := ids(time.Now())
-	if _, err := s.Append(ctx, stream, 0, event(1)); err != nil {
-		t.Fatal(err)
+	got, err := s.Load(ctx, syncFailureStream, 0)
+	if err != nil || len(got) == 0 || got[0].Version != 1 || string(got[0].Data) != string(event(1).Data) {
+		t.Fatalf("after the restart the acknowledged event is not intact: %+v, %v", got, err)
 	}
-	fs.setHook(func() error { return errors.New("injected: disk on fire") })
-	_, err := s.Append(ctx, stream, 1, event(2))
-	if err == nil {
-		t.Fatal("append succeeded although its fsync failed")
+	head, err := s.Head(ctx)
+	if err != nil || head != uint64(len(got)) || head > 2 {
+		t.Fatalf("after the restart: head %d (%v) with %d events in the stream", head, err, len(got))
 	}
-	if domain.CodeOf(err) != domain.Unavailable {
-		t.Fatalf("failed fsync: %v (code %q), want unavailable", err, domain.CodeOf(err))
-	}
-	fs.setHook(nil)
-	if _, err := s.Append(ctx, ids(time.Now()), 0, event(3)); domain.CodeOf(err) != domain.Unavailable {
-		t.Fatalf("append after a failed fsync: %v, want unavailable", err)
-	}
-	if head, _ := s.Head(ctx); head != 1 {
-		t.Fatalf("feed head %d after a failed append, want 1", head)
-	}
-	if got, err := s.Load(ctx, stream, 0); err != nil || len(got) != 1 {
-		t.Fatalf("load after a failed append: %d events, %v", len(got), err)
+	if _, err := s.Append(ctx, syncFailureStream, int64(len(got)), event(4)); err != nil {
+		t.Fatalf("append after the restart: %v", err)
 	}
 }

@@ -39,19 +39,28 @@
 // collects anyway. It was left out as complexity without gain.
 //
 // Durability is never relaxed: an acknowledged append has been fsynced, and
-// so has a saved checkpoint. If a commit fails (pebble reports a failed WAL
-// write or sync as fatal; the store turns that into an error), the appends of
-// that group fail with a domain.Unavailable error and the store refuses every
-// later append until it is reopened, when pebble replays its log.
+// so has a saved checkpoint. A failed WAL write or sync is fatal to pebble:
+// the process logs it and exits (the one policy of internal/pebblelog), so
+// the appends of that group are never answered, and the next start replays
+// the log. While the disk has less than pebblelog.Reserve bytes free,
+// appends and checkpoints are refused with a domain.Unavailable error
+// instead, so that a full disk is an outage (503), not a crash; they
+// succeed again once space is freed. If a commit fails with an error pebble survives, the appends of
+// that group fail with a domain.Unavailable error and the store refuses
+// every later append until it is reopened.
 //
 // Reads (Load, ReadFeed) reuse pooled iterators while no commit intervenes,
 // and decode a whole page of records with a few allocations (see records).
+// The events' strings and Data share their page's memory, so keeping one
+// keeps the page alive. ReadFeedInto reuses memory the caller hands back
+// for the next page's Data only: the Data of a page read into it changes
+// when that memory is passed back (copy what must outlive it), while the
+// strings of every page are never overwritten and may be kept.
 package pebblestore
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -83,6 +92,7 @@ const (
 // Store is the embedded event store. It is safe for concurrent use.
 type Store struct {
 	db  *pebble.DB
+	dir string
 	cfg config
 
 	reqs chan *request // appends waiting for the sequencer (unbuffered)
@@ -153,12 +163,17 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if po.DisableWAL {
 		return nil, domain.Errorf(domain.Invalid, "eventstore/pebblestore: open: the WAL cannot be disabled")
 	}
-	db, err := openPebble(dir, po)
+	// Opening writes pebble's MANIFEST, whose failure is fatal to it.
+	if err := pebblelog.CheckSpace("eventstore/pebblestore", "open "+dir, dir); err != nil {
+		return nil, err
+	}
+	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, storageErr("open "+dir, err)
 	}
 	s := &Store{
 		db:    db,
+		dir:   dir,
 		cfg:   cfg,
 		reqs:  make(chan *request),
 		quit:  make(chan struct{}),
@@ -173,16 +188,6 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	s.notify.Store(&ch)
 	go s.sequence()
 	return s, nil
-}
-
-// openPebble opens the database, turning a panic into an error.
-func openPebble(dir string, po *pebble.Options) (db *pebble.DB, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("pebble panicked: %v", r)
-		}
-	}()
-	return pebble.Open(dir, po)
 }
 
 // init checks the format marker (writing it into a new database) and finds
@@ -242,12 +247,7 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-func closePebble(db *pebble.DB) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = storageErr("close", fmt.Errorf("pebble panicked: %v", r))
-		}
-	}()
+func closePebble(db *pebble.DB) error {
 	if err := db.Close(); err != nil {
 		return storageErr("close", err)
 	}

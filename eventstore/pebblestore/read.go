@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
 
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/pebblelog"
 )
 
 // Load implements eventstore.Store. It returns only durable events: those at
@@ -72,23 +72,29 @@ func (s *Store) Load(ctx context.Context, streamID string, from int64) ([]events
 
 // ReadFeed implements eventstore.Feed. limit is capped at MaxFeedPage.
 func (s *Store) ReadFeed(ctx context.Context, after uint64, limit int) ([]eventstore.Event, error) {
-	out, _, err := s.readFeed(ctx, after, limit, nil, nil)
+	out, _, err := s.readFeed(ctx, after, limit, nil, nil, false)
 	return out, err
 }
 
 // ReadFeedInto is ReadFeed reusing the memory of an earlier page: events
 // and raw are the two slices an earlier ReadFeedInto returned (or nil), and
 // their contents are overwritten. It returns the page and the buffer its
-// strings and Data share, to pass to the next call. A reader that goes
-// through the whole feed (a rebuild) then allocates almost nothing per
-// page; in exchange nothing of a page's events (no string, no Data) may be
-// kept once its memory is passed back, so the caller must copy what it
-// keeps.
+// events' Data share, to pass to the next call. A reader that goes through
+// the whole feed (a rebuild) then allocates little per page: the records'
+// bytes are read into raw, and the page's strings are copied into one
+// allocation of their own.
+//
+// The rule for the caller: once events or raw is passed back, the Data of
+// the page read into them has changed (keep a copy of any Data needed
+// later); the events' strings never change and may be kept (each keeps its
+// page's strings alive).
 func (s *Store) ReadFeedInto(ctx context.Context, after uint64, limit int, events []eventstore.Event, raw []byte) ([]eventstore.Event, []byte, error) {
-	return s.readFeed(ctx, after, limit, events[:0], raw[:0])
+	return s.readFeed(ctx, after, limit, events[:0], raw[:0], true)
 }
 
-func (s *Store) readFeed(ctx context.Context, after uint64, limit int, events []eventstore.Event, raw []byte) ([]eventstore.Event, []byte, error) {
+// readFeed reads a page into events and raw; with reuse, raw may be one
+// the caller will pass again, so no string may point into it.
+func (s *Store) readFeed(ctx context.Context, after uint64, limit int, events []eventstore.Event, raw []byte, reuse bool) ([]eventstore.Event, []byte, error) {
 	if limit < 1 {
 		return nil, raw, domain.Errorf(domain.Invalid, "eventstore/pebblestore: read feed: limit %d (must be at least 1)", limit)
 	}
@@ -132,7 +138,11 @@ func (s *Store) readFeed(ctx context.Context, after uint64, limit int, events []
 		if cap(events) < len(recs.ends) {
 			events = make([]eventstore.Event, 0, len(recs.ends))
 		}
-		out, err = recs.decode(events[:0])
+		if reuse {
+			out, err = recs.decodeOwned(events[:0])
+		} else {
+			out, err = recs.decode(events[:0])
+		}
 		if err != nil {
 			return domain.Errorf(domain.Internal, "eventstore/pebblestore: read feed: corrupt record after position %d", after)
 		}
@@ -225,18 +235,12 @@ func (s *Store) SaveCheckpoint(ctx context.Context, consumer string, pos uint64)
 		if head := s.head.Load(); pos > head {
 			return domain.Errorf(domain.Invalid, "eventstore/pebblestore: save checkpoint: position %d is beyond the feed head %d", pos, head)
 		}
-		if err := setSync(s.db, checkpointKey(consumer), binary.BigEndian.AppendUint64(nil, pos)); err != nil {
+		if err := pebblelog.CheckSpace("eventstore/pebblestore", "save checkpoint", s.dir); err != nil {
+			return err
+		}
+		if err := s.db.Set(checkpointKey(consumer), binary.BigEndian.AppendUint64(nil, pos), pebble.Sync); err != nil {
 			return storageErr("save checkpoint", err)
 		}
 		return nil
 	})
-}
-
-func setSync(db *pebble.DB, key, value []byte) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("pebble: %v", r)
-		}
-	}()
-	return db.Set(key, value, pebble.Sync)
 }

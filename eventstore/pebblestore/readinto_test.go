@@ -53,3 +53,46 @@ func TestReadFeedInto(t *testing.T) {
 		t.Fatalf("limit 0: %v, want an Invalid error", err)
 	}
 }
+
+// TestReadFeedIntoStringsSurviveReuse checks ReadFeedInto's aliasing rule:
+// the strings of a page are kept while its memory is overwritten (every
+// byte of the buffer, then another page read into it), and none of them
+// changes. Only Data may point into the reused buffer.
+func TestReadFeedIntoStringsSurviveReuse(t *testing.T) {
+	t.Parallel()
+	s := open(t, t.TempDir())
+	ctx := t.Context()
+	for i := range 40 {
+		ev := event(i)
+		ev.Metadata = eventstore.Metadata{CorrelationID: fmt.Sprintf("corr-%d", i), CausationID: fmt.Sprintf("cause-%d", i), RequestID: fmt.Sprintf("req-%d", i)}
+		if _, err := s.Append(ctx, fmt.Sprintf("stream-%d", i%5), int64(i/5), ev); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	type strs struct{ stream, id, typ, corr, cause, req string }
+	fields := func(evs []eventstore.Event) []strs {
+		out := make([]strs, len(evs))
+		for i, e := range evs {
+			out[i] = strs{e.StreamID, e.EventID, e.Type, e.Metadata.CorrelationID, e.Metadata.CausationID, e.Metadata.RequestID}
+		}
+		return out
+	}
+	want, err := s.ReadFeed(ctx, 0, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, raw, err := s.ReadFeedInto(ctx, 0, 20, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := fields(page) // the strings themselves, not copies of their bytes
+	for i := range raw[:cap(raw)] {
+		raw[:cap(raw)][i] = 0xFF
+	}
+	if _, _, err := s.ReadFeedInto(ctx, 20, 20, page, raw); err != nil {
+		t.Fatal(err)
+	}
+	if got := fields(want); !reflect.DeepEqual(kept, got) {
+		t.Fatalf("strings kept from a page changed when its memory was reused:\n got %+v\nwant %+v", kept, got)
+	}
+}

@@ -132,6 +132,12 @@ func recordPosition(rec []byte) (uint64, error) {
 // bytes, so the caller may change Data (or append to it, which copies)
 // without changing any string. A retained string or Data keeps the whole
 // buffer alive: that is the price of the speed.
+//
+// The aliasing rule: a string may point into the buffer only when the
+// buffer is never written again (decode, for Load and ReadFeed, whose
+// buffers are fresh). A buffer the caller hands back for reuse
+// (ReadFeedInto) holds Data only: decodeOwned copies the page's strings
+// into one fresh allocation of their own.
 type records struct {
 	raw  []byte
 	ends []int
@@ -142,14 +148,15 @@ func (r *records) add(v []byte) {
 	r.ends = append(r.ends, len(r.raw))
 }
 
-// decode decodes the collected records into out[len(out):].
+// decode decodes the collected records into out[len(out):]. The strings
+// point into r.raw, which must never be written again (see records).
 func (r *records) decode(out []eventstore.Event) ([]eventstore.Event, error) {
 	if len(r.ends) == 0 {
 		return out, nil
 	}
-	// The strings are taken from bytes never written again by this package;
-	// the Data fields are the only bytes a caller may write, and no string
-	// covers them.
+	// The strings are taken from bytes never written again; the Data
+	// fields are the only bytes a caller may write, and no string covers
+	// them.
 	s := unsafe.String(unsafe.SliceData(r.raw), len(r.raw))
 	start := 0
 	for _, end := range r.ends {
@@ -163,6 +170,45 @@ func (r *records) decode(out []eventstore.Event) ([]eventstore.Event, error) {
 			e.Data = r.raw[end-n : end : end]
 		}
 		start = end
+	}
+	return out, nil
+}
+
+// decodeOwned decodes the collected records into out[len(out):] as decode
+// does, but with no string pointing into r.raw, which the caller may reuse:
+// the page's strings are copied into one fresh buffer of exactly their size,
+// which is never written again once a string covers it. Data still points
+// into r.raw.
+func (r *records) decodeOwned(out []eventstore.Event) ([]eventstore.Event, error) {
+	first := len(out)
+	out, err := r.decode(out)
+	if err != nil {
+		return nil, err
+	}
+	page := out[first:]
+	n := 0
+	for i := range page {
+		e := &page[i]
+		n += len(e.StreamID) + len(e.EventID) + len(e.Type) +
+			len(e.Metadata.CorrelationID) + len(e.Metadata.CausationID) + len(e.Metadata.RequestID)
+	}
+	buf := make([]byte, 0, n) // never grows: every string below stays where it is
+	own := func(f *string) {
+		if len(*f) == 0 {
+			return
+		}
+		at := len(buf)
+		buf = append(buf, *f...)
+		*f = unsafe.String(&buf[at], len(*f))
+	}
+	for i := range page {
+		e := &page[i]
+		own(&e.StreamID)
+		own(&e.EventID)
+		own(&e.Type)
+		own(&e.Metadata.CorrelationID)
+		own(&e.Metadata.CausationID)
+		own(&e.Metadata.RequestID)
 	}
 	return out, nil
 }

@@ -1,42 +1,74 @@
 // Package pebblelog is the pebble policy of every embedded database
-// (events, views, queues): its logger, its storage error and its key ranges.
-// pebble calls Fatalf on errors it cannot recover
-// from (a failed WAL write or sync, a failed MANIFEST sync) and its default
-// logger then exits the process; this one panics instead, so the adapter
-// that made the call can contain it and report an error (a 503, a failed
-// append) rather than die. Error lines (a failed background compaction, for
-// instance) go to the standard logger; informational lines are dropped.
+// (events, views, queues): its logger, what a fatal engine error does, its
+// storage error and its key ranges.
+//
+// Logging: pebble's lines go through log/slog (Logger.Log, or the default
+// logger at the time of the line): informational lines at debug level (so a
+// handler at its default level drops them), errors pebble survived (a failed
+// background compaction, for instance) at error level.
+//
+// Fatal errors: pebble calls Fatalf on errors it cannot recover from (a
+// failed WAL write or sync, a failed MANIFEST sync, corruption found by a
+// compaction), from the caller's goroutine or from its own background ones,
+// and expects the call never to return. The policy, as pebble's own default
+// logger does, is to end the process: Fatalf logs the error at error level
+// and exits with status 1, running no deferred function. Nothing is
+// recovered and no caller sees an error for it: an operation cut off this
+// way was never acknowledged, and what was acknowledged is on disk (every
+// acknowledgement follows its fsync). The next start replays pebble's log;
+// the kill -9 tests of each adapter and of tests/reliability show that such
+// a restart loses nothing acknowledged. A supervisor (systemd, ECS, the
+// container runtime) restarts the process.
+//
+// Storage errors: the errors pebble or the disk return (and the engine
+// survives) are StorageError, domain.Unavailable (HTTP 503) in all three
+// databases.
 package pebblelog
 
 import (
 	"bytes"
+	"context"
 	"fmt"
-	"log"
+	"log/slog"
+	"os"
 
 	"github.com/orderledger/orderledger/domain"
 )
 
-// Logger implements pebble.Logger. Prefix names the database's owner,
-// e.g. "eventstore/pebblestore".
-type Logger struct{ Prefix string }
-
-// Infof drops pebble's informational lines.
-func (Logger) Infof(string, ...any) {}
-
-// Errorf logs an error pebble survived.
-func (l Logger) Errorf(format string, args ...any) {
-	log.Printf(l.Prefix+": pebble: "+format, args...)
+// Logger implements pebble.Logger with the policy of the package doc.
+// Prefix names the database's owner, e.g. "eventstore/pebblestore"; Log is
+// where the lines go (nil: slog.Default() when a line is written).
+type Logger struct {
+	Prefix string
+	Log    *slog.Logger
 }
 
-// Fatalf panics with a Fatal error for the caller to recover.
+func (l Logger) logger() *slog.Logger {
+	if l.Log != nil {
+		return l.Log
+	}
+	return slog.Default()
+}
+
+func (l Logger) line(level slog.Level, format string, args []any) {
+	lg := l.logger()
+	if lg.Enabled(context.Background(), level) {
+		lg.Log(context.Background(), level, l.Prefix+": pebble: "+fmt.Sprintf(format, args...))
+	}
+}
+
+// Infof logs an informational line at debug level.
+func (l Logger) Infof(format string, args ...any) { l.line(slog.LevelDebug, format, args) }
+
+// Errorf logs an error pebble survived, at error level.
+func (l Logger) Errorf(format string, args ...any) { l.line(slog.LevelError, format, args) }
+
+// Fatalf logs a fatal engine error at error level and exits the process
+// with status 1 (see the package doc). It does not return.
 func (l Logger) Fatalf(format string, args ...any) {
-	panic(Fatal(l.Prefix + ": pebble: " + fmt.Sprintf(format, args...)))
+	l.logger().Error(l.Prefix+": pebble: fatal: "+fmt.Sprintf(format, args...), "exit", 1)
+	os.Exit(1)
 }
-
-// Fatal is the panic value of Fatalf.
-type Fatal string
-
-func (e Fatal) Error() string { return string(e) }
 
 // StorageError is a failure of the disk or of pebble in the database owned
 // by package Pkg: the database may work again later (or after a restart), so

@@ -15,6 +15,9 @@ import (
 	"github.com/cockroachdb/pebble/v2/objstorage"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/orderledger/orderledger/internal/pebblelog"
 )
 
 // table is a run of writes bound for one sorted table (sstable) that a
@@ -178,9 +181,6 @@ func (t *table) write(path string, opts sstable.WriterOptions) (err error) {
 	}
 	w := sstable.NewWriter(newFileWritable(f), opts)
 	defer func() {
-		if r := recover(); r != nil {
-			err = errPanic(r)
-		}
 		if err != nil {
 			_ = os.Remove(path)
 		}
@@ -250,52 +250,44 @@ func ingest(dir string, g *generation, seq int, workers int, tables []*table) er
 	}
 	opts := g.opts.MakeWriterOptions(0, g.db.TableFormat())
 	paths := make([]string, len(tables))
-	errs := make([]error, len(tables))
-	sem := make(chan struct{}, max(1, workers))
-	done := make(chan struct{}, len(tables))
+	// Every table is written (a failure does not stop the others: their
+	// files are removed below either way); Wait returns the first failure.
+	var writers errgroup.Group
+	writers.SetLimit(max(1, workers))
 	for i, t := range tables {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		writers.Go(func() error {
 			if t.fill != nil {
 				t.fill(t)
 			}
 			if len(t.kvs) == 0 {
-				return
+				return nil
 			}
 			paths[i] = filepath.Join(tmp, fmt.Sprintf("%06d-%c.sst", seq, t.space))
-			errs[i] = t.write(paths[i], opts)
-		}()
+			if err := t.write(paths[i], opts); err != nil {
+				return storageErr("rebuild: write table", err)
+			}
+			return nil
+		})
 	}
-	for range tables {
-		<-done
-	}
+	err := writers.Wait()
 	paths = slices.DeleteFunc(paths, func(p string) bool { return p == "" })
 	defer func() {
 		for _, p := range paths {
 			_ = os.Remove(p) // linked into the database, or failed
 		}
 	}()
-	for _, err := range errs {
-		if err != nil {
-			return storageErr("rebuild: write table", err)
-		}
+	if err != nil {
+		return err
 	}
 	if len(paths) == 0 {
 		return nil
 	}
-	if err := ingestFiles(g, paths); err != nil {
+	// The MANIFEST write of an ingestion is fatal to pebble if it fails.
+	if err := pebblelog.CheckSpace("projections/pebbleviews", "rebuild: ingest", dir); err != nil {
+		return err
+	}
+	if err := g.db.Ingest(context.Background(), paths); err != nil {
 		return storageErr("rebuild: ingest", err)
 	}
 	return nil
-}
-
-func ingestFiles(g *generation, paths []string) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = errPanic(r)
-		}
-	}()
-	return g.db.Ingest(context.Background(), paths)
 }

@@ -31,6 +31,16 @@
 // makes a batch visible a moment before its fsync ends, so a reader may see
 // a view that a crash at that instant would lose; the subscription then
 // projects it again from the log, its checkpoint not having moved.)
+//
+// Failures: errors of pebble or the disk are domain.Unavailable (HTTP 503),
+// and so is a write while the disk has less than pebblelog.Reserve bytes
+// free (refused before pebble could fail on it; writes resume once space
+// is freed).
+// An error pebble cannot survive (a failed log or MANIFEST sync, corruption)
+// ends the process, the one policy of internal/pebblelog: a Put or a flush
+// cut off by it was never acknowledged, and the restart recovers the live
+// generation from its log and resumes an unfinished rebuild from its last
+// ingested flush.
 package pebbleviews
 
 import (
@@ -277,12 +287,7 @@ func syncDir(dir string) error {
 // one atomic, synced step that carries its own position, so after a crash
 // it holds a prefix of the flushes; a rebuild resumes from there. It is
 // flushed and reopened with its log before it goes live.
-func openGeneration(dir string, id int, bulk bool) (g *generation, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = storageErr("open generation", fmt.Errorf("pebble panicked: %v", r))
-		}
-	}()
+func openGeneration(dir string, id int, bulk bool) (*generation, error) {
 	opts := &pebble.Options{
 		Logger:       pebblelog.Logger{Prefix: "projections/pebbleviews"},
 		MemTableSize: 64 << 20,
@@ -301,11 +306,15 @@ func openGeneration(dir string, id int, bulk bool) (g *generation, err error) {
 		opts.L0StopWritesThreshold = 1 << 20
 	}
 	opts.EnsureDefaults()
+	// Opening writes pebble's MANIFEST, whose failure is fatal to it.
+	if err := pebblelog.CheckSpace("projections/pebbleviews", "open generation", dir); err != nil {
+		return nil, err
+	}
 	db, err := pebble.Open(genDir(dir, id), opts)
 	if err != nil {
 		return nil, storageErr("open generation", err)
 	}
-	g = &generation{id: id, db: db, opts: opts, counts: map[order.Status]int64{}}
+	g := &generation{id: id, db: db, opts: opts, counts: map[order.Status]int64{}}
 	for _, st := range order.Statuses {
 		n, err := getUint64(db, countKey(st))
 		if err != nil {
@@ -380,5 +389,3 @@ func writeView(b *pebble.Batch, old projections.View, had bool, v projections.Vi
 func storageErr(op string, err error) error {
 	return &pebblelog.StorageError{Pkg: "projections/pebbleviews", Op: op, Err: err}
 }
-
-func errPanic(r any) error { return fmt.Errorf("pebble panicked: %v", r) }

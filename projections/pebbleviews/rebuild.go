@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -295,28 +296,35 @@ type page struct {
 // feedInto is a feed that can read a page into the memory of an earlier
 // one (eventstore/pebblestore's Store): a rebuild reads the whole feed, and
 // reusing a few pages' memory instead of allocating every page spares the
-// garbage collector most of its work. The fold keeps nothing of a page's
-// events once applied (the order ID it keeps is a copy, the decoded
-// events' strings are their own), so a page's memory is free then.
+// garbage collector most of its work. Reuse overwrites the events' Data
+// only (their strings are never overwritten: see ReadFeedInto), and nothing
+// keeps a page's Data once it is decoded (the decoded events' strings are
+// their own), so a page's memory is free once applied.
 type feedInto interface {
 	ReadFeedInto(ctx context.Context, after uint64, limit int, events []eventstore.Event, raw []byte) ([]eventstore.Event, []byte, error)
 }
 
 // bulk folds the feed up to head. Workers each read and decode whole pages
 // (the positions of page j are known in advance, the feed being gap-free),
-// so reading and decoding run in parallel; pages are folded in order.
+// so reading and decoding run in parallel; pages are folded in order. The
+// dispatcher and the workers are joined before bulk returns, whatever it
+// returns: no read of the feed outlives the rebuild.
 func (b *build) bulk(ctx context.Context, feed eventstore.Feed, head uint64, opts RebuildOptions, report func()) error {
 	if b.pos >= head {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var readers sync.WaitGroup // the dispatcher and the workers
+	defer func() {
+		cancel()
+		readers.Wait()
+	}()
 	todo := make(chan *page, opts.Workers)
 	ordered := make(chan *page, 2*opts.Workers)
 	into, _ := feed.(feedInto)
 	// Applied pages whose memory the workers may reuse.
 	free := make(chan *page, 4*opts.Workers)
-	go func() { // dispatcher: pages in order, to the workers and the folder
+	readers.Go(func() { // dispatcher: pages in order, to the workers and the folder
 		defer close(todo)
 		defer close(ordered)
 		for after := b.pos; after < head; after += uint64(opts.PageSize) {
@@ -332,9 +340,9 @@ func (b *build) bulk(ctx context.Context, feed eventstore.Feed, head uint64, opt
 				return
 			}
 		}
-	}()
+	})
 	for range opts.Workers {
-		go func() {
+		readers.Go(func() {
 			for p := range todo {
 				if into != nil {
 					var old *page
@@ -357,7 +365,7 @@ func (b *build) bulk(ctx context.Context, feed eventstore.Feed, head uint64, opt
 				}
 				close(p.done)
 			}
-		}()
+		})
 	}
 	for p := range ordered {
 		select {
@@ -434,7 +442,8 @@ func (b *build) apply(envs []eventstore.Event, evs []order.Event) error {
 				ent.cur, ent.flushed, ent.stored = v, v, ok
 			}
 			if ent.cur.OrderID == "" {
-				// A copy: the event's strings share its whole page's buffer.
+				// A copy: the event's strings share one allocation with
+				// the rest of its page, which the view would keep alive.
 				ent.cur.OrderID = strings.Clone(env.StreamID)
 			}
 			b.views[ent.cur.OrderID] = ent

@@ -476,3 +476,48 @@ func TestRebuildWhileLive(t *testing.T) {
 	}
 	checkFolded(t, es, rm, append(first, more...))
 }
+
+// lingeringFeed fails the read of the first page at once and makes every
+// other read slow, ignoring cancellation, as a read stuck in the disk
+// would; it records reads still running, or begun, after returned is set.
+type lingeringFeed struct {
+	eventstore.Feed
+	returned atomic.Bool
+	active   atomic.Int32
+	late     atomic.Int32 // reads running or begun after returned was set
+}
+
+func (f *lingeringFeed) ReadFeed(ctx context.Context, after uint64, limit int) ([]eventstore.Event, error) {
+	if f.returned.Load() {
+		f.late.Add(1)
+	}
+	f.active.Add(1)
+	defer f.active.Add(-1)
+	if after == 0 {
+		return nil, errFeedDown
+	}
+	time.Sleep(100 * time.Millisecond)
+	return f.Feed.ReadFeed(ctx, after, limit)
+}
+
+// TestRebuildJoinsReadersOnError: a rebuild that fails returns only after
+// its reader goroutines have stopped, so none reads the feed (or the store
+// it wraps, which the caller may close) after Rebuild returned.
+func TestRebuildJoinsReadersOnError(t *testing.T) {
+	t.Parallel()
+	es, _ := newLog(t, 5, 100)
+	rm := open(t)
+	feed := &lingeringFeed{Feed: es}
+	_, err := rm.Rebuild(ctxT(t), feed, codec, pebbleviews.RebuildOptions{PageSize: 10, Workers: 4})
+	feed.returned.Store(true)
+	if !errors.Is(err, errFeedDown) {
+		t.Fatalf("rebuild over a failing feed: %v", err)
+	}
+	if n := feed.active.Load(); n != 0 {
+		t.Errorf("%d reads of the feed still running when Rebuild returned", n)
+	}
+	time.Sleep(300 * time.Millisecond) // time for a stray reader to start another read
+	if n := feed.late.Load(); n != 0 {
+		t.Errorf("%d reads of the feed begun after Rebuild returned", n)
+	}
+}

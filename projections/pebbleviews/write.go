@@ -8,6 +8,7 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/internal/pebblelog"
 	"github.com/orderledger/orderledger/projections"
 )
 
@@ -158,7 +159,11 @@ func (s *Store) commitGroup(group []request) {
 	}
 	var err error
 	if !b.Empty() {
-		err = commitSync(b)
+		// A nearly full disk refuses the group (503) rather than let
+		// pebble's log write fail, which would end the process.
+		if err = pebblelog.CheckSpace("projections/pebbleviews", "commit", s.dir); err == nil {
+			err = commitSync(b)
+		}
 	}
 	if err == nil {
 		g.countsMu.Lock()
@@ -173,12 +178,9 @@ func (s *Store) commitGroup(group []request) {
 	}
 }
 
-func commitSync(b *pebble.Batch) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = storageErr("commit", errPanic(r))
-		}
-	}()
+// commitSync commits b with pebble.Sync. A failed WAL write or sync does
+// not return: pebble calls Fatalf, which ends the process (internal/pebblelog).
+func commitSync(b *pebble.Batch) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return storageErr("commit", err)
 	}

@@ -1,0 +1,99 @@
+package pebblequeue
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/orderledger/orderledger/messaging"
+)
+
+// Topic fans published messages out to subscribed queues. It implements
+// messaging.Topic.
+type Topic struct {
+	b    *Broker
+	name string
+	subs []subscription // guarded by b.mu
+}
+
+type subscription struct {
+	q      *Queue
+	filter messaging.Filter
+}
+
+var _ messaging.Topic = (*Topic)(nil)
+
+// Topic declares the topic name (or returns it).
+func (b *Broker) Topic(name string) (*Topic, error) {
+	if err := validName(name); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t, ok := b.topics[name]; ok {
+		return t, nil
+	}
+	t := &Topic{b: b, name: name}
+	b.topics[name] = t
+	return t, nil
+}
+
+// Subscribe delivers every later message whose attributes pass filter to q.
+// Subscriptions are configuration, declared at startup like infrastructure;
+// subscribing q again replaces its filter.
+func (t *Topic) Subscribe(q *Queue, filter messaging.Filter) error {
+	if q == nil || q.b != t.b {
+		return fmt.Errorf("messaging/pebblequeue: subscribe to %s: queue of another broker", t.name)
+	}
+	t.b.mu.Lock()
+	defer t.b.mu.Unlock()
+	for i := range t.subs {
+		if t.subs[i].q == q {
+			t.subs[i].filter = filter
+			return nil
+		}
+	}
+	t.subs = append(t.subs, subscription{q: q, filter: filter})
+	return nil
+}
+
+// Publish implements messaging.Topic: one atomic batch puts a copy into every
+// matching subscribed queue. With no matching subscription the message is
+// accepted and goes nowhere, as with SNS.
+func (t *Topic) Publish(ctx context.Context, body []byte, attrs map[string]string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	b := t.b
+	var id string
+	err := b.do(func() (bool, error) {
+		now := b.clock()
+		id = b.ids(now)
+		batch := b.db.NewBatch()
+		defer batch.Close()
+		var hit []*Queue
+		for _, s := range t.subs {
+			if !s.filter.Match(attrs) {
+				continue
+			}
+			rec := &record{ID: b.ids(now), Body: body, Attributes: copyAttrs(attrs), VisibleAt: now.UnixNano(), SentAt: now.UnixNano()}
+			if err := s.q.put(batch, rec); err != nil {
+				return false, err
+			}
+			hit = append(hit, s.q)
+		}
+		if len(hit) == 0 {
+			return false, nil
+		}
+		if err := b.commit(batch); err != nil {
+			return false, err
+		}
+		for _, q := range hit {
+			q.signal()
+		}
+		return true, nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("messaging/pebblequeue: publish to %s: %w", t.name, err)
+	}
+	return id, nil
+}
