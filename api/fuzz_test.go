@@ -62,6 +62,8 @@ func FuzzDecodePlaceOrder(f *testing.F) {
 		{`{"customer_name":"A","product_name":"w","quantity":1}`, "application/problem+json"},
 		{`{"customer_name":"A","product_name":"w","quantity":"1"}`, "application/json"},
 		{`{"customer_name":"A","product_name":"w","quantity":1,"x":1}`, "application/json"},
+		{`{"CUSTOMER_NAME":"A","PRODUCT_NAME":"w","QUANTITY":7}`, "application/json"},
+		{`{"customer_name":"A","product_name":"w","quantity":1,"quantity":7}`, "application/json"},
 		{`{"customer_name":"A"`, "application/json"},
 		{`[]`, "application/json"},
 		{`{}`, "application/json"},
@@ -91,14 +93,29 @@ func FuzzDecodePlaceOrder(f *testing.F) {
 			}
 			return
 		}
-		// Accepted input is one JSON object with only the known fields.
-		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(bytes.TrimSpace(body), &fields); err != nil {
+		// Accepted input is one JSON object with only the known fields,
+		// spelled exactly, each at most once.
+		dec := json.NewDecoder(bytes.NewReader(body))
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 			t.Fatalf("accepted a body that is not a JSON object: %q: %v", body, err)
 		}
-		for k := range fields { // encoding/json matches names case-insensitively
-			if !strings.EqualFold(k, "customer_name") && !strings.EqualFold(k, "product_name") && !strings.EqualFold(k, "quantity") {
+		seen := map[string]bool{}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				t.Fatalf("accepted malformed JSON %q: %v", body, err)
+			}
+			k, _ := tok.(string)
+			if k != "customer_name" && k != "product_name" && k != "quantity" {
 				t.Fatalf("accepted unknown field %q", k)
+			}
+			if seen[k] {
+				t.Fatalf("accepted field %q twice", k)
+			}
+			seen[k] = true
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("accepted malformed JSON %q: %v", body, err)
 			}
 		}
 		events, err := order.Decide(order.Order{}, order.Place{CustomerName: req.CustomerName, ProductName: req.ProductName, Quantity: req.Quantity})
@@ -185,6 +202,8 @@ func FuzzPlaceOrder(f *testing.F) {
 	f.Add([]byte(`{"customer_name":"Ada","product_name":"widget","quantity":3}`), "text/plain", "")
 	f.Add([]byte(`{"customer_name":"Ada","product_name":"widget","quantity":3}`), "application/json", "bad key")
 	f.Add([]byte(`{"customer_name":"\ud800","product_name":"w","quantity":1}`), "application/json", "")
+	f.Add([]byte(`{"CUSTOMER_NAME":"Ada","PRODUCT_NAME":"widget","QUANTITY":7}`), "application/json", "")
+	f.Add([]byte(`{"customer_name":"Ada","product_name":"widget","quantity":3,"customer_name":"Eve"}`), "application/json", "")
 	codec := orders.NewCodec()
 	f.Fuzz(func(t *testing.T, body []byte, contentType, key string) {
 		store := &fuzzStore{keys: map[string]eventstore.Result{}}

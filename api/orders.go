@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -365,7 +366,52 @@ func decodeJSON(r *http.Request, dst any, required bool) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return domain.Errorf(codeMalformed, "unexpected data after the JSON object")
 	}
+	return checkKeys(body, jsonNames(dst))
+}
+
+// checkKeys requires every key of body's object, which has decoded, to be
+// one of names spelled exactly, and no key to appear twice: encoding/json
+// alone matches names case-insensitively and lets the last of equal keys
+// win, while the OpenAPI document says additionalProperties: false.
+func checkKeys(body []byte, names map[string]bool) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // the object's '{'
+		return domain.Errorf(codeMalformed, "malformed JSON")
+	}
+	seen := make(map[string]bool, len(names))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return domain.Errorf(codeMalformed, "malformed JSON")
+		}
+		key, _ := tok.(string)
+		switch {
+		case !names[key]:
+			return &domain.Error{Code: codeMalformed, Message: "the body has an unknown field (names are case-sensitive)",
+				Fields: map[string]string{key: "is not a known field"}}
+		case seen[key]:
+			return &domain.Error{Code: codeMalformed, Message: "the body gives a field twice",
+				Fields: map[string]string{key: "appears more than once"}}
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return domain.Errorf(codeMalformed, "malformed JSON")
+		}
+	}
 	return nil
+}
+
+// jsonNames returns the JSON names of the fields of the struct dst points to.
+func jsonNames(dst any) map[string]bool {
+	t := reflect.TypeOf(dst).Elem()
+	names := make(map[string]bool, t.NumField())
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			names[name] = true
+		}
+	}
+	return names
 }
 
 func jsonType(kind string) string {

@@ -119,6 +119,12 @@ func TestRejectedPlaceAppendsNothing(t *testing.T) {
 		{"name too long", `{"customer_name": "` + strings.Repeat("é", 201) + `", "product_name": "b", "quantity": 1}`, nil, 422, "customer_name"},
 		{"control character", `{"customer_name": "a\u0007", "product_name": "b", "quantity": 1}`, nil, 422, "customer_name"},
 		{"invalid UTF-8", "{\"customer_name\": \"\xff\xfe\", \"product_name\": \"b\", \"quantity\": 1}", nil, 400, ""},
+		// Field names are exact: encoding/json alone matches them
+		// case-insensitively and lets the last of two equal keys win.
+		{"upper-case names", `{"CUSTOMER_NAME": "a", "PRODUCT_NAME": "b", "QUANTITY": 7}`, nil, 400, "CUSTOMER_NAME"},
+		{"one name case-folded", `{"customer_name": "a", "product_name": "b", "Quantity": 7}`, nil, 400, "Quantity"},
+		{"duplicate key", `{"customer_name": "a", "product_name": "b", "quantity": 1, "quantity": 7}`, nil, 400, "quantity"},
+		{"duplicate key differing in case", `{"customer_name": "a", "Customer_Name": "b", "product_name": "b", "quantity": 1}`, nil, 400, "Customer_Name"},
 	}
 	h := newHarness(t)
 	for _, c := range cases {
@@ -316,6 +322,8 @@ func TestCancelOrder(t *testing.T) {
 	}
 	h.want(h.do("POST", "/orders/"+id+"/cancel", "", "If-Match: soon"), http.StatusBadRequest, "malformed")
 	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"reason": 3}`), http.StatusBadRequest, "malformed")
+	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"REASON": "x"}`), http.StatusBadRequest, "malformed")
+	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"reason": "x", "reason": "y"}`), http.StatusBadRequest, "malformed")
 	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"reason": "x"}`, "Content-Type: text/plain"), http.StatusUnsupportedMediaType)
 	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"reason": "`+strings.Repeat("x", 501)+`"}`), http.StatusUnprocessableEntity, "invalid")
 	if h.store.total() != before {
