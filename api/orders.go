@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
@@ -335,6 +336,10 @@ func decodeJSON(r *http.Request, dst any, required bool) error {
 		// encoding/json would silently turn invalid bytes into U+FFFD.
 		return domain.Errorf(codeMalformed, "the body is not valid UTF-8")
 	}
+	if i := loneSurrogate(body); i >= 0 {
+		// encoding/json would silently turn it into U+FFFD too.
+		return domain.Errorf(codeMalformed, "the body is not valid Unicode: a lone UTF-16 surrogate escape at byte %d", i)
+	}
 	if len(body) == 0 {
 		if required {
 			return domain.Errorf(codeMalformed, "a JSON object body is required")
@@ -367,6 +372,47 @@ func decodeJSON(r *http.Request, dst any, required bool) error {
 		return domain.Errorf(codeMalformed, "unexpected data after the JSON object")
 	}
 	return checkKeys(body, jsonNames(dst))
+}
+
+// loneSurrogate returns the offset of the first \u escape in body's JSON
+// strings that is half of a UTF-16 surrogate pair without the other half,
+// or -1. It reads valid JSON exactly and anything else without harm
+// (the decoder then reports the syntax error).
+func loneSurrogate(body []byte) int {
+	in := false // inside a string
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case !in:
+			in = c == '"'
+		case c == '"':
+			in = false
+		case c == '\\':
+			r, ok := unicodeEscape(body, i)
+			switch {
+			case !ok:
+				i++ // another escape: skip the escaped byte
+			case utf16.IsSurrogate(r) && r < 0xdc00: // a high half: a low half must follow
+				if lo, ok := unicodeEscape(body, i+6); !ok || lo < 0xdc00 || lo > 0xdfff {
+					return i
+				}
+				i += 11
+			case utf16.IsSurrogate(r):
+				return i
+			default:
+				i += 5
+			}
+		}
+	}
+	return -1
+}
+
+// unicodeEscape decodes the escape \uXXXX at body[i:], if there is one.
+func unicodeEscape(body []byte, i int) (rune, bool) {
+	if i+6 > len(body) || body[i] != '\\' || body[i+1] != 'u' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(body[i+2:i+6]), 16, 16)
+	return rune(n), err == nil
 }
 
 // checkKeys requires every key of body's object, which has decoded, to be

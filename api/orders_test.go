@@ -119,6 +119,13 @@ func TestRejectedPlaceAppendsNothing(t *testing.T) {
 		{"name too long", `{"customer_name": "` + strings.Repeat("é", 201) + `", "product_name": "b", "quantity": 1}`, nil, 422, "customer_name"},
 		{"control character", `{"customer_name": "a\u0007", "product_name": "b", "quantity": 1}`, nil, 422, "customer_name"},
 		{"invalid UTF-8", "{\"customer_name\": \"\xff\xfe\", \"product_name\": \"b\", \"quantity\": 1}", nil, 400, ""},
+		// A lone UTF-16 surrogate escape is no character: encoding/json
+		// would store it as U+FFFD.
+		{"lone high surrogate", `{"customer_name": "a\ud800", "product_name": "b", "quantity": 1}`, nil, 400, ""},
+		{"lone low surrogate", `{"customer_name": "a", "product_name": "\uDC00b", "quantity": 1}`, nil, 400, ""},
+		{"surrogates reversed", `{"customer_name": "\udc00\ud800", "product_name": "b", "quantity": 1}`, nil, 400, ""},
+		{"high surrogate then a character", `{"customer_name": "\ud800\u0041", "product_name": "b", "quantity": 1}`, nil, 400, ""},
+		{"surrogate in a key", `{"customer_name\ud800": "a", "product_name": "b", "quantity": 1}`, nil, 400, ""},
 		// Field names are exact: encoding/json alone matches them
 		// case-insensitively and lets the last of two equal keys win.
 		{"upper-case names", `{"CUSTOMER_NAME": "a", "PRODUCT_NAME": "b", "QUANTITY": 7}`, nil, 400, "CUSTOMER_NAME"},
@@ -149,6 +156,22 @@ func TestRejectedPlaceAppendsNothing(t *testing.T) {
 				t.Errorf("store holds %d events after a rejection", n)
 			}
 		})
+	}
+}
+
+// TestPlaceOrderUnicodeEscapes: escapes that spell characters are taken,
+// a surrogate pair included; an escaped backslash is not an escape.
+func TestPlaceOrderUnicodeEscapes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	r := h.do("POST", "/orders", `{"customer_name": "Zo\u00eb \ud83d\ude00", "product_name": "\\ud800", "quantity": 1}`)
+	h.want(r, http.StatusCreated)
+	if r.str("customer_name") != "Zoë 😀" || r.str("product_name") != `\ud800` {
+		t.Errorf("body %s", r.body)
+	}
+	h.want(h.do("POST", "/orders/"+r.str("order_id")+"/cancel", `{"reason": "\udfff"}`), http.StatusBadRequest, "malformed")
+	if n := h.store.total(); n != 1 {
+		t.Errorf("store holds %d events, want 1", n)
 	}
 }
 
