@@ -314,6 +314,9 @@ func containsVersion(vs []int64, v int64) bool {
 // decodeJSON reads r's JSON object body into dst. With required false an
 // empty body is fine and leaves dst alone.
 func decodeJSON(r *http.Request, dst any, required bool) error {
+	if err := checkEncoding(r.Header.Values("Content-Encoding")); err != nil {
+		return err
+	}
 	if !required && r.ContentLength == 0 {
 		return nil
 	}
@@ -372,6 +375,22 @@ func decodeJSON(r *http.Request, dst any, required bool) error {
 		return domain.Errorf(codeMalformed, "unexpected data after the JSON object")
 	}
 	return checkKeys(body, jsonNames(dst))
+}
+
+// checkEncoding accepts a body sent as is: no Content-Encoding, or only
+// identity. Other codings are refused (415, with Accept-Encoding: identity,
+// RFC 9110 15.5.16) rather than decoded: bodies are small JSON objects, and
+// a decompressor would be one more way to send the server 64 KiB that
+// unpacks to far more.
+func checkEncoding(values []string) error {
+	for _, v := range values {
+		for _, coding := range strings.Split(v, ",") {
+			if c := strings.TrimSpace(coding); c != "" && !strings.EqualFold(c, "identity") {
+				return domain.Errorf(codeUnsupportedMedia, "the body has Content-Encoding %q; only identity is accepted: send it uncompressed", c)
+			}
+		}
+	}
+	return nil
 }
 
 // loneSurrogate returns the offset of the first \u escape in body's JSON

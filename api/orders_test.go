@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,6 +114,11 @@ func TestRejectedPlaceAppendsNothing(t *testing.T) {
 		{"text body", seedBody, []string{"Content-Type: text/plain"}, 415, ""},
 		{"no content type", seedBody, []string{"Content-Type:"}, 415, ""},
 		{"too large", big, nil, 413, ""},
+		// Content codings other than identity are not decoded, so refused.
+		{"gzipped body", gzipped(seedBody), []string{"Content-Encoding: gzip"}, 415, ""},
+		{"plain body labelled gzip", seedBody, []string{"Content-Encoding: gzip"}, 415, ""},
+		{"plain body labelled br", seedBody, []string{"Content-Encoding: br"}, 415, ""},
+		{"identity then gzip", seedBody, []string{"Content-Encoding: identity, gzip"}, 415, ""},
 		{"zero quantity", `{"customer_name": "a", "product_name": "b", "quantity": 0}`, nil, 422, "quantity"},
 		{"quantity too big", `{"customer_name": "a", "product_name": "b", "quantity": 10001}`, nil, 422, "quantity"},
 		{"blank name", `{"customer_name": "   ", "product_name": "b", "quantity": 1}`, nil, 422, "customer_name"},
@@ -140,6 +147,9 @@ func TestRejectedPlaceAppendsNothing(t *testing.T) {
 			h.t = t
 			r := h.do("POST", "/orders/", c.body, c.headers...)
 			h.want(r, c.status)
+			if c.status == http.StatusUnsupportedMediaType && r.header.Get("Accept-Encoding") != "identity" {
+				t.Errorf("415 with Accept-Encoding %q, want identity", r.header.Get("Accept-Encoding"))
+			}
 			if c.field != "" {
 				errs, _ := r.json["errors"].([]any)
 				found := false
@@ -157,6 +167,30 @@ func TestRejectedPlaceAppendsNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+func gzipped(s string) string {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	_, _ = zw.Write([]byte(s))
+	_ = zw.Close()
+	return b.String()
+}
+
+// TestContentEncodingIdentity: identity, the only coding taken, is fine
+// said aloud; a cancel refuses other codings like a placement.
+func TestContentEncodingIdentity(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	r := h.do("POST", "/orders", seedBody, "Content-Encoding: Identity")
+	h.want(r, http.StatusCreated)
+	id := r.str("order_id")
+	h.want(h.do("POST", "/orders/"+id+"/cancel", gzipped(`{"reason": "x"}`), "Content-Encoding: gzip"), http.StatusUnsupportedMediaType, "unsupported_media_type")
+	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"reason": "x"}`, "Content-Encoding: deflate"), http.StatusUnsupportedMediaType, "unsupported_media_type")
+	if n := h.store.total(); n != 1 {
+		t.Errorf("store holds %d events, want 1", n)
+	}
+	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"reason": "x"}`, "Content-Encoding: identity"), http.StatusOK)
 }
 
 // TestPlaceOrderUnicodeEscapes: escapes that spell characters are taken,
