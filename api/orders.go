@@ -89,24 +89,28 @@ func (s *server) getOrder(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if v := q.Get("as_of"); v != "" {
-		if asOf, err = time.Parse(time.RFC3339Nano, v); err != nil {
+	// A parameter given is given, whatever its value: the zero time
+	// (0001-01-01T00:00:00Z) is a time before any order, an empty value
+	// is malformed.
+	hasAsOf, hasVersion := q.Has("as_of"), q.Has("version")
+	if hasAsOf && hasVersion {
+		s.writeError(w, r, malformed("as_of", "as_of and version cannot be combined"))
+		return
+	}
+	if hasAsOf {
+		if asOf, err = time.Parse(time.RFC3339Nano, q.Get("as_of")); err != nil {
 			s.writeError(w, r, malformed("as_of", "must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z"))
 			return
 		}
 	}
-	if v := q.Get("version"); v != "" {
-		if version, err = strconv.ParseInt(v, 10, 64); err != nil || version < 1 {
+	if hasVersion {
+		if version, err = strconv.ParseInt(q.Get("version"), 10, 64); err != nil || version < 1 {
 			s.writeError(w, r, malformed("version", "must be a positive integer"))
 			return
 		}
 	}
-	if !asOf.IsZero() && version > 0 {
-		s.writeError(w, r, malformed("as_of", "as_of and version cannot be combined"))
-		return
-	}
 
-	if !consistent && asOf.IsZero() && version == 0 {
+	if !consistent && !hasAsOf && !hasVersion {
 		v, err := s.Views.Get(ctx, id)
 		if err == nil {
 			s.writeOrder(w, http.StatusOK, v, false)
@@ -132,7 +136,7 @@ func (s *server) getOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Errorf(domain.NotFound, "order has no version %d (latest is %d)", version, envs[len(envs)-1].Version))
 		return
 	}
-	if !asOf.IsZero() && asOf.Before(envs[0].OccurredAt) {
+	if hasAsOf && asOf.Before(envs[0].OccurredAt) {
 		s.writeError(w, r, domain.Errorf(domain.NotFound, "order did not exist at %s", asOf.UTC().Format(time.RFC3339Nano)))
 		return
 	}

@@ -252,8 +252,13 @@ func TestGetOrder(t *testing.T) {
 	}
 	h.want(h.do("GET", "/orders/"+id+"?version=5", ""), http.StatusNotFound, "not_found")
 	h.want(h.do("GET", "/orders/"+id+"?as_of=2000-01-01T00:00:00Z", ""), http.StatusNotFound, "not_found")
+	// The zero time is a time like any other: long before the order.
+	h.want(h.do("GET", "/orders/"+id+"?as_of=0001-01-01T00:00:00Z", ""), http.StatusNotFound, "not_found")
+	h.want(h.do("GET", "/orders/"+id+"?as_of=0001-01-01T00:00:00Z&consistent=false", ""), http.StatusNotFound, "not_found")
 
-	for _, q := range []string{"version=0", "version=x", "as_of=yesterday", "consistent=maybe", "version=1&as_of=2026-01-01T00:00:00Z"} {
+	for _, q := range []string{"version=0", "version=x", "as_of=yesterday", "consistent=maybe", "version=1&as_of=2026-01-01T00:00:00Z",
+		// as_of and version together, whatever the values; empty values are not absent ones.
+		"version=1&as_of=0001-01-01T00:00:00Z", "as_of=0001-01-01T00:00:00Z&version=4", "as_of=", "version=", "as_of=&version=2"} {
 		h.want(h.do("GET", "/orders/"+id+"?"+q, ""), http.StatusBadRequest, "malformed")
 	}
 	h.want(h.do("GET", "/orders/not-a-ulid/", ""), http.StatusBadRequest, "malformed")
