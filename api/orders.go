@@ -213,7 +213,7 @@ func (s *server) cancelOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	want, anyVersion, hasIfMatch, err := parseIfMatch(r.Header.Get("If-Match"))
+	im, err := parseIfMatch(r.Header.Values("If-Match"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -227,11 +227,15 @@ func (s *server) cancelOrder(w http.ResponseWriter, r *http.Request) {
 	rid := RequestID(ctx)
 	st, err := s.orders.Update(ctx, id, eventstore.Metadata{RequestID: rid, CorrelationID: correlationID(r, rid), CausationID: rid},
 		func(o order.Order) ([]order.Event, error) {
-			if hasIfMatch && !anyVersion && o.Exists() && !containsVersion(want, o.Version) {
-				return nil, &eventstore.ConflictError{StreamID: id, Expected: want[0], Actual: o.Version}
+			if o.Exists() && !im.matches(o.Version) {
+				return nil, &eventstore.ConflictError{StreamID: id, Expected: im.expected(), Actual: o.Version}
 			}
 			return order.Decide(o, cancel)
 		})
+	var ce *eventstore.ConflictError
+	if errors.As(err, &ce) && im.present {
+		err = im.failed(ce.Actual)
+	}
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("api: cancel order: %w", err))
 		return
@@ -280,39 +284,137 @@ func orderID(r *http.Request) (string, error) {
 
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
-// parseIfMatch reads an If-Match header of strong entity tags ("3") or "*".
-// Bare numbers are accepted too. Weak tags never match (RFC 9110 13.1.1).
-func parseIfMatch(h string) (versions []int64, any, present bool, err error) {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return nil, false, false, nil
-	}
-	if h == "*" {
-		return nil, true, true, nil
-	}
-	for _, part := range strings.Split(h, ",") {
-		part = strings.TrimSpace(part)
-		if strings.HasPrefix(part, "W/") {
-			versions = append(versions, -1)
-			continue
-		}
-		part = strings.TrimSuffix(strings.TrimPrefix(part, `"`), `"`)
-		v, perr := strconv.ParseInt(part, 10, 64)
-		if perr != nil || v < 1 {
-			return nil, false, true, malformed("If-Match", `must be an entity tag such as "3" or *`)
-		}
-		versions = append(versions, v)
-	}
-	return versions, false, true, nil
+// ifMatch is a parsed If-Match header (RFC 9110 13.1.1).
+type ifMatch struct {
+	present bool
+	any     bool     // "*": any current version
+	tags    []string // the entity tags as sent, in order
 }
 
-func containsVersion(vs []int64, v int64) bool {
-	for _, x := range vs {
-		if x == v {
+// maxShownTags is how many of the tags asked for a 412 lists.
+const maxShownTags = 8
+
+// parseIfMatch reads the If-Match header lines: "*" or a comma-separated
+// list of entity tags ("3", W/"3"); bare numbers (3) are taken too. Empty
+// list elements are ignored (RFC 9110 5.6.1). This server's ETags are
+// versions, so a tag whose content is not a positive version ("one", "0")
+// is refused as malformed rather than compared.
+func parseIfMatch(values []string) (ifMatch, error) {
+	h := strings.Trim(strings.Join(values, ","), " \t")
+	if h == "" {
+		return ifMatch{}, nil
+	}
+	if h == "*" {
+		return ifMatch{present: true, any: true}, nil
+	}
+	bad := malformed("If-Match", `must be * or a list of entity tags naming versions, such as "3" or "3", W/"2"`)
+	m := ifMatch{present: true}
+	for rest := h; ; {
+		rest = strings.TrimLeft(rest, " \t")
+		if rest == "" {
+			break
+		}
+		if rest[0] == ',' {
+			rest = rest[1:]
+			continue
+		}
+		n := entityTagLen(rest)
+		if n == 0 || !validVersion(tagVersion(rest[:n])) {
+			return ifMatch{}, bad
+		}
+		m.tags = append(m.tags, rest[:n])
+		rest = strings.TrimLeft(rest[n:], " \t")
+		if rest != "" && rest[0] != ',' {
+			return ifMatch{}, bad
+		}
+	}
+	if len(m.tags) == 0 {
+		return ifMatch{}, bad
+	}
+	return m, nil
+}
+
+// entityTagLen returns the length of the entity tag (or bare number) s
+// starts with, 0 when it starts with none.
+func entityTagLen(s string) int {
+	i := 0
+	if strings.HasPrefix(s, "W/") {
+		i = 2
+	} else if s != "" && s[0] >= '0' && s[0] <= '9' {
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	if i >= len(s) || s[i] != '"' {
+		return 0
+	}
+	for i++; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			return i + 1
+		case c < 0x21 || c > 0x7e:
+			return 0
+		}
+	}
+	return 0
+}
+
+// tagVersion returns the content of an entity tag: W/ and quotes removed.
+func tagVersion(tag string) string {
+	return strings.Trim(strings.TrimPrefix(tag, "W/"), `"`)
+}
+
+// validVersion reports whether s is a version as ETags spell it: a positive
+// decimal number without leading zeros.
+func validVersion(s string) bool {
+	v, err := strconv.ParseInt(s, 10, 64)
+	return err == nil && v > 0 && strconv.FormatInt(v, 10) == s
+}
+
+// matches reports whether the header lets a change of version go ahead:
+// no header, "*", or a strong tag equal to the version's ETag. A weak tag
+// never matches (If-Match compares strongly).
+func (m ifMatch) matches(version int64) bool {
+	if !m.present || m.any {
+		return true
+	}
+	want := strconv.FormatInt(version, 10)
+	for _, t := range m.tags {
+		if !strings.HasPrefix(t, "W/") && tagVersion(t) == want {
 			return true
 		}
 	}
 	return false
+}
+
+// expected returns the version the first strong tag names, 0 when none does.
+func (m ifMatch) expected() int64 {
+	for _, t := range m.tags {
+		if !strings.HasPrefix(t, "W/") {
+			v, _ := strconv.ParseInt(tagVersion(t), 10, 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// failed is the 412 for an order at version current that none of the tags
+// matched: it names the version and what was asked.
+func (m ifMatch) failed(current int64) error {
+	shown := m.tags[:min(len(m.tags), maxShownTags)]
+	asked := strings.Join(shown, ", ")
+	if len(m.tags) > len(shown) {
+		asked += fmt.Sprintf(" and %d more", len(m.tags)-len(shown))
+	}
+	msg := fmt.Sprintf("the order is at version %d (ETag %s), not one If-Match asked for: %s", current, etag(current), asked)
+	for _, t := range m.tags {
+		if strings.HasPrefix(t, "W/") {
+			msg += " (a weak tag never matches: If-Match compares strongly, RFC 9110 13.1.1)"
+			break
+		}
+	}
+	return domain.Errorf(domain.PreconditionFailed, "%s", msg)
 }
 
 // decodeJSON reads r's JSON object body into dst. With required false an

@@ -418,6 +418,51 @@ func TestCancelOrder(t *testing.T) {
 	h.want(h.do("POST", "/orders/bad/cancel", ""), http.StatusBadRequest, "malformed")
 }
 
+// TestCancelIfMatchTags: If-Match follows RFC 9110 13.1.1: a list of
+// entity tags compared strongly, so a weak tag never matches; a 412 names
+// the current version and every tag asked for, and nothing internal.
+func TestCancelIfMatchTags(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	id := h.place()
+	for _, c := range []struct {
+		ifMatch string
+		want    []string // in the 412's detail
+	}{
+		{`W/"1"`, []string{"version 1", `W/"1"`, "weak"}},
+		{`"2", "3"`, []string{"version 1", `"2"`, `"3"`}},
+		{`W/"1", "2"`, []string{"version 1", `W/"1"`, `"2"`}},
+		{`"2",W/"3" ,4`, []string{"version 1", `"2"`, `W/"3"`, "4"}},
+	} {
+		r := h.do("POST", "/orders/"+id+"/cancel", "", "If-Match: "+c.ifMatch)
+		h.want(r, http.StatusPreconditionFailed, "precondition_failed")
+		detail := r.str("detail")
+		for _, w := range c.want {
+			if !strings.Contains(detail, w) {
+				t.Errorf("If-Match %s: detail %q does not name %s", c.ifMatch, detail, w)
+			}
+		}
+		if strings.Contains(detail, "-1") {
+			t.Errorf("If-Match %s: detail %q shows an internal value", c.ifMatch, detail)
+		}
+	}
+	// Syntax errors, and tags that cannot be this server's (its ETags
+	// are versions), are malformed.
+	for _, bad := range []string{`"1`, `*, "1"`, `W/1`, `w/"1"`, `"1" "2"`, `,`, `"1"x`, `"one"`, `"0"`, `"01"`, `""`, `"-1"`, `"1,2"`, `W/"x"`, `0`} {
+		h.want(h.do("POST", "/orders/"+id+"/cancel", "", "If-Match: "+bad), http.StatusBadRequest, "malformed")
+	}
+	if n := h.store.total(); n != 1 {
+		t.Fatalf("store holds %d events after refused cancels, want 1", n)
+	}
+	// A list matches when any strong tag does; empty list elements are
+	// ignored (RFC 9110 5.6.1).
+	r := h.do("POST", "/orders/"+id+"/cancel", "", `If-Match: W/"1", , "7", "1"`)
+	h.want(r, http.StatusOK)
+	if r.str("status") != "Cancelled" {
+		t.Errorf("cancel answered %s", r.body)
+	}
+}
+
 // TestCancelRace: the processor appends between the cancel's load and its
 // append. Without If-Match the cancel decides again on fresh state; with it
 // the client is told its version is stale.
