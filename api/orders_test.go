@@ -388,6 +388,14 @@ func TestCancelOrder(t *testing.T) {
 	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"reason": "x", "reason": "y"}`), http.StatusBadRequest, "malformed")
 	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"reason": "x"}`, "Content-Type: text/plain"), http.StatusUnsupportedMediaType)
 	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"reason": "`+strings.Repeat("x", 501)+`"}`), http.StatusUnprocessableEntity, "invalid")
+	// Control characters are refused as in names.
+	for _, reason := range []string{`a\u0000b`, `\u001b[2J`, `over\rwritten`, `ding\u0007`, `two\nlines`} {
+		r := h.do("POST", "/orders/"+id+"/cancel", `{"reason": "`+reason+`"}`)
+		h.want(r, http.StatusUnprocessableEntity, "invalid")
+		if !strings.Contains(string(r.body), `"field":"reason"`) {
+			t.Errorf("reason %s: %s", reason, r.body)
+		}
+	}
 	if h.store.total() != before {
 		t.Error("a rejected cancel appended")
 	}
