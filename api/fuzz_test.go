@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -252,6 +253,85 @@ func FuzzPlaceOrder(f *testing.F) {
 		v.CreatedAt, v.UpdatedAt = want.CreatedAt, want.UpdatedAt
 		if !reflect.DeepEqual(v, want) {
 			t.Fatalf("201 shows %+v, the log holds %+v", v, want)
+		}
+	})
+}
+
+// FuzzCancelRequest feeds arbitrary If-Match and Content-Encoding headers
+// and bodies to the parsing of POST /orders/{id}/cancel: it never panics,
+// every refusal is a client error of a known kind, a parsed If-Match
+// matches a version only through a strong tag naming it, and a refused
+// match never shows an internal value.
+func FuzzCancelRequest(f *testing.F) {
+	for _, seed := range []struct{ ifMatch, encoding, body string }{
+		{`"1"`, "", `{"reason":"changed my mind"}`},
+		{`W/"1"`, "", ``},
+		{`"2", "3"`, "identity", ``},
+		{`W/"1", , "7", "1"`, "", ``},
+		{`"a,b"`, "", ``},
+		{`*`, "gzip", "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\xab\xae\x05\x00\x43\xbf\xa6\xa3\x02\x00\x00\x00"},
+		{``, "gzip", `{"reason":"x"}`},
+		{``, "identity, br", `{"reason":"x"}`},
+		{``, "", `{"reason":"\ud800"}`},
+		{``, "", `{"REASON":"x"}`},
+		{``, "", `{"reason":"x","reason":"y"}`},
+		{``, "", `{"reason":"a\u0000b\u001b[2J\r\u0007"}`},
+		{`"1`, "", ``},
+	} {
+		f.Add(seed.ifMatch, seed.encoding, []byte(seed.body))
+	}
+	f.Fuzz(func(t *testing.T, ifMatchHeader, encoding string, body []byte) {
+		clientError := func(err error) {
+			t.Helper()
+			var de *domain.Error
+			if !errors.As(err, &de) {
+				t.Fatalf("error %v (%T) is not a domain error", err, err)
+			}
+			if k, ok := kinds[de.Code]; !ok || k.status < 400 || k.status >= 500 {
+				t.Fatalf("error %v maps to %d, want a 4xx", err, k.status)
+			}
+		}
+		im, err := parseIfMatch([]string{ifMatchHeader})
+		if err != nil {
+			clientError(err)
+		} else if im.present && !im.any {
+			for v := int64(1); v <= 3; v++ {
+				strong := false
+				for _, tag := range im.tags {
+					strong = strong || tag == `"`+strconv.FormatInt(v, 10)+`"` || tag == strconv.FormatInt(v, 10)
+				}
+				if im.matches(v) != strong {
+					t.Fatalf("If-Match %q: matches(%d) = %v, tags %q", ifMatchHeader, v, im.matches(v), im.tags)
+				}
+				if !strong {
+					p := problemOf(httptest.NewRequest(http.MethodPost, "/orders/x/cancel", nil), im.failed(v))
+					if p.Status != http.StatusPreconditionFailed || strings.Contains(p.Detail, "-1") {
+						t.Fatalf("If-Match %q on version %d: %d %q", ifMatchHeader, v, p.Status, p.Detail)
+					}
+				}
+			}
+		}
+		r := httptest.NewRequest(http.MethodPost, "/orders/x/cancel", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		if encoding != "" {
+			r.Header.Set("Content-Encoding", encoding)
+		}
+		r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, MaxBodyBytes)
+		var req cancelRequest
+		if err := decodeJSON(r, &req, false); err != nil {
+			clientError(err)
+			return
+		}
+		if !utf8.ValidString(req.Reason) || strings.ContainsRune(req.Reason, utf8.RuneError) && !bytes.ContainsRune(body, utf8.RuneError) && !bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`)) {
+			t.Fatalf("accepted body %q decoded to reason %q: a character the body did not hold", body, req.Reason)
+		}
+		events, err := order.Decide(order.Fold("01KAW5Y8Z9ABCDEFGHJKMNPQRS", order.Placed{CustomerName: "a", ProductName: "b", Quantity: 1}), order.Cancel{Reason: req.Reason})
+		if err != nil {
+			clientError(err)
+			return
+		}
+		if c, ok := events[0].(order.Cancelled); !ok || strings.IndexFunc(c.Reason, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+			t.Fatalf("cancelled with reason %q", c.Reason)
 		}
 	})
 }
