@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -62,11 +63,17 @@ func FuzzDecodePlaceOrder(f *testing.F) {
 		{`{"customer_name":"A","product_name":"w","quantity":1}`, "application/problem+json"},
 		{`{"customer_name":"A","product_name":"w","quantity":"1"}`, "application/json"},
 		{`{"customer_name":"A","product_name":"w","quantity":1,"x":1}`, "application/json"},
+		{`{"CUSTOMER_NAME":"A","PRODUCT_NAME":"w","QUANTITY":7}`, "application/json"},
+		{`{"customer_name":"A","product_name":"w","quantity":1,"quantity":7}`, "application/json"},
 		{`{"customer_name":"A"`, "application/json"},
 		{`[]`, "application/json"},
 		{`{}`, "application/json"},
 		{`{"quantity":1e3}`, "application/json"},
 		{`{"customer_name":"\u0000","product_name":"w","quantity":1}`, "application/json"},
+		{`{"customer_name":"\ud800","product_name":"w","quantity":1}`, "application/json"},
+		{`{"customer_name":"A\udc00","product_name":"w","quantity":1}`, "application/json"},
+		{`{"customer_name":"\ud83d\ude00","product_name":"\\ud800","quantity":1}`, "application/json"},
+		{`{"customer_name":"\ud800\u","product_name":"w","quantity":1}`, "application/json"},
 		{`{"customer_name":"A","product_name":"w","quantity":1} x`, "application/json"},
 		{`{"customer_name":"A","product_name":"w","quantity":1}`, "text/plain"},
 		{"", ""},
@@ -91,14 +98,29 @@ func FuzzDecodePlaceOrder(f *testing.F) {
 			}
 			return
 		}
-		// Accepted input is one JSON object with only the known fields.
-		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(bytes.TrimSpace(body), &fields); err != nil {
+		// Accepted input is one JSON object with only the known fields,
+		// spelled exactly, each at most once.
+		dec := json.NewDecoder(bytes.NewReader(body))
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 			t.Fatalf("accepted a body that is not a JSON object: %q: %v", body, err)
 		}
-		for k := range fields { // encoding/json matches names case-insensitively
-			if !strings.EqualFold(k, "customer_name") && !strings.EqualFold(k, "product_name") && !strings.EqualFold(k, "quantity") {
+		seen := map[string]bool{}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				t.Fatalf("accepted malformed JSON %q: %v", body, err)
+			}
+			k, _ := tok.(string)
+			if k != "customer_name" && k != "product_name" && k != "quantity" {
 				t.Fatalf("accepted unknown field %q", k)
+			}
+			if seen[k] {
+				t.Fatalf("accepted field %q twice", k)
+			}
+			seen[k] = true
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("accepted malformed JSON %q: %v", body, err)
 			}
 		}
 		events, err := order.Decide(order.Order{}, order.Place{CustomerName: req.CustomerName, ProductName: req.ProductName, Quantity: req.Quantity})
@@ -185,6 +207,8 @@ func FuzzPlaceOrder(f *testing.F) {
 	f.Add([]byte(`{"customer_name":"Ada","product_name":"widget","quantity":3}`), "text/plain", "")
 	f.Add([]byte(`{"customer_name":"Ada","product_name":"widget","quantity":3}`), "application/json", "bad key")
 	f.Add([]byte(`{"customer_name":"\ud800","product_name":"w","quantity":1}`), "application/json", "")
+	f.Add([]byte(`{"CUSTOMER_NAME":"Ada","PRODUCT_NAME":"widget","QUANTITY":7}`), "application/json", "")
+	f.Add([]byte(`{"customer_name":"Ada","product_name":"widget","quantity":3,"customer_name":"Eve"}`), "application/json", "")
 	codec := orders.NewCodec()
 	f.Fuzz(func(t *testing.T, body []byte, contentType, key string) {
 		store := &fuzzStore{keys: map[string]eventstore.Result{}}
@@ -229,6 +253,85 @@ func FuzzPlaceOrder(f *testing.F) {
 		v.CreatedAt, v.UpdatedAt = want.CreatedAt, want.UpdatedAt
 		if !reflect.DeepEqual(v, want) {
 			t.Fatalf("201 shows %+v, the log holds %+v", v, want)
+		}
+	})
+}
+
+// FuzzCancelRequest feeds arbitrary If-Match and Content-Encoding headers
+// and bodies to the parsing of POST /orders/{id}/cancel: it never panics,
+// every refusal is a client error of a known kind, a parsed If-Match
+// matches a version only through a strong tag naming it, and a refused
+// match never shows an internal value.
+func FuzzCancelRequest(f *testing.F) {
+	for _, seed := range []struct{ ifMatch, encoding, body string }{
+		{`"1"`, "", `{"reason":"changed my mind"}`},
+		{`W/"1"`, "", ``},
+		{`"2", "3"`, "identity", ``},
+		{`W/"1", , "7", "1"`, "", ``},
+		{`"a,b"`, "", ``},
+		{`*`, "gzip", "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\xab\xae\x05\x00\x43\xbf\xa6\xa3\x02\x00\x00\x00"},
+		{``, "gzip", `{"reason":"x"}`},
+		{``, "identity, br", `{"reason":"x"}`},
+		{``, "", `{"reason":"\ud800"}`},
+		{``, "", `{"REASON":"x"}`},
+		{``, "", `{"reason":"x","reason":"y"}`},
+		{``, "", `{"reason":"a\u0000b\u001b[2J\r\u0007"}`},
+		{`"1`, "", ``},
+	} {
+		f.Add(seed.ifMatch, seed.encoding, []byte(seed.body))
+	}
+	f.Fuzz(func(t *testing.T, ifMatchHeader, encoding string, body []byte) {
+		clientError := func(err error) {
+			t.Helper()
+			var de *domain.Error
+			if !errors.As(err, &de) {
+				t.Fatalf("error %v (%T) is not a domain error", err, err)
+			}
+			if k, ok := kinds[de.Code]; !ok || k.status < 400 || k.status >= 500 {
+				t.Fatalf("error %v maps to %d, want a 4xx", err, k.status)
+			}
+		}
+		im, err := parseIfMatch([]string{ifMatchHeader})
+		if err != nil {
+			clientError(err)
+		} else if im.present && !im.any {
+			for v := int64(1); v <= 3; v++ {
+				strong := false
+				for _, tag := range im.tags {
+					strong = strong || tag == `"`+strconv.FormatInt(v, 10)+`"` || tag == strconv.FormatInt(v, 10)
+				}
+				if im.matches(v) != strong {
+					t.Fatalf("If-Match %q: matches(%d) = %v, tags %q", ifMatchHeader, v, im.matches(v), im.tags)
+				}
+				if !strong {
+					p := problemOf(httptest.NewRequest(http.MethodPost, "/orders/x/cancel", nil), im.failed(v))
+					if p.Status != http.StatusPreconditionFailed || strings.Contains(p.Detail, "-1") {
+						t.Fatalf("If-Match %q on version %d: %d %q", ifMatchHeader, v, p.Status, p.Detail)
+					}
+				}
+			}
+		}
+		r := httptest.NewRequest(http.MethodPost, "/orders/x/cancel", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		if encoding != "" {
+			r.Header.Set("Content-Encoding", encoding)
+		}
+		r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, MaxBodyBytes)
+		var req cancelRequest
+		if err := decodeJSON(r, &req, false); err != nil {
+			clientError(err)
+			return
+		}
+		if !utf8.ValidString(req.Reason) || strings.ContainsRune(req.Reason, utf8.RuneError) && !bytes.ContainsRune(body, utf8.RuneError) && !bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`)) {
+			t.Fatalf("accepted body %q decoded to reason %q: a character the body did not hold", body, req.Reason)
+		}
+		events, err := order.Decide(order.Fold("01KAW5Y8Z9ABCDEFGHJKMNPQRS", order.Placed{CustomerName: "a", ProductName: "b", Quantity: 1}), order.Cancel{Reason: req.Reason})
+		if err != nil {
+			clientError(err)
+			return
+		}
+		if c, ok := events[0].(order.Cancelled); !ok || strings.IndexFunc(c.Reason, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+			t.Fatalf("cancelled with reason %q", c.Reason)
 		}
 	})
 }

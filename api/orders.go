@@ -8,9 +8,11 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
@@ -87,24 +89,28 @@ func (s *server) getOrder(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if v := q.Get("as_of"); v != "" {
-		if asOf, err = time.Parse(time.RFC3339Nano, v); err != nil {
+	// A parameter given is given, whatever its value: the zero time
+	// (0001-01-01T00:00:00Z) is a time before any order, an empty value
+	// is malformed.
+	hasAsOf, hasVersion := q.Has("as_of"), q.Has("version")
+	if hasAsOf && hasVersion {
+		s.writeError(w, r, malformed("as_of", "as_of and version cannot be combined"))
+		return
+	}
+	if hasAsOf {
+		if asOf, err = time.Parse(time.RFC3339Nano, q.Get("as_of")); err != nil {
 			s.writeError(w, r, malformed("as_of", "must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z"))
 			return
 		}
 	}
-	if v := q.Get("version"); v != "" {
-		if version, err = strconv.ParseInt(v, 10, 64); err != nil || version < 1 {
+	if hasVersion {
+		if version, err = strconv.ParseInt(q.Get("version"), 10, 64); err != nil || version < 1 {
 			s.writeError(w, r, malformed("version", "must be a positive integer"))
 			return
 		}
 	}
-	if !asOf.IsZero() && version > 0 {
-		s.writeError(w, r, malformed("as_of", "as_of and version cannot be combined"))
-		return
-	}
 
-	if !consistent && asOf.IsZero() && version == 0 {
+	if !consistent && !hasAsOf && !hasVersion {
 		v, err := s.Views.Get(ctx, id)
 		if err == nil {
 			s.writeOrder(w, http.StatusOK, v, false)
@@ -130,7 +136,7 @@ func (s *server) getOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Errorf(domain.NotFound, "order has no version %d (latest is %d)", version, envs[len(envs)-1].Version))
 		return
 	}
-	if !asOf.IsZero() && asOf.Before(envs[0].OccurredAt) {
+	if hasAsOf && asOf.Before(envs[0].OccurredAt) {
 		s.writeError(w, r, domain.Errorf(domain.NotFound, "order did not exist at %s", asOf.UTC().Format(time.RFC3339Nano)))
 		return
 	}
@@ -207,7 +213,7 @@ func (s *server) cancelOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	want, anyVersion, hasIfMatch, err := parseIfMatch(r.Header.Get("If-Match"))
+	im, err := parseIfMatch(r.Header.Values("If-Match"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -221,11 +227,15 @@ func (s *server) cancelOrder(w http.ResponseWriter, r *http.Request) {
 	rid := RequestID(ctx)
 	st, err := s.orders.Update(ctx, id, eventstore.Metadata{RequestID: rid, CorrelationID: correlationID(r, rid), CausationID: rid},
 		func(o order.Order) ([]order.Event, error) {
-			if hasIfMatch && !anyVersion && o.Exists() && !containsVersion(want, o.Version) {
-				return nil, &eventstore.ConflictError{StreamID: id, Expected: want[0], Actual: o.Version}
+			if o.Exists() && !im.matches(o.Version) {
+				return nil, &eventstore.ConflictError{StreamID: id, Expected: im.expected(), Actual: o.Version}
 			}
 			return order.Decide(o, cancel)
 		})
+	var ce *eventstore.ConflictError
+	if errors.As(err, &ce) && im.present {
+		err = im.failed(ce.Actual)
+	}
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("api: cancel order: %w", err))
 		return
@@ -274,44 +284,145 @@ func orderID(r *http.Request) (string, error) {
 
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
-// parseIfMatch reads an If-Match header of strong entity tags ("3") or "*".
-// Bare numbers are accepted too. Weak tags never match (RFC 9110 13.1.1).
-func parseIfMatch(h string) (versions []int64, any, present bool, err error) {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return nil, false, false, nil
-	}
-	if h == "*" {
-		return nil, true, true, nil
-	}
-	for _, part := range strings.Split(h, ",") {
-		part = strings.TrimSpace(part)
-		if strings.HasPrefix(part, "W/") {
-			versions = append(versions, -1)
-			continue
-		}
-		part = strings.TrimSuffix(strings.TrimPrefix(part, `"`), `"`)
-		v, perr := strconv.ParseInt(part, 10, 64)
-		if perr != nil || v < 1 {
-			return nil, false, true, malformed("If-Match", `must be an entity tag such as "3" or *`)
-		}
-		versions = append(versions, v)
-	}
-	return versions, false, true, nil
+// ifMatch is a parsed If-Match header (RFC 9110 13.1.1).
+type ifMatch struct {
+	present bool
+	any     bool     // "*": any current version
+	tags    []string // the entity tags as sent, in order
 }
 
-func containsVersion(vs []int64, v int64) bool {
-	for _, x := range vs {
-		if x == v {
+// maxShownTags is how many of the tags asked for a 412 lists.
+const maxShownTags = 8
+
+// parseIfMatch reads the If-Match header lines: "*" or a comma-separated
+// list of entity tags ("3", W/"3"); bare numbers (3) are taken too. Empty
+// list elements are ignored (RFC 9110 5.6.1). This server's ETags are
+// versions, so a tag whose content is not a positive version ("one", "0")
+// is refused as malformed rather than compared.
+func parseIfMatch(values []string) (ifMatch, error) {
+	h := strings.Trim(strings.Join(values, ","), " \t")
+	if h == "" {
+		return ifMatch{}, nil
+	}
+	if h == "*" {
+		return ifMatch{present: true, any: true}, nil
+	}
+	bad := malformed("If-Match", `must be * or a list of entity tags naming versions, such as "3" or "3", W/"2"`)
+	m := ifMatch{present: true}
+	for rest := h; ; {
+		rest = strings.TrimLeft(rest, " \t")
+		if rest == "" {
+			break
+		}
+		if rest[0] == ',' {
+			rest = rest[1:]
+			continue
+		}
+		n := entityTagLen(rest)
+		if n == 0 || !validVersion(tagVersion(rest[:n])) {
+			return ifMatch{}, bad
+		}
+		m.tags = append(m.tags, rest[:n])
+		rest = strings.TrimLeft(rest[n:], " \t")
+		if rest != "" && rest[0] != ',' {
+			return ifMatch{}, bad
+		}
+	}
+	if len(m.tags) == 0 {
+		return ifMatch{}, bad
+	}
+	return m, nil
+}
+
+// entityTagLen returns the length of the entity tag (or bare number) s
+// starts with, 0 when it starts with none.
+func entityTagLen(s string) int {
+	i := 0
+	if strings.HasPrefix(s, "W/") {
+		i = 2
+	} else if s != "" && s[0] >= '0' && s[0] <= '9' {
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	if i >= len(s) || s[i] != '"' {
+		return 0
+	}
+	for i++; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			return i + 1
+		case c < 0x21 || c > 0x7e:
+			return 0
+		}
+	}
+	return 0
+}
+
+// tagVersion returns the content of an entity tag: W/ and quotes removed.
+func tagVersion(tag string) string {
+	return strings.Trim(strings.TrimPrefix(tag, "W/"), `"`)
+}
+
+// validVersion reports whether s is a version as ETags spell it: a positive
+// decimal number without leading zeros.
+func validVersion(s string) bool {
+	v, err := strconv.ParseInt(s, 10, 64)
+	return err == nil && v > 0 && strconv.FormatInt(v, 10) == s
+}
+
+// matches reports whether the header lets a change of version go ahead:
+// no header, "*", or a strong tag equal to the version's ETag. A weak tag
+// never matches (If-Match compares strongly).
+func (m ifMatch) matches(version int64) bool {
+	if !m.present || m.any {
+		return true
+	}
+	want := strconv.FormatInt(version, 10)
+	for _, t := range m.tags {
+		if !strings.HasPrefix(t, "W/") && tagVersion(t) == want {
 			return true
 		}
 	}
 	return false
 }
 
+// expected returns the version the first strong tag names, 0 when none does.
+func (m ifMatch) expected() int64 {
+	for _, t := range m.tags {
+		if !strings.HasPrefix(t, "W/") {
+			v, _ := strconv.ParseInt(tagVersion(t), 10, 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// failed is the 412 for an order at version current that none of the tags
+// matched: it names the version and what was asked.
+func (m ifMatch) failed(current int64) error {
+	shown := m.tags[:min(len(m.tags), maxShownTags)]
+	asked := strings.Join(shown, ", ")
+	if len(m.tags) > len(shown) {
+		asked += fmt.Sprintf(" and %d more", len(m.tags)-len(shown))
+	}
+	msg := fmt.Sprintf("the order is at version %d (ETag %s), not one If-Match asked for: %s", current, etag(current), asked)
+	for _, t := range m.tags {
+		if strings.HasPrefix(t, "W/") {
+			msg += " (a weak tag never matches: If-Match compares strongly, RFC 9110 13.1.1)"
+			break
+		}
+	}
+	return domain.Errorf(domain.PreconditionFailed, "%s", msg)
+}
+
 // decodeJSON reads r's JSON object body into dst. With required false an
 // empty body is fine and leaves dst alone.
 func decodeJSON(r *http.Request, dst any, required bool) error {
+	if err := checkEncoding(r.Header.Values("Content-Encoding")); err != nil {
+		return err
+	}
 	if !required && r.ContentLength == 0 {
 		return nil
 	}
@@ -333,6 +444,10 @@ func decodeJSON(r *http.Request, dst any, required bool) error {
 	if !utf8.Valid(body) {
 		// encoding/json would silently turn invalid bytes into U+FFFD.
 		return domain.Errorf(codeMalformed, "the body is not valid UTF-8")
+	}
+	if i := loneSurrogate(body); i >= 0 {
+		// encoding/json would silently turn it into U+FFFD too.
+		return domain.Errorf(codeMalformed, "the body is not valid Unicode: a lone UTF-16 surrogate escape at byte %d", i)
 	}
 	if len(body) == 0 {
 		if required {
@@ -365,7 +480,109 @@ func decodeJSON(r *http.Request, dst any, required bool) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return domain.Errorf(codeMalformed, "unexpected data after the JSON object")
 	}
+	return checkKeys(body, jsonNames(dst))
+}
+
+// checkEncoding accepts a body sent as is: no Content-Encoding, or only
+// identity. Other codings are refused (415, with Accept-Encoding: identity,
+// RFC 9110 15.5.16) rather than decoded: bodies are small JSON objects, and
+// a decompressor would be one more way to send the server 64 KiB that
+// unpacks to far more.
+func checkEncoding(values []string) error {
+	for _, v := range values {
+		for _, coding := range strings.Split(v, ",") {
+			if c := strings.TrimSpace(coding); c != "" && !strings.EqualFold(c, "identity") {
+				return domain.Errorf(codeUnsupportedMedia, "the body has Content-Encoding %q; only identity is accepted: send it uncompressed", c)
+			}
+		}
+	}
 	return nil
+}
+
+// loneSurrogate returns the offset of the first \u escape in body's JSON
+// strings that is half of a UTF-16 surrogate pair without the other half,
+// or -1. It reads valid JSON exactly and anything else without harm
+// (the decoder then reports the syntax error).
+func loneSurrogate(body []byte) int {
+	in := false // inside a string
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case !in:
+			in = c == '"'
+		case c == '"':
+			in = false
+		case c == '\\':
+			r, ok := unicodeEscape(body, i)
+			switch {
+			case !ok:
+				i++ // another escape: skip the escaped byte
+			case utf16.IsSurrogate(r) && r < 0xdc00: // a high half: a low half must follow
+				if lo, ok := unicodeEscape(body, i+6); !ok || lo < 0xdc00 || lo > 0xdfff {
+					return i
+				}
+				i += 11
+			case utf16.IsSurrogate(r):
+				return i
+			default:
+				i += 5
+			}
+		}
+	}
+	return -1
+}
+
+// unicodeEscape decodes the escape \uXXXX at body[i:], if there is one.
+func unicodeEscape(body []byte, i int) (rune, bool) {
+	if i+6 > len(body) || body[i] != '\\' || body[i+1] != 'u' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(body[i+2:i+6]), 16, 16)
+	return rune(n), err == nil
+}
+
+// checkKeys requires every key of body's object, which has decoded, to be
+// one of names spelled exactly, and no key to appear twice: encoding/json
+// alone matches names case-insensitively and lets the last of equal keys
+// win, while the OpenAPI document says additionalProperties: false.
+func checkKeys(body []byte, names map[string]bool) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // the object's '{'
+		return domain.Errorf(codeMalformed, "malformed JSON")
+	}
+	seen := make(map[string]bool, len(names))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return domain.Errorf(codeMalformed, "malformed JSON")
+		}
+		key, _ := tok.(string)
+		switch {
+		case !names[key]:
+			return &domain.Error{Code: codeMalformed, Message: "the body has an unknown field (names are case-sensitive)",
+				Fields: map[string]string{key: "is not a known field"}}
+		case seen[key]:
+			return &domain.Error{Code: codeMalformed, Message: "the body gives a field twice",
+				Fields: map[string]string{key: "appears more than once"}}
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return domain.Errorf(codeMalformed, "malformed JSON")
+		}
+	}
+	return nil
+}
+
+// jsonNames returns the JSON names of the fields of the struct dst points to.
+func jsonNames(dst any) map[string]bool {
+	t := reflect.TypeOf(dst).Elem()
+	names := make(map[string]bool, t.NumField())
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			names[name] = true
+		}
+	}
+	return names
 }
 
 func jsonType(kind string) string {

@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,6 +114,11 @@ func TestRejectedPlaceAppendsNothing(t *testing.T) {
 		{"text body", seedBody, []string{"Content-Type: text/plain"}, 415, ""},
 		{"no content type", seedBody, []string{"Content-Type:"}, 415, ""},
 		{"too large", big, nil, 413, ""},
+		// Content codings other than identity are not decoded, so refused.
+		{"gzipped body", gzipped(seedBody), []string{"Content-Encoding: gzip"}, 415, ""},
+		{"plain body labelled gzip", seedBody, []string{"Content-Encoding: gzip"}, 415, ""},
+		{"plain body labelled br", seedBody, []string{"Content-Encoding: br"}, 415, ""},
+		{"identity then gzip", seedBody, []string{"Content-Encoding: identity, gzip"}, 415, ""},
 		{"zero quantity", `{"customer_name": "a", "product_name": "b", "quantity": 0}`, nil, 422, "quantity"},
 		{"quantity too big", `{"customer_name": "a", "product_name": "b", "quantity": 10001}`, nil, 422, "quantity"},
 		{"blank name", `{"customer_name": "   ", "product_name": "b", "quantity": 1}`, nil, 422, "customer_name"},
@@ -119,6 +126,19 @@ func TestRejectedPlaceAppendsNothing(t *testing.T) {
 		{"name too long", `{"customer_name": "` + strings.Repeat("é", 201) + `", "product_name": "b", "quantity": 1}`, nil, 422, "customer_name"},
 		{"control character", `{"customer_name": "a\u0007", "product_name": "b", "quantity": 1}`, nil, 422, "customer_name"},
 		{"invalid UTF-8", "{\"customer_name\": \"\xff\xfe\", \"product_name\": \"b\", \"quantity\": 1}", nil, 400, ""},
+		// A lone UTF-16 surrogate escape is no character: encoding/json
+		// would store it as U+FFFD.
+		{"lone high surrogate", `{"customer_name": "a\ud800", "product_name": "b", "quantity": 1}`, nil, 400, ""},
+		{"lone low surrogate", `{"customer_name": "a", "product_name": "\uDC00b", "quantity": 1}`, nil, 400, ""},
+		{"surrogates reversed", `{"customer_name": "\udc00\ud800", "product_name": "b", "quantity": 1}`, nil, 400, ""},
+		{"high surrogate then a character", `{"customer_name": "\ud800\u0041", "product_name": "b", "quantity": 1}`, nil, 400, ""},
+		{"surrogate in a key", `{"customer_name\ud800": "a", "product_name": "b", "quantity": 1}`, nil, 400, ""},
+		// Field names are exact: encoding/json alone matches them
+		// case-insensitively and lets the last of two equal keys win.
+		{"upper-case names", `{"CUSTOMER_NAME": "a", "PRODUCT_NAME": "b", "QUANTITY": 7}`, nil, 400, "CUSTOMER_NAME"},
+		{"one name case-folded", `{"customer_name": "a", "product_name": "b", "Quantity": 7}`, nil, 400, "Quantity"},
+		{"duplicate key", `{"customer_name": "a", "product_name": "b", "quantity": 1, "quantity": 7}`, nil, 400, "quantity"},
+		{"duplicate key differing in case", `{"customer_name": "a", "Customer_Name": "b", "product_name": "b", "quantity": 1}`, nil, 400, "Customer_Name"},
 	}
 	h := newHarness(t)
 	for _, c := range cases {
@@ -127,6 +147,9 @@ func TestRejectedPlaceAppendsNothing(t *testing.T) {
 			h.t = t
 			r := h.do("POST", "/orders/", c.body, c.headers...)
 			h.want(r, c.status)
+			if c.status == http.StatusUnsupportedMediaType && r.header.Get("Accept-Encoding") != "identity" {
+				t.Errorf("415 with Accept-Encoding %q, want identity", r.header.Get("Accept-Encoding"))
+			}
 			if c.field != "" {
 				errs, _ := r.json["errors"].([]any)
 				found := false
@@ -143,6 +166,46 @@ func TestRejectedPlaceAppendsNothing(t *testing.T) {
 				t.Errorf("store holds %d events after a rejection", n)
 			}
 		})
+	}
+}
+
+func gzipped(s string) string {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	_, _ = zw.Write([]byte(s))
+	_ = zw.Close()
+	return b.String()
+}
+
+// TestContentEncodingIdentity: identity, the only coding taken, is fine
+// said aloud; a cancel refuses other codings like a placement.
+func TestContentEncodingIdentity(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	r := h.do("POST", "/orders", seedBody, "Content-Encoding: Identity")
+	h.want(r, http.StatusCreated)
+	id := r.str("order_id")
+	h.want(h.do("POST", "/orders/"+id+"/cancel", gzipped(`{"reason": "x"}`), "Content-Encoding: gzip"), http.StatusUnsupportedMediaType, "unsupported_media_type")
+	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"reason": "x"}`, "Content-Encoding: deflate"), http.StatusUnsupportedMediaType, "unsupported_media_type")
+	if n := h.store.total(); n != 1 {
+		t.Errorf("store holds %d events, want 1", n)
+	}
+	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"reason": "x"}`, "Content-Encoding: identity"), http.StatusOK)
+}
+
+// TestPlaceOrderUnicodeEscapes: escapes that spell characters are taken,
+// a surrogate pair included; an escaped backslash is not an escape.
+func TestPlaceOrderUnicodeEscapes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	r := h.do("POST", "/orders", `{"customer_name": "Zo\u00eb \ud83d\ude00", "product_name": "\\ud800", "quantity": 1}`)
+	h.want(r, http.StatusCreated)
+	if r.str("customer_name") != "Zoë 😀" || r.str("product_name") != `\ud800` {
+		t.Errorf("body %s", r.body)
+	}
+	h.want(h.do("POST", "/orders/"+r.str("order_id")+"/cancel", `{"reason": "\udfff"}`), http.StatusBadRequest, "malformed")
+	if n := h.store.total(); n != 1 {
+		t.Errorf("store holds %d events, want 1", n)
 	}
 }
 
@@ -189,8 +252,13 @@ func TestGetOrder(t *testing.T) {
 	}
 	h.want(h.do("GET", "/orders/"+id+"?version=5", ""), http.StatusNotFound, "not_found")
 	h.want(h.do("GET", "/orders/"+id+"?as_of=2000-01-01T00:00:00Z", ""), http.StatusNotFound, "not_found")
+	// The zero time is a time like any other: long before the order.
+	h.want(h.do("GET", "/orders/"+id+"?as_of=0001-01-01T00:00:00Z", ""), http.StatusNotFound, "not_found")
+	h.want(h.do("GET", "/orders/"+id+"?as_of=0001-01-01T00:00:00Z&consistent=false", ""), http.StatusNotFound, "not_found")
 
-	for _, q := range []string{"version=0", "version=x", "as_of=yesterday", "consistent=maybe", "version=1&as_of=2026-01-01T00:00:00Z"} {
+	for _, q := range []string{"version=0", "version=x", "as_of=yesterday", "consistent=maybe", "version=1&as_of=2026-01-01T00:00:00Z",
+		// as_of and version together, whatever the values; empty values are not absent ones.
+		"version=1&as_of=0001-01-01T00:00:00Z", "as_of=0001-01-01T00:00:00Z&version=4", "as_of=", "version=", "as_of=&version=2"} {
 		h.want(h.do("GET", "/orders/"+id+"?"+q, ""), http.StatusBadRequest, "malformed")
 	}
 	h.want(h.do("GET", "/orders/not-a-ulid/", ""), http.StatusBadRequest, "malformed")
@@ -316,8 +384,18 @@ func TestCancelOrder(t *testing.T) {
 	}
 	h.want(h.do("POST", "/orders/"+id+"/cancel", "", "If-Match: soon"), http.StatusBadRequest, "malformed")
 	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"reason": 3}`), http.StatusBadRequest, "malformed")
+	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"REASON": "x"}`), http.StatusBadRequest, "malformed")
+	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"reason": "x", "reason": "y"}`), http.StatusBadRequest, "malformed")
 	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"reason": "x"}`, "Content-Type: text/plain"), http.StatusUnsupportedMediaType)
 	h.want(h.do("POST", "/orders/"+id+"/cancel", `{"reason": "`+strings.Repeat("x", 501)+`"}`), http.StatusUnprocessableEntity, "invalid")
+	// Control characters are refused as in names.
+	for _, reason := range []string{`a\u0000b`, `\u001b[2J`, `over\rwritten`, `ding\u0007`, `two\nlines`} {
+		r := h.do("POST", "/orders/"+id+"/cancel", `{"reason": "`+reason+`"}`)
+		h.want(r, http.StatusUnprocessableEntity, "invalid")
+		if !strings.Contains(string(r.body), `"field":"reason"`) {
+			t.Errorf("reason %s: %s", reason, r.body)
+		}
+	}
 	if h.store.total() != before {
 		t.Error("a rejected cancel appended")
 	}
@@ -346,6 +424,51 @@ func TestCancelOrder(t *testing.T) {
 
 	h.want(h.do("POST", "/orders/01KAW5Y8Z9ABCDEFGHJKMNPQRS/cancel", ""), http.StatusNotFound, "not_found")
 	h.want(h.do("POST", "/orders/bad/cancel", ""), http.StatusBadRequest, "malformed")
+}
+
+// TestCancelIfMatchTags: If-Match follows RFC 9110 13.1.1: a list of
+// entity tags compared strongly, so a weak tag never matches; a 412 names
+// the current version and every tag asked for, and nothing internal.
+func TestCancelIfMatchTags(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	id := h.place()
+	for _, c := range []struct {
+		ifMatch string
+		want    []string // in the 412's detail
+	}{
+		{`W/"1"`, []string{"version 1", `W/"1"`, "weak"}},
+		{`"2", "3"`, []string{"version 1", `"2"`, `"3"`}},
+		{`W/"1", "2"`, []string{"version 1", `W/"1"`, `"2"`}},
+		{`"2",W/"3" ,4`, []string{"version 1", `"2"`, `W/"3"`, "4"}},
+	} {
+		r := h.do("POST", "/orders/"+id+"/cancel", "", "If-Match: "+c.ifMatch)
+		h.want(r, http.StatusPreconditionFailed, "precondition_failed")
+		detail := r.str("detail")
+		for _, w := range c.want {
+			if !strings.Contains(detail, w) {
+				t.Errorf("If-Match %s: detail %q does not name %s", c.ifMatch, detail, w)
+			}
+		}
+		if strings.Contains(detail, "-1") {
+			t.Errorf("If-Match %s: detail %q shows an internal value", c.ifMatch, detail)
+		}
+	}
+	// Syntax errors, and tags that cannot be this server's (its ETags
+	// are versions), are malformed.
+	for _, bad := range []string{`"1`, `*, "1"`, `W/1`, `w/"1"`, `"1" "2"`, `,`, `"1"x`, `"one"`, `"0"`, `"01"`, `""`, `"-1"`, `"1,2"`, `W/"x"`, `0`} {
+		h.want(h.do("POST", "/orders/"+id+"/cancel", "", "If-Match: "+bad), http.StatusBadRequest, "malformed")
+	}
+	if n := h.store.total(); n != 1 {
+		t.Fatalf("store holds %d events after refused cancels, want 1", n)
+	}
+	// A list matches when any strong tag does; empty list elements are
+	// ignored (RFC 9110 5.6.1).
+	r := h.do("POST", "/orders/"+id+"/cancel", "", `If-Match: W/"1", , "7", "1"`)
+	h.want(r, http.StatusOK)
+	if r.str("status") != "Cancelled" {
+		t.Errorf("cancel answered %s", r.body)
+	}
 }
 
 // TestCancelRace: the processor appends between the cancel's load and its

@@ -132,6 +132,9 @@ func writeProblem(w http.ResponseWriter, p Problem) {
 		h.Set("Retry-After", "1")
 	case http.StatusUnauthorized:
 		h.Set("WWW-Authenticate", `Bearer realm="orderledger"`)
+	case http.StatusUnsupportedMediaType:
+		// The one content coding bodies may have (RFC 9110 15.5.16).
+		h.Set("Accept-Encoding", "identity")
 	}
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)

@@ -45,6 +45,7 @@ type ListQuery struct {
 	// Limit is the page size: 0 for DefaultLimit, at most MaxLimit.
 	Limit int
 	// Cursor is Page.NextCursor from the previous page; empty for the first.
+	// It is bound to Status and Customer: with others it is ErrBadCursor.
 	Cursor string
 }
 
@@ -78,8 +79,9 @@ func statusList() string {
 	return strings.Join(s, ", ")
 }
 
-// ErrBadCursor is returned by List for a cursor it did not issue.
-var ErrBadCursor = &domain.Error{Code: domain.Invalid, Message: "invalid cursor: not one this server issued"}
+// ErrBadCursor is returned by List for a cursor it did not issue, or
+// issued for other filters (see Cursors).
+var ErrBadCursor = &domain.Error{Code: domain.Invalid, Message: "invalid cursor: not one this server issued for this query"}
 
 // Page is one page of List results.
 type Page struct {

@@ -98,10 +98,12 @@ func (Cancel) command()                   {}
 // Decide returns the events that cmd causes on o, or a named error. It never
 // changes o; apply the events to see the new state.
 func Decide(o Order, cmd Command) ([]Event, error) {
-	if c, ok := cmd.(Cancel); ok && utf8.RuneCountInString(strings.TrimSpace(c.Reason)) > MaxCancelReason {
-		// Checked first: a reason that is too long is wrong whatever the order's state.
-		return nil, &domain.Error{Code: domain.Invalid, Message: "order: invalid cancellation",
-			Fields: map[string]string{"reason": fmt.Sprintf("must be at most %d characters", MaxCancelReason)}}
+	if c, ok := cmd.(Cancel); ok {
+		// Checked first: a bad reason is wrong whatever the order's state.
+		if msg := checkReason(strings.TrimSpace(c.Reason)); msg != "" {
+			return nil, &domain.Error{Code: domain.Invalid, Message: "order: invalid cancellation",
+				Fields: map[string]string{"reason": msg}}
+		}
 	}
 	if p, ok := cmd.(Place); ok {
 		if o.Exists() {
@@ -250,6 +252,21 @@ func place(p Place) ([]Event, error) {
 		return nil, &domain.Error{Code: domain.Invalid, Message: "the order is invalid: see errors for each field", Fields: fields}
 	}
 	return []Event{Placed{CustomerName: customer, ProductName: product, Quantity: p.Quantity}}, nil
+}
+
+// checkReason returns what is wrong with a trimmed cancellation reason, or
+// "". Like a name, it holds printable characters only (no control
+// characters, line breaks or tabs inside); unlike one, it may be empty.
+func checkReason(s string) string {
+	switch {
+	case utf8.RuneCountInString(s) > MaxCancelReason:
+		return fmt.Sprintf("must be at most %d characters", MaxCancelReason)
+	case !utf8.ValidString(s):
+		return "must be valid UTF-8"
+	case strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		return "must contain printable characters only"
+	}
+	return ""
 }
 
 // checkName returns what is wrong with a trimmed name, or "".

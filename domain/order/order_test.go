@@ -308,3 +308,22 @@ func TestMoneyAfterTheEnd(t *testing.T) {
 		t.Fatalf("state after a late charge and its refund = %+v, want Cancelled, paid and refunded", o)
 	}
 }
+
+// TestCancelReasonPrintable: a reason holds printable characters only, as
+// names do; spaces around it are trimmed first.
+func TestCancelReasonPrintable(t *testing.T) {
+	t.Parallel()
+	for _, reason := range []string{"stop\x00", "\x1b[31mred", "line\rover", "ding\a", "two\nlines", "tab\there", "\u200bzero width", "bad \xff byte"} {
+		for name, given := range map[string][]order.Event{"pending": {placed}, "cancelled": {placed, cancelled}} {
+			evs, err := order.Decide(order.Fold("01J0000000000000000000000A", given...), order.Cancel{Reason: reason})
+			var de *domain.Error
+			if evs != nil || !errors.As(err, &de) || de.Code != domain.Invalid || de.Fields["reason"] == "" {
+				t.Errorf("%s order: Decide(Cancel{%q}) = %v, %v; want domain.Invalid naming reason", name, reason, evs, err)
+			}
+		}
+	}
+	evs, err := order.Decide(order.Fold("01J0000000000000000000000A", placed), order.Cancel{Reason: "\t Zoë changed her mind ☕\r\n"})
+	if err != nil || len(evs) != 1 || evs[0].(order.Cancelled).Reason != "Zoë changed her mind ☕" {
+		t.Fatalf("Decide(a printable reason) = %v, %v; want the order cancelled with the trimmed reason", evs, err)
+	}
+}

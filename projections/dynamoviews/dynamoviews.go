@@ -13,6 +13,7 @@ package dynamoviews
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -58,8 +59,9 @@ const sortTime = "2006-01-02T15:04:05.000000000Z"
 
 // Store is the read model. Safe for concurrent use.
 type Store struct {
-	db    *dynamodb.Client
-	table string
+	db      *dynamodb.Client
+	table   string
+	cursors *projections.Cursors
 }
 
 var _ projections.ReadModel = (*Store)(nil)
@@ -69,7 +71,23 @@ func New(db *dynamodb.Client, table string) (*Store, error) {
 	if db == nil || table == "" {
 		return nil, errors.New("projections/dynamoviews: new: a DynamoDB client and a table name are required")
 	}
-	return &Store{db: db, table: table}, nil
+	cursors, err := projections.NewCursors(cursorKey(table))
+	if err != nil {
+		return nil, fmt.Errorf("projections/dynamoviews: new: %w", err)
+	}
+	return &Store{db: db, table: table, cursors: cursors}, nil
+}
+
+// cursorKey is the key list cursors are sealed with, derived from the table
+// name: every API instance and Lambda of one table has it with no
+// configuration and no extra permission (the API may only read the table),
+// and a cursor of one table is refused by another. It is no secret, so the
+// seal proves a cursor unchanged and bound to its filters, not who made it;
+// a forged one can only name a position in a listing its sender may page
+// through anyway, and the position is checked like any other.
+func cursorKey(table string) []byte {
+	k := sha256.Sum256([]byte("orderledger/projections/dynamoviews cursor key\x00" + table))
+	return k[:]
 }
 
 // createdKey is the GSI sort key of v: unique, ordered by time then ID.
@@ -217,16 +235,13 @@ func (s *Store) Put(ctx context.Context, expected int64, v projections.View) err
 	return nil
 }
 
-func encodeCursor(createdKey string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("c1|" + createdKey))
-}
-
-func decodeCursor(c string) (string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || !strings.HasPrefix(string(b), "c1|") {
-		return "", projections.ErrBadCursor
+// openCursor returns the created_at sort key a cursor of q holds.
+func (s *Store) openCursor(q projections.ListQuery) (string, error) {
+	b, err := s.cursors.Open(q, q.Cursor)
+	if err != nil {
+		return "", err
 	}
-	k := string(b[3:])
+	k := string(b)
 	ts, id, ok := strings.Cut(k, "#")
 	if _, terr := time.Parse(time.RFC3339Nano, ts); !ok || id == "" || terr != nil {
 		return "", projections.ErrBadCursor
@@ -244,7 +259,7 @@ func (s *Store) List(ctx context.Context, q projections.ListQuery) (projections.
 	}
 	before := ""
 	if q.Cursor != "" {
-		if before, err = decodeCursor(q.Cursor); err != nil {
+		if before, err = s.openCursor(q); err != nil {
 			return projections.Page{}, err
 		}
 	}
@@ -278,7 +293,7 @@ func (s *Store) List(ctx context.Context, q projections.ListQuery) (projections.
 	page := projections.Page{Items: []projections.View{}}
 	for i, it := range items {
 		if i == q.Limit {
-			page.NextCursor = encodeCursor(sortKey(items[i-1]))
+			page.NextCursor = s.cursors.Seal(q, []byte(sortKey(items[i-1])))
 			break
 		}
 		v, err := View(it)

@@ -45,6 +45,7 @@ package pebbleviews
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -91,6 +92,8 @@ type Store struct {
 	closeErr  error
 
 	rebuilding sync.Mutex // one rebuild at a time
+
+	cursors *projections.Cursors // sealed with the key in cursorKeyFile
 }
 
 // generation is one pebble database of views.
@@ -157,7 +160,12 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: dir, reqs: make(chan request), quit: make(chan struct{}), done: make(chan struct{}), gen: g}
+	cursors, err := openCursors(dir)
+	if err != nil {
+		_ = g.db.Close()
+		return nil, err
+	}
+	s := &Store{dir: dir, reqs: make(chan request), quit: make(chan struct{}), done: make(chan struct{}), gen: g, cursors: cursors}
 	go s.own()
 	return s, nil
 }
@@ -187,6 +195,62 @@ func (s *Store) Generation() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.gen.id
+}
+
+// cursorKeyFile, in the read model's directory beside CURRENT, holds the
+// key list cursors are sealed with: made once at random, kept across
+// restarts and rebuilds (generations come and go, the file stays), so a
+// cursor stays good as long as the directory does.
+const cursorKeyFile = "CURSOR-KEY"
+
+const cursorKeyLen = 32
+
+// openCursors reads the directory's cursor key, making it first if there
+// is none. A new key is written whole to a temporary file and linked into
+// place, so a reader never sees part of one and two openers end up with
+// the same key.
+func openCursors(dir string) (*projections.Cursors, error) {
+	path := filepath.Join(dir, cursorKeyFile)
+	key, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key = make([]byte, cursorKeyLen)
+		_, _ = rand.Read(key) // crypto/rand.Read never fails
+		if err = writeNewFile(dir, cursorKeyFile, key); errors.Is(err, os.ErrExist) {
+			key, err = os.ReadFile(path) // another opener was first
+		}
+	}
+	if err != nil {
+		return nil, storageErr("cursor key", err)
+	}
+	if len(key) != cursorKeyLen {
+		return nil, domain.Errorf(domain.Internal, "projections/pebbleviews: open: %s holds %d bytes, not a %d-byte key", path, len(key), cursorKeyLen)
+	}
+	return projections.NewCursors(key)
+}
+
+// writeNewFile durably creates dir/name holding b, or fails with
+// os.ErrExist when it exists.
+func writeNewFile(dir, name string, b []byte) error {
+	f, err := os.CreateTemp(dir, name+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp, filepath.Join(dir, name))
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	return err
 }
 
 func genDir(dir string, id int) string { return filepath.Join(dir, fmt.Sprintf("gen-%06d", id)) }

@@ -3,7 +3,6 @@ package pebbleviews
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -52,8 +51,8 @@ func (s *Store) List(ctx context.Context, q projections.ListQuery) (projections.
 	}
 	var after []byte
 	if q.Cursor != "" {
-		after, err = base64.RawURLEncoding.DecodeString(q.Cursor)
-		if err != nil || len(after) < 13 || after[len(after)-1] != 0xFF {
+		after, err = s.cursors.Open(q, q.Cursor)
+		if _, ok := orderID(after); err != nil || !ok {
 			return projections.Page{}, projections.ErrBadCursor
 		}
 	}
@@ -72,7 +71,7 @@ func (s *Store) List(ctx context.Context, q projections.ListQuery) (projections.
 		for ok := it.First(); ok; ok = it.Next() {
 			if len(page.Items) == q.Limit {
 				last := page.Items[len(page.Items)-1]
-				page.NextCursor = base64.RawURLEncoding.EncodeToString(appendOrder(nil, last.CreatedAt, last.OrderID))
+				page.NextCursor = s.cursors.Seal(q, appendOrder(nil, last.CreatedAt, last.OrderID))
 				break
 			}
 			id, ok := orderID(it.Key()[len(prefix):])

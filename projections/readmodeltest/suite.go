@@ -47,6 +47,8 @@ func Run(t *testing.T, open func(t *testing.T) projections.ReadModel, f Features
 		{"ListNewestFirstPaged", testList},
 		{"ListFilters", testListFilters},
 		{"ListBadQuery", testListBadQuery},
+		{"ListCursorTampered", testListCursorTampered},
+		{"ListCursorOtherQuery", testListCursorOtherQuery},
 		{"Counts", testCounts},
 		{"ConcurrentConflicts", testConcurrentConflicts},
 		{"ProjectorConverges", testProjectorConverges},
@@ -346,6 +348,68 @@ func testListBadQuery(t *testing.T, rm projections.ReadModel, _ Features) {
 	} {
 		if _, err := rm.List(ctxT(t), q); domain.CodeOf(err) != domain.Invalid {
 			t.Errorf("List(%+v) = %v, want an Invalid error", q, err)
+		}
+	}
+}
+
+// firstCursor fills rm and returns the cursor of q's first page.
+func firstCursor(t *testing.T, rm projections.ReadModel, q projections.ListQuery) string {
+	t.Helper()
+	fill(t, rm, 30)
+	p, err := rm.List(ctxT(t), q)
+	if err != nil || p.NextCursor == "" {
+		t.Fatalf("List(%+v) = %d items, cursor %q, %v; want a next page", q, len(p.Items), p.NextCursor, err)
+	}
+	return p.NextCursor
+}
+
+// testListCursorTampered: a cursor with any character changed, cut short
+// or lengthened is refused, not read as some other position.
+func testListCursorTampered(t *testing.T, rm projections.ReadModel, _ Features) {
+	q := projections.ListQuery{Limit: 2}
+	c := firstCursor(t, rm, q)
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	var bad []string
+	for i := range c {
+		for _, r := range []byte{alphabet[(strings.IndexByte(alphabet, c[i])+1)%len(alphabet)], alphabet[(strings.IndexByte(alphabet, c[i])+32)%len(alphabet)]} {
+			bad = append(bad, c[:i]+string(r)+c[i+1:])
+		}
+	}
+	bad = append(bad, c[:len(c)-1], c[1:], c+"A", c+c, strings.ToUpper(c), strings.ToLower(c))
+	for _, b := range bad {
+		if b == c {
+			continue
+		}
+		if p, err := rm.List(ctxT(t), projections.ListQuery{Limit: 2, Cursor: b}); domain.CodeOf(err) != domain.Invalid {
+			t.Fatalf("List with cursor %q (issued %q) = %d items, %v; want an Invalid error", b, c, len(p.Items), err)
+		}
+	}
+	if _, err := rm.List(ctxT(t), projections.ListQuery{Limit: 2, Cursor: c}); err != nil {
+		t.Fatalf("the cursor as issued: %v", err)
+	}
+}
+
+// testListCursorOtherQuery: a cursor is bound to the filters of the query
+// that issued it; with others it is refused (a page size may change).
+func testListCursorOtherQuery(t *testing.T, rm projections.ReadModel, _ Features) {
+	q := projections.ListQuery{Customer: "Ada", Limit: 2}
+	c := firstCursor(t, rm, q)
+	for _, other := range []projections.ListQuery{
+		{},
+		{Customer: "Grace"},
+		{Customer: "ada"},
+		{Customer: "Ada "},
+		{Customer: "Ada", Status: order.StatusPending},
+		{Status: order.StatusPending},
+	} {
+		other.Cursor, other.Limit = c, 2
+		if p, err := rm.List(ctxT(t), other); domain.CodeOf(err) != domain.Invalid {
+			t.Errorf("List(%+v) with a cursor of %+v = %d items, %v; want an Invalid error", other, q, len(p.Items), err)
+		}
+	}
+	for _, limit := range []int{1, 2, 5} {
+		if _, err := rm.List(ctxT(t), projections.ListQuery{Customer: "Ada", Limit: limit, Cursor: c}); err != nil {
+			t.Errorf("the cursor with limit %d: %v", limit, err)
 		}
 	}
 }

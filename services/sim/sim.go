@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/services"
 )
 
@@ -98,7 +99,7 @@ type Simulator struct {
 	keys  []string           // ring of remembered keys, oldest at next
 	next  int
 	stock map[string]int // product -> units left
-	seq   int
+	ids   domain.IDSource
 	calls Stats
 	// held is what each order has been charged net of refunds, in minor
 	// units: the outside record the ledger's history must agree with.
@@ -131,7 +132,8 @@ func New(cfg Config) (*Simulator, error) {
 		seed = 1
 	}
 	return &Simulator{cfg: cfg, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		done: map[string]outcome{}, tries: map[string]int{}, stock: map[string]int{}, held: map[string]int64{}}, nil
+		done: map[string]outcome{}, tries: map[string]int{}, stock: map[string]int{}, held: map[string]int64{},
+		ids: domain.NewULIDSource(nil)}, nil
 }
 
 // Stats returns the counts so far.
@@ -178,9 +180,12 @@ func (s *Simulator) wait(ctx context.Context) error {
 	}
 }
 
+// nextID returns a new payment, refund or reservation ID: prefix, "_" and a
+// ULID from crypto randomness, not from the seeded generator nor a counter,
+// so a simulator started again (a restart on the same data directory, or a
+// second process) never repeats an ID it or another one issued.
 func (s *Simulator) nextID(prefix string) string {
-	s.seq++
-	return fmt.Sprintf("%s_%06d", prefix, s.seq)
+	return prefix + "_" + s.ids(time.Now())
 }
 
 func checkKey(key string) error {

@@ -75,3 +75,39 @@ func TestHeldIsChargesNetOfRefunds(t *testing.T) {
 		t.Fatalf("Held = %v, want A refunded to 0 and B holding 750", held)
 	}
 }
+
+// TestIDsUniqueAcrossSimulators: a simulator started again (same knobs,
+// same seed, same idempotency keys, as after a restart on one data
+// directory) never issues an ID the first one issued.
+func TestIDsUniqueAcrossSimulators(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	seen := map[string]int{}
+	for run := range 2 {
+		s, err := New(Config{Seed: 42})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 50 {
+			key := fmt.Sprintf("order-%d", i)
+			ch, err := s.Charge(ctx, services.ChargeRequest{IdempotencyKey: key + "|payment", OrderID: "o", CustomerName: "c", ProductName: "p", Quantity: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := s.Reserve(ctx, services.ReserveRequest{IdempotencyKey: key + "|reservation", OrderID: "o", ProductName: "p", Quantity: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref, err := s.Refund(ctx, services.RefundRequest{IdempotencyKey: key + "|refund", PaymentID: ch.PaymentID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []string{ch.PaymentID, res.ReservationID, ref.RefundID} {
+				if prev, dup := seen[id]; dup {
+					t.Fatalf("simulator %d issued %s, which simulator %d had issued", run, id, prev)
+				}
+				seen[id] = run
+			}
+		}
+	}
+}
