@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/orderledger/orderledger/services/servicehttp"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -43,7 +44,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
-	srv := &http.Server{Handler: sim.Handler(s), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: servicehttp.Handler(s), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(e.stderr, "ledger: simulating payment and inventory on http://%s\n", ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

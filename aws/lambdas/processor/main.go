@@ -13,7 +13,7 @@ import (
 
 	"github.com/orderledger/orderledger/aws/lambdas"
 	"github.com/orderledger/orderledger/processing"
-	"github.com/orderledger/orderledger/services/httpclient"
+	"github.com/orderledger/orderledger/services/servicehttp"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -24,7 +24,7 @@ func main() {
 	}
 	cfg := processing.Config{Store: d.Store, Codec: d.Codec, Logger: d.Logger}
 	if u := os.Getenv("LEDGER_SERVICES_URL"); u != "" {
-		c, err := httpclient.New(u, 5*time.Second)
+		c, err := servicehttp.New(u, 5*time.Second)
 		if err != nil {
 			log.Fatal(err)
 		}

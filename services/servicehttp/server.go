@@ -1,4 +1,4 @@
-package sim
+package servicehttp
 
 import (
 	"encoding/json"
@@ -7,9 +7,10 @@ import (
 	"net/http"
 
 	"github.com/orderledger/orderledger/services"
+	"github.com/orderledger/orderledger/services/sim"
 )
 
-// HTTP paths of the services protocol (spoken by services/httpclient).
+// HTTP paths of the services protocol (the client in this package).
 const (
 	PathCharges      = "/payments/charges"
 	PathRefunds      = "/payments/refunds"
@@ -23,7 +24,7 @@ const (
 // (reservations) with {"reason": ...} for a business refusal; 503 for an
 // injected transient failure; 400 for a malformed request. GET /stats
 // returns the simulator's counts.
-func Handler(s *Simulator) http.Handler {
+func Handler(s *sim.Simulator) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+PathCharges, func(w http.ResponseWriter, r *http.Request) {
 		var req services.ChargeRequest
@@ -77,7 +78,7 @@ func respond(w http.ResponseWriter, res any, err error, rejectStatus int) {
 		writeJSON(w, rejectStatus, map[string]string{"reason": reason})
 		return
 	}
-	if errors.Is(err, ErrUnavailable) {
+	if errors.Is(err, sim.ErrUnavailable) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return
 	}

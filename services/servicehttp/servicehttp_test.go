@@ -1,4 +1,4 @@
-package httpclient_test
+package servicehttp_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/orderledger/orderledger/services"
-	"github.com/orderledger/orderledger/services/httpclient"
+	"github.com/orderledger/orderledger/services/servicehttp"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -34,9 +34,9 @@ func adapters(t *testing.T, cfg sim.Config, fn func(t *testing.T, svc both, s *s
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := httptest.NewServer(sim.Handler(s))
+		srv := httptest.NewServer(servicehttp.Handler(s))
 		t.Cleanup(srv.Close)
-		c, err := httpclient.New(srv.URL, 0)
+		c, err := servicehttp.New(srv.URL, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +155,7 @@ func TestClientTimeoutIsTransient(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(block)
-	c, err := httpclient.New(srv.URL, 50*time.Millisecond)
+	c, err := servicehttp.New(srv.URL, 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestClientTimeoutIsTransient(t *testing.T) {
 func TestNewRejectsBadURL(t *testing.T) {
 	t.Parallel()
 	for _, u := range []string{"", "ftp://x", "localhost:80", "http://"} {
-		if _, err := httpclient.New(u, 0); err == nil {
+		if _, err := servicehttp.New(u, 0); err == nil {
 			t.Errorf("New(%q) accepted", u)
 		}
 	}

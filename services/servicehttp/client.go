@@ -1,11 +1,11 @@
-// Package httpclient calls payment and inventory services over HTTP (the
+// Package servicehttp calls payment and inventory services over HTTP (the
 // protocol served by services/sim.Handler and `ledger simulate`). It
 // implements services.Payment and services.Inventory with a timeout on every
 // call and the idempotency key in both the body and the Idempotency-Key
 // header. 402 and 409 answers with a reason are business refusals
 // (*services.RejectedError); anything else that is not 2xx, and every
 // network error or timeout, is transient.
-package httpclient
+package servicehttp
 
 import (
 	"bytes"
@@ -24,13 +24,6 @@ import (
 // DefaultTimeout bounds one call.
 const DefaultTimeout = 5 * time.Second
 
-// Paths of the protocol.
-const (
-	PathCharges      = "/payments/charges"
-	PathRefunds      = "/payments/refunds"
-	PathReservations = "/inventory/reservations"
-)
-
 // Client calls one service base URL for both ports.
 type Client struct {
 	base string
@@ -46,7 +39,7 @@ var (
 func New(baseURL string, timeout time.Duration) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("services/httpclient: invalid base URL %q: want http(s)://host[:port]", baseURL)
+		return nil, fmt.Errorf("services/servicehttp: invalid base URL %q: want http(s)://host[:port]", baseURL)
 	}
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -78,27 +71,27 @@ func (c *Client) Reserve(ctx context.Context, req services.ReserveRequest) (serv
 func (c *Client) post(ctx context.Context, path, key string, in, out any) error {
 	body, err := json.Marshal(in)
 	if err != nil {
-		return fmt.Errorf("services/httpclient: %s: encode: %w", path, err)
+		return fmt.Errorf("services/servicehttp: %s: encode: %w", path, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("services/httpclient: %s: %w", path, err)
+		return fmt.Errorf("services/servicehttp: %s: %w", path, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", key)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("services/httpclient: %s: %w", path, err)
+		return fmt.Errorf("services/servicehttp: %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return fmt.Errorf("services/httpclient: %s: read: %w", path, err)
+		return fmt.Errorf("services/servicehttp: %s: read: %w", path, err)
 	}
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode <= 299:
 		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("services/httpclient: %s: decode: %w", path, err)
+			return fmt.Errorf("services/servicehttp: %s: decode: %w", path, err)
 		}
 		return nil
 	case resp.StatusCode == http.StatusPaymentRequired || resp.StatusCode == http.StatusConflict:
@@ -109,5 +102,5 @@ func (c *Client) post(ctx context.Context, path, key string, in, out any) error 
 			return services.Rejected("%s", r.Reason)
 		}
 	}
-	return fmt.Errorf("services/httpclient: %s: status %d: %s", path, resp.StatusCode, strings.TrimSpace(string(data[:min(len(data), 200)])))
+	return fmt.Errorf("services/servicehttp: %s: status %d: %s", path, resp.StatusCode, strings.TrimSpace(string(data[:min(len(data), 200)])))
 }
