@@ -133,7 +133,7 @@ func TestSimulateServesOverHTTP(t *testing.T) {
 		code, _, _ := runCmd(ctx, "simulate", "--addr", addr, "--sim-payment-decline-rate", "1")
 		done <- code
 	}()
-	c, err := servicehttp.New("http://"+addr, time.Second)
+	c, err := servicehttp.NewClient("http://"+addr, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

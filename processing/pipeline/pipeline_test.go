@@ -62,9 +62,9 @@ func start(t *testing.T, o options) *harness {
 	var pay services.Payment = s
 	var inv services.Inventory = s
 	if o.overHTTP {
-		srv := httptest.NewServer(servicehttp.Handler(s))
+		srv := httptest.NewServer(servicehttp.NewHandler(s, s))
 		t.Cleanup(srv.Close)
-		c, err := servicehttp.New(srv.URL, 5*time.Second)
+		c, err := servicehttp.NewClient(srv.URL, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,10 +1,3 @@
-// Package servicehttp calls payment and inventory services over HTTP (the
-// protocol served by services/sim.Handler and `ledger simulate`). It
-// implements services.Payment and services.Inventory with a timeout on every
-// call and the idempotency key in both the body and the Idempotency-Key
-// header. 402 and 409 answers with a reason are business refusals
-// (*services.RejectedError); anything else that is not 2xx, and every
-// network error or timeout, is transient.
 package servicehttp
 
 import (
@@ -24,7 +17,8 @@ import (
 // DefaultTimeout bounds one call.
 const DefaultTimeout = 5 * time.Second
 
-// Client calls one service base URL for both ports.
+// Client implements services.Payment and services.Inventory by calling one
+// server of the protocol, with a timeout on every call.
 type Client struct {
 	base string
 	http *http.Client
@@ -35,8 +29,9 @@ var (
 	_ services.Inventory = (*Client)(nil)
 )
 
-// New returns a Client for baseURL; timeout 0 means DefaultTimeout.
-func New(baseURL string, timeout time.Duration) (*Client, error) {
+// NewClient returns a Client for baseURL (http(s)://host[:port]); timeout 0
+// means DefaultTimeout.
+func NewClient(baseURL string, timeout time.Duration) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("services/servicehttp: invalid base URL %q: want http(s)://host[:port]", baseURL)
@@ -49,25 +44,28 @@ func New(baseURL string, timeout time.Duration) (*Client, error) {
 
 // Charge implements services.Payment.
 func (c *Client) Charge(ctx context.Context, req services.ChargeRequest) (services.Charge, error) {
-	var out services.Charge
-	err := c.post(ctx, PathCharges, req.IdempotencyKey, req, &out)
-	return out, err
+	var out charge
+	err := c.post(ctx, PathCharges, req.IdempotencyKey, toChargeRequest(req), &out)
+	return out.port(), err
 }
 
 // Refund implements services.Payment.
 func (c *Client) Refund(ctx context.Context, req services.RefundRequest) (services.Refund, error) {
-	var out services.Refund
-	err := c.post(ctx, PathRefunds, req.IdempotencyKey, req, &out)
-	return out, err
+	var out refund
+	err := c.post(ctx, PathRefunds, req.IdempotencyKey, toRefundRequest(req), &out)
+	return out.port(), err
 }
 
 // Reserve implements services.Inventory.
 func (c *Client) Reserve(ctx context.Context, req services.ReserveRequest) (services.Reservation, error) {
-	var out services.Reservation
-	err := c.post(ctx, PathReservations, req.IdempotencyKey, req, &out)
-	return out, err
+	var out reservation
+	err := c.post(ctx, PathReservations, req.IdempotencyKey, toReserveRequest(req), &out)
+	return out.port(), err
 }
 
+// post sends one call and maps its answer: 2xx decodes into out, the
+// route's refusal status with a reason is a *services.RejectedError, and
+// anything else is a transient error.
 func (c *Client) post(ctx context.Context, path, key string, in, out any) error {
 	body, err := json.Marshal(in)
 	if err != nil {
@@ -84,7 +82,7 @@ func (c *Client) post(ctx context.Context, path, key string, in, out any) error 
 		return fmt.Errorf("services/servicehttp: %s: %w", path, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
 	if err != nil {
 		return fmt.Errorf("services/servicehttp: %s: read: %w", path, err)
 	}
@@ -94,10 +92,8 @@ func (c *Client) post(ctx context.Context, path, key string, in, out any) error 
 			return fmt.Errorf("services/servicehttp: %s: decode: %w", path, err)
 		}
 		return nil
-	case resp.StatusCode == http.StatusPaymentRequired || resp.StatusCode == http.StatusConflict:
-		var r struct {
-			Reason string `json:"reason"`
-		}
+	case resp.StatusCode == refusalStatus[path]:
+		var r refusal
 		if json.Unmarshal(data, &r) == nil && r.Reason != "" {
 			return services.Rejected("%s", r.Reason)
 		}

@@ -1,89 +1,71 @@
 package servicehttp
 
 import (
+	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 
 	"github.com/orderledger/orderledger/services"
-	"github.com/orderledger/orderledger/services/sim"
 )
 
-// HTTP paths of the services protocol (the client in this package).
-const (
-	PathCharges      = "/payments/charges"
-	PathRefunds      = "/payments/refunds"
-	PathReservations = "/inventory/reservations"
-	PathStats        = "/stats"
-)
-
-// Handler serves s over HTTP. Requests are JSON POSTs of the services
-// request types; the Idempotency-Key header, when present, overrides the
-// body's key. Answers: 200 with the result; 402 (charges) or 409
-// (reservations) with {"reason": ...} for a business refusal; 503 for an
-// injected transient failure; 400 for a malformed request. GET /stats
-// returns the simulator's counts.
-func Handler(s *sim.Simulator) http.Handler {
+// NewHandler serves payment and inventory over the protocol (see the
+// package doc). It panics when either is nil: that is a wiring bug, found at
+// start-up.
+func NewHandler(payment services.Payment, inventory services.Inventory) http.Handler {
+	switch {
+	case payment == nil:
+		panic("servicehttp: NewHandler: payment is required")
+	case inventory == nil:
+		panic("servicehttp: NewHandler: inventory is required")
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+PathCharges, func(w http.ResponseWriter, r *http.Request) {
-		var req services.ChargeRequest
-		if !decode(w, r, &req, &req.IdempotencyKey) {
-			return
-		}
-		res, err := s.Charge(r.Context(), req)
-		respond(w, res, err, http.StatusPaymentRequired)
+		serve(w, r, PathCharges, func(ctx context.Context, req chargeRequest) (charge, error) {
+			res, err := payment.Charge(ctx, req.port())
+			return toCharge(res), err
+		}, func(req *chargeRequest) *string { return &req.IdempotencyKey })
 	})
 	mux.HandleFunc("POST "+PathRefunds, func(w http.ResponseWriter, r *http.Request) {
-		var req services.RefundRequest
-		if !decode(w, r, &req, &req.IdempotencyKey) {
-			return
-		}
-		res, err := s.Refund(r.Context(), req)
-		respond(w, res, err, http.StatusConflict)
+		serve(w, r, PathRefunds, func(ctx context.Context, req refundRequest) (refund, error) {
+			res, err := payment.Refund(ctx, req.port())
+			return toRefund(res), err
+		}, func(req *refundRequest) *string { return &req.IdempotencyKey })
 	})
 	mux.HandleFunc("POST "+PathReservations, func(w http.ResponseWriter, r *http.Request) {
-		var req services.ReserveRequest
-		if !decode(w, r, &req, &req.IdempotencyKey) {
-			return
-		}
-		res, err := s.Reserve(r.Context(), req)
-		respond(w, res, err, http.StatusConflict)
-	})
-	mux.HandleFunc("GET "+PathStats, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Stats())
+		serve(w, r, PathReservations, func(ctx context.Context, req reserveRequest) (reservation, error) {
+			res, err := inventory.Reserve(ctx, req.port())
+			return toReservation(res), err
+		}, func(req *reserveRequest) *string { return &req.IdempotencyKey })
 	})
 	return mux
 }
 
-func decode(w http.ResponseWriter, r *http.Request, v any, key *string) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+// serve decodes one request of route path, calls the service and writes
+// its answer with the protocol's status for it.
+func serve[Req, Res any](w http.ResponseWriter, r *http.Request, path string, call func(context.Context, Req) (Res, error), key func(*Req) *string) {
+	var req Req
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBodyBytes))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed request: " + err.Error()})
-		return false
-	}
-	if h := r.Header.Get("Idempotency-Key"); h != "" {
-		*key = h
-	}
-	if *key == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "idempotency key is required"})
-		return false
-	}
-	return true
-}
-
-func respond(w http.ResponseWriter, res any, err error, rejectStatus int) {
-	if reason, ok := services.IsRejected(err); ok {
-		writeJSON(w, rejectStatus, map[string]string{"reason": reason})
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, failure{Error: "malformed request: " + err.Error()})
 		return
 	}
-	if errors.Is(err, sim.ErrUnavailable) {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+	k := key(&req)
+	if h := r.Header.Get("Idempotency-Key"); h != "" {
+		*k = h
+	}
+	if *k == "" {
+		writeJSON(w, http.StatusBadRequest, failure{Error: "idempotency key is required"})
+		return
+	}
+	res, err := call(r.Context(), req)
+	if reason, ok := services.IsRejected(err); ok {
+		writeJSON(w, refusalStatus[path], refusal{Reason: reason})
 		return
 	}
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		writeJSON(w, http.StatusServiceUnavailable, failure{Error: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -92,5 +74,5 @@ func respond(w http.ResponseWriter, res any, err error, rejectStatus int) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	_ = json.NewEncoder(w).Encode(v)
 }

@@ -24,7 +24,7 @@ func main() {
 	}
 	cfg := processing.Config{Store: d.Store, Codec: d.Codec, Logger: d.Logger}
 	if u := os.Getenv("LEDGER_SERVICES_URL"); u != "" {
-		c, err := servicehttp.New(u, 5*time.Second)
+		c, err := servicehttp.NewClient(u, 5*time.Second)
 		if err != nil {
 			log.Fatal(err)
 		}
