@@ -79,7 +79,7 @@ func FuzzDecodePlaceOrder(f *testing.F) {
 			r.Header.Set("Content-Type", contentType)
 		}
 		r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, MaxBodyBytes)
-		var req placeRequest
+		var req PlaceRequest
 		err := decodeJSON(r, &req, true)
 		if err != nil {
 			var de *domain.Error
