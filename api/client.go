@@ -28,13 +28,18 @@ import (
 //     the status, the headers, the raw body and, for application/problem+json,
 //     the decoded Problem; check it with errors.As (or StatusOf);
 //   - a call that could not be made or read (connection refused, timeout, a
-//     cancelled ctx, an undecodable 2xx) returns another error, wrapped with
-//     %w: the caller cannot tell whether the server acted on it, so only an
-//     idempotent call (a Place with WithIdempotencyKey, a read) is safe to
-//     repeat;
+//     cancelled ctx) returns another error, wrapped with %w: the caller
+//     cannot tell whether the server acted on it, so only an idempotent call
+//     (a Place with WithIdempotencyKey, a read) is safe to repeat;
+//   - a 2xx answer whose body does not decode is an error wrapping
+//     ErrUnexpectedAnswer: the server acted, and broke the contract;
 //   - the Client never retries on its own, and reads at most
 //     MaxResponseBytes of an answer;
 //   - a Client is safe for concurrent use.
+
+// ErrUnexpectedAnswer is wrapped by the error of a 2xx answer whose body
+// is not what the contract promises.
+var ErrUnexpectedAnswer = errors.New("api: unexpected answer")
 
 // MaxResponseBytes bounds the body of one answer the client reads.
 const MaxResponseBytes = 64 << 20
@@ -388,7 +393,7 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, bo
 		return nil, re
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return nil, fmt.Errorf("api: %s %s: decode the %d answer: %w", method, path, res.StatusCode, err)
+		return nil, fmt.Errorf("%w: %s %s: %d with an undecodable body: %w", ErrUnexpectedAnswer, method, path, res.StatusCode, err)
 	}
 	return res.Header, nil
 }

@@ -405,7 +405,7 @@ func TestClientErrors(t *testing.T) {
 	if got := err.Error(); got != "api: POST /orders: 502 Bad Gateway: bad gateway" {
 		t.Errorf("error text %q", got)
 	}
-	if _, err := c.List(ctx, projections.ListQuery{}); err == nil || api.StatusOf(err) != 0 {
+	if _, err := c.List(ctx, projections.ListQuery{}); !errors.Is(err, api.ErrUnexpectedAnswer) || api.StatusOf(err) != 0 {
 		t.Errorf("List of an undecodable 200 = %v, want a decode error without a status", err)
 	}
 	proxy.Close()
