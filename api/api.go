@@ -10,6 +10,15 @@
 // /openapi.json. It declares the narrow ports it needs (Views) and is wired
 // to real adapters by package app (embedded) and the API Lambda (AWS), which
 // both serve the handler NewRouter returns.
+//
+// Beside the server is its client: NewClient returns a Client with one
+// typed method per route, sharing the request and answer bodies with the
+// handlers (PlaceRequest, CancelRequest, ListResponse, Readiness, Problem),
+// so that the contract is written once. Every program that calls the API
+// (`ledger history --url`, the benches, the soak, the end-to-end and
+// reliability tests) goes through it. A non-2xx answer is a
+// *ResponseError; the client never retries (see client.go for its
+// guarantees).
 package api
 
 import (

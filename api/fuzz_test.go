@@ -86,7 +86,7 @@ func FuzzDecodePlaceOrder(f *testing.F) {
 			r.Header.Set("Content-Type", contentType)
 		}
 		r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, MaxBodyBytes)
-		var req placeRequest
+		var req PlaceRequest
 		err := decodeJSON(r, &req, true)
 		if err != nil {
 			var de *domain.Error
@@ -317,7 +317,7 @@ func FuzzCancelRequest(f *testing.F) {
 			r.Header.Set("Content-Encoding", encoding)
 		}
 		r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, MaxBodyBytes)
-		var req cancelRequest
+		var req CancelRequest
 		if err := decodeJSON(r, &req, false); err != nil {
 			clientError(err)
 			return

@@ -13,7 +13,7 @@ import (
 )
 
 func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, Health{Status: "ok"})
 }
 
 // readyz answers 200 when every readiness check passes, else 503 with the
@@ -35,10 +35,21 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Status string  `json:"status"`
-		Checks []Check `json:"checks"`
-	}{"ready", checks})
+	writeJSON(w, http.StatusOK, Readiness{Status: "ready", Checks: checks})
+}
+
+// Readiness is the body of a 200 from /readyz; a 503 carries the checks in
+// its Problem instead.
+type Readiness struct {
+	// Status is "ready".
+	Status string  `json:"status"`
+	Checks []Check `json:"checks"`
+}
+
+// Health is the body of a 200 from /healthz.
+type Health struct {
+	// Status is "ok".
+	Status string `json:"status"`
 }
 
 // startRebuild starts a read-model rebuild and answers 202 with its status

@@ -23,20 +23,21 @@ import (
 	"github.com/orderledger/orderledger/projections"
 )
 
-// placeRequest is the body of POST /orders.
-type placeRequest struct {
+// PlaceRequest is the body of POST /orders.
+type PlaceRequest struct {
 	CustomerName string `json:"customer_name"`
 	ProductName  string `json:"product_name"`
 	Quantity     int    `json:"quantity"`
 }
 
-// cancelRequest is the optional body of POST /orders/{id}/cancel.
-type cancelRequest struct {
+// CancelRequest is the optional body of POST /orders/{id}/cancel.
+type CancelRequest struct {
 	Reason string `json:"reason"`
 }
 
-// listResponse is the body of GET /orders.
-type listResponse struct {
+// ListResponse is the body of GET /orders: a page of orders, newest first,
+// and the cursor of the next page (null on the last).
+type ListResponse struct {
 	Items      []projections.View `json:"items"`
 	NextCursor *string            `json:"next_cursor"`
 }
@@ -48,7 +49,7 @@ func (s *server) placeOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, malformed("Idempotency-Key", "must be 1 to 128 visible ASCII characters"))
 		return
 	}
-	var req placeRequest
+	var req PlaceRequest
 	if err := decodeJSON(r, &req, true); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -196,7 +197,7 @@ func (s *server) listOrders(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	resp := listResponse{Items: page.Items}
+	resp := ListResponse{Items: page.Items}
 	if resp.Items == nil {
 		resp.Items = []projections.View{}
 	}
@@ -218,7 +219,7 @@ func (s *server) cancelOrder(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var req cancelRequest
+	var req CancelRequest
 	if err := decodeJSON(r, &req, false); err != nil {
 		s.writeError(w, r, err)
 		return

@@ -62,7 +62,7 @@ type PipelineConfig struct {
 	Checkpoints eventstore.Checkpoints
 	// QueueDir is the broker's directory (DIR/queue).
 	QueueDir string
-	// Payment and Inventory are the services (a sim.Simulator or an httpclient.Client).
+	// Payment and Inventory are the services (a sim.Simulator or a servicehttp.Client).
 	Payment   services.Payment
 	Inventory services.Inventory
 	// Workers is how many processing messages are handled at once (0: DefaultWorkers).

@@ -24,7 +24,7 @@ import (
 	"github.com/orderledger/orderledger/messaging/webhook"
 	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/services"
-	"github.com/orderledger/orderledger/services/httpclient"
+	"github.com/orderledger/orderledger/services/servicehttp"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -62,9 +62,9 @@ func start(t *testing.T, o options) *harness {
 	var pay services.Payment = s
 	var inv services.Inventory = s
 	if o.overHTTP {
-		srv := httptest.NewServer(sim.Handler(s))
+		srv := httptest.NewServer(servicehttp.NewHandler(s, s))
 		t.Cleanup(srv.Close)
-		c, err := httpclient.New(srv.URL, 5*time.Second)
+		c, err := servicehttp.NewClient(srv.URL, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

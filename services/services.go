@@ -9,9 +9,10 @@
 // backoff and gives up after the last attempt.
 //
 // Adapters: sub-package sim is an in-process simulator with knobs for decline
-// rate, error rate, stock, latency and seed (and an HTTP handler serving it,
-// used by `ledger simulate`); sub-package httpclient calls such a service over
-// HTTP with timeouts.
+// rate, error rate, stock, latency and seed; sub-package servicehttp is the
+// services' HTTP protocol, with a server for any Payment and Inventory (`ledger
+// simulate` serves the simulator) and a client implementing both ports. The
+// types here carry no wire tags: the protocol's JSON belongs to servicehttp.
 package services
 
 import (
@@ -39,45 +40,45 @@ type Inventory interface {
 // ChargeRequest asks the payment service to charge an order. The service
 // prices it.
 type ChargeRequest struct {
-	IdempotencyKey string `json:"idempotency_key"`
-	OrderID        string `json:"order_id"`
-	CustomerName   string `json:"customer_name"`
-	ProductName    string `json:"product_name"`
-	Quantity       int    `json:"quantity"`
+	IdempotencyKey string
+	OrderID        string
+	CustomerName   string
+	ProductName    string
+	Quantity       int
 }
 
 // Charge is a successful charge.
 type Charge struct {
-	PaymentID string `json:"payment_id"`
+	PaymentID string
 	// Amount charged in minor units (cents).
-	Amount int64 `json:"amount"`
+	Amount int64
 }
 
 // RefundRequest asks the payment service to refund a charge.
 type RefundRequest struct {
-	IdempotencyKey string `json:"idempotency_key"`
-	OrderID        string `json:"order_id"`
-	PaymentID      string `json:"payment_id"`
-	Amount         int64  `json:"amount"`
-	Reason         string `json:"reason"`
+	IdempotencyKey string
+	OrderID        string
+	PaymentID      string
+	Amount         int64
+	Reason         string
 }
 
 // Refund is a successful refund.
 type Refund struct {
-	RefundID string `json:"refund_id"`
+	RefundID string
 }
 
 // ReserveRequest asks the inventory service to reserve stock.
 type ReserveRequest struct {
-	IdempotencyKey string `json:"idempotency_key"`
-	OrderID        string `json:"order_id"`
-	ProductName    string `json:"product_name"`
-	Quantity       int    `json:"quantity"`
+	IdempotencyKey string
+	OrderID        string
+	ProductName    string
+	Quantity       int
 }
 
 // Reservation is a successful reservation.
 type Reservation struct {
-	ReservationID string `json:"reservation_id"`
+	ReservationID string
 }
 
 // Steps used in idempotency keys.

@@ -41,7 +41,7 @@ import (
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/dynamoviews"
 	"github.com/orderledger/orderledger/publisher"
-	"github.com/orderledger/orderledger/services/httpclient"
+	"github.com/orderledger/orderledger/services/servicehttp"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -94,7 +94,7 @@ func Load(ctx context.Context, getenv func(string) string) (*Deps, error) {
 func (d *Deps) Processor() (*processing.Processor, error) {
 	cfg := processing.Config{Store: d.Store, Codec: d.Codec, Logger: d.Logger}
 	if d.Config.ServicesURL != "" {
-		c, err := httpclient.New(d.Config.ServicesURL, ServicesTimeout)
+		c, err := servicehttp.NewClient(d.Config.ServicesURL, ServicesTimeout)
 		if err != nil {
 			return nil, err
 		}

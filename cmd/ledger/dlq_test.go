@@ -18,7 +18,7 @@ import (
 	"github.com/orderledger/orderledger/internal/ledgertest"
 	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/services"
-	"github.com/orderledger/orderledger/services/httpclient"
+	"github.com/orderledger/orderledger/services/servicehttp"
 )
 
 // runCmd runs the ledger in process and returns exit status, stdout, stderr.
@@ -140,7 +140,7 @@ func TestSimulateServesOverHTTP(t *testing.T) {
 		code, _, _ := runCmd(ctx, "simulate", "--addr", addr, "--sim-payment-decline-rate", "1")
 		done <- code
 	}()
-	c, err := httpclient.New("http://"+addr, time.Second)
+	c, err := servicehttp.NewClient("http://"+addr, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

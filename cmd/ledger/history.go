@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -104,40 +102,13 @@ func isLocked(err error) bool {
 
 // historyFromAPI fetches GET /orders/{id}/events from a running ledger.
 func historyFromAPI(ctx context.Context, base, id, token string) (orders.History, error) {
-	u, err := url.Parse(strings.TrimSuffix(base, "/") + "/orders/" + id + "/events")
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+	c, err := api.NewClient(base, api.WithToken(token))
+	if err != nil {
 		return orders.History{}, usagef("--url must be an http:// or https:// URL, not %q", base)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return orders.History{}, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return orders.History{}, fmt.Errorf("history: %w", err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
-	if err != nil {
-		return orders.History{}, fmt.Errorf("history: read response: %w", err)
-	}
-	if res.StatusCode != http.StatusOK {
-		var p api.Problem
-		if json.Unmarshal(body, &p) == nil && p.Detail != "" {
-			return orders.History{}, fmt.Errorf("history: %s: %s", res.Status, p.Detail)
-		}
-		return orders.History{}, fmt.Errorf("history: %s", res.Status)
-	}
-	var h orders.History
-	if err := json.Unmarshal(body, &h); err != nil {
-		return orders.History{}, fmt.Errorf("history: decode response: %w", err)
-	}
-	return h, nil
+	return c.History(ctx, id)
 }
 
 // printHistory prints one line per event: version, time, type, the data as

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/orderledger/orderledger/services/servicehttp"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -15,7 +17,7 @@ func init() {
 	register(command{name: "simulate", summary: "serve the payment and inventory simulators over HTTP", run: runSimulate})
 }
 
-// runSimulate serves sim.Handler until ctx ends, so the saga's HTTP client
+// runSimulate serves the simulator over servicehttp until ctx ends, so the saga's HTTP client
 // can be pointed at a real HTTP service.
 func runSimulate(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("simulate", e)
@@ -43,7 +45,14 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
-	srv := &http.Server{Handler: sim.Handler(s), ReadHeaderTimeout: 10 * time.Second}
+	// The services' protocol, and the simulator's own counts at GET /stats.
+	mux := http.NewServeMux()
+	mux.Handle("/", servicehttp.NewHandler(s, s))
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Stats())
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(e.stderr, "ledger: simulating payment and inventory on http://%s\n", ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -20,9 +20,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/orderledger/orderledger/api"
 	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/projections"
 )
 
 // E2EOptions configures the end-to-end benchmark.
@@ -198,7 +200,10 @@ func e2eInProcess(ctx context.Context, opts E2EOptions, clients int) (E2ERun, er
 	wctx, wstop := context.WithCancel(ctx)
 	defer wstop()
 	go w.run(wctx)
-	d := newDriver(base, clients)
+	d, err := newDriver(base, clients)
+	if err != nil {
+		return E2ERun{}, err
+	}
 	defer d.http.CloseIdleConnections()
 	run, err := d.run(ctx, opts, clients, w, true)
 	if err != nil {
@@ -217,7 +222,10 @@ func e2eInProcess(ctx context.Context, opts E2EOptions, clients int) (E2ERun, er
 // e2eRemote runs once against opts.URL.
 func e2eRemote(ctx context.Context, opts E2EOptions, clients int) (E2ERun, error) {
 	base := strings.TrimSuffix(opts.URL, "/")
-	d := newDriver(base, clients)
+	d, err := newDriver(base, clients)
+	if err != nil {
+		return E2ERun{}, err
+	}
 	defer d.http.CloseIdleConnections()
 	w := &pollWatcher{d: d}
 	resetPeakRSS(opts.PID)
@@ -236,17 +244,23 @@ type watcher interface {
 	wait(ctx context.Context, ids []string, p *Progress) ([]time.Time, []string, error)
 }
 
-// driver places orders over HTTP.
+// driver places orders through the API's client.
 type driver struct {
 	base string
+	api  *api.Client
 	http *http.Client
 }
 
-func newDriver(base string, clients int) *driver {
+func newDriver(base string, clients int) (*driver, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 2 * clients
 	t.MaxIdleConnsPerHost = 2 * clients
-	return &driver{base: base, http: &http.Client{Timeout: time.Minute, Transport: t}}
+	hc := &http.Client{Timeout: time.Minute, Transport: t}
+	c, err := api.NewClient(base, api.WithHTTPClient(hc))
+	if err != nil {
+		return nil, fmt.Errorf("bench: e2e: %w", err)
+	}
+	return &driver{base: base, api: c, http: hc}, nil
 }
 
 // run places the warm-up orders and waits for them, then places
@@ -326,16 +340,14 @@ func (d *driver) place(ctx context.Context, n, clients int, p *Progress) (ids []
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var buf bytes.Buffer
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= n || cctx.Err() != nil {
 					return
 				}
-				buf.Reset()
-				fmt.Fprintf(&buf, `{"customer_name":"Bench Customer %d","product_name":"Mechanical keyboard, UK layout","quantity":%d}`, i%1000, 1+i%5)
+				req := api.PlaceRequest{CustomerName: fmt.Sprintf("Bench Customer %d", i%1000), ProductName: "Mechanical keyboard, UK layout", Quantity: 1 + i%5}
 				t0 := time.Now()
-				id, err := d.post(cctx, buf.Bytes())
+				id, err := d.post(cctx, req)
 				if err != nil {
 					errs <- err
 					cancel()
@@ -354,68 +366,22 @@ func (d *driver) place(ctx context.Context, n, clients int, p *Progress) (ids []
 	return ids, sent, lat, ctx.Err()
 }
 
-func (d *driver) post(ctx context.Context, body []byte) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.base+"/orders", bytes.NewReader(body))
+func (d *driver) post(ctx context.Context, req api.PlaceRequest) (string, error) {
+	o, err := d.api.Place(ctx, req)
 	if err != nil {
 		return "", fmt.Errorf("bench: e2e: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := d.http.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("bench: e2e: POST /orders: %w", err)
+	if o.OrderID == "" {
+		return "", fmt.Errorf("bench: e2e: POST /orders: an answer without an order ID")
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", fmt.Errorf("bench: e2e: POST /orders: %w", err)
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("bench: e2e: POST /orders: %d %s", resp.StatusCode, bytes.TrimSpace(b))
-	}
-	var v struct {
-		OrderID string `json:"order_id"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil || v.OrderID == "" {
-		return "", fmt.Errorf("bench: e2e: POST /orders: unexpected answer %q", b)
-	}
-	return v.OrderID, nil
-}
-
-// getJSON GETs path and decodes a 200 answer into v; it returns the status.
-func (d *driver) getJSON(ctx context.Context, path string, v any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.base+path, nil)
-	if err != nil {
-		return 0, fmt.Errorf("bench: e2e: %w", err)
-	}
-	resp, err := d.http.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("bench: e2e: GET %s: %w", path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, fmt.Errorf("bench: e2e: GET %s: %w", path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return resp.StatusCode, nil
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return resp.StatusCode, fmt.Errorf("bench: e2e: GET %s: %w", path, err)
-	}
-	return resp.StatusCode, nil
+	return o.OrderID, nil
 }
 
 func (d *driver) waitHealthy(ctx context.Context) error {
 	var last error
 	for range 100 {
-		var v any
-		code, err := d.getJSON(ctx, "/healthz", &v)
-		if err == nil && code == http.StatusOK {
+		if last = d.api.Health(ctx); last == nil {
 			return nil
-		}
-		last = err
-		if last == nil {
-			last = fmt.Errorf("status %d", code)
 		}
 		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
 			return err
@@ -428,15 +394,9 @@ func (d *driver) waitHealthy(ctx context.Context) error {
 func (d *driver) waitNoPending(ctx context.Context) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
-		var page struct {
-			Items []json.RawMessage `json:"items"`
-		}
-		code, err := d.getJSON(ctx, "/orders?status=Pending&limit=1", &page)
+		page, err := d.api.List(ctx, projections.ListQuery{Status: order.StatusPending, Limit: 1})
 		if err != nil {
-			return err
-		}
-		if code != http.StatusOK {
-			return fmt.Errorf("bench: e2e: GET /orders?status=Pending: status %d", code)
+			return fmt.Errorf("bench: e2e: %w", err)
 		}
 		if len(page.Items) == 0 {
 			return nil
@@ -562,21 +522,16 @@ func (w *pollWatcher) wait(ctx context.Context, ids []string, p *Progress) ([]ti
 	at, statuses := make([]time.Time, len(ids)), make([]string, len(ids))
 	deadline := time.Now().Add(5 * time.Minute)
 	for i := 0; i < len(ids); {
-		var v struct {
-			Status string `json:"status"`
-		}
-		code, err := w.d.getJSON(ctx, "/orders/"+ids[i], &v)
-		if err != nil {
-			return nil, nil, err
-		}
-		if code == http.StatusOK && v.Status != string(order.StatusPending) {
-			at[i], statuses[i] = time.Now(), v.Status
+		v, err := w.d.api.Get(ctx, ids[i], api.GetQuery{})
+		if err == nil && v.Status != order.StatusPending {
+			at[i], statuses[i] = time.Now(), string(v.Status)
 			i++
 			p.Add(1)
 			continue
 		}
-		if code != http.StatusOK && code != http.StatusNotFound {
-			return nil, nil, fmt.Errorf("bench: e2e: GET /orders/%s: status %d", ids[i], code)
+		if err != nil && api.StatusOf(err) != http.StatusNotFound {
+			// Not yet projected is a 404; anything else ends the run.
+			return nil, nil, fmt.Errorf("bench: e2e: %w", err)
 		}
 		if time.Now().After(deadline) {
 			return nil, nil, fmt.Errorf("bench: e2e: %d of %d orders not terminal after 5 minutes", len(ids)-i, len(ids))

@@ -6,8 +6,8 @@
 // without charging or reserving again. Transient failures are not
 // remembered, so a retry may succeed.
 //
-// Handler serves a Simulator over HTTP (the protocol of package
-// services/httpclient); `ledger simulate --addr` runs it.
+// `ledger simulate --addr` serves a Simulator over HTTP with package
+// services/servicehttp.
 package sim
 
 import (

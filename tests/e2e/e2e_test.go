@@ -18,7 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderledger/orderledger/api"
+	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/internal/ledgertest"
+	"github.com/orderledger/orderledger/orders"
+	"github.com/orderledger/orderledger/projections"
 )
 
 func TestMain(m *testing.M) {
@@ -31,17 +35,23 @@ func TestMain(m *testing.M) {
 // test, not a performance assertion.
 const waitLimit = ledgertest.WaitLimit
 
-// server is one running `ledger serve`.
+// server is one running `ledger serve`, and a client of its API.
 type server struct {
 	*ledgertest.Proc
-	t *testing.T
+	t   *testing.T
+	api *api.Client
 }
 
 // start runs `ledger serve` on dir with a free port and extra flags, and
 // returns once it is serving.
 func start(t *testing.T, dir string, flags ...string) *server {
 	t.Helper()
-	return &server{Proc: ledgertest.Serve(t, dir, append([]string{"--retry-backoff", "20ms"}, flags...)...), t: t}
+	p := ledgertest.Serve(t, dir, append([]string{"--retry-backoff", "20ms"}, flags...)...)
+	c, err := api.NewClient(p.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &server{Proc: p, t: t, api: c}
 }
 
 // stop sends sig and waits for the process to exit, returning its error.
@@ -50,63 +60,24 @@ func (s *server) stop(sig os.Signal) error {
 	return s.Signal(sig)
 }
 
-type reply struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (s *server) do(method, path, body string, headers ...string) reply {
+// getRaw GETs path by hand, for the path spellings api.Client never sends
+// (the README's trailing slashes); every other call goes through s.api.
+func (s *server) getRaw(path string) (int, []byte) {
 	s.t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, s.URL+path, rd)
+	res, err := http.Get(s.URL + path)
 	if err != nil {
-		s.t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for _, h := range headers {
-		k, v, _ := strings.Cut(h, ":")
-		req.Header.Set(k, strings.TrimSpace(v))
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
+		s.t.Fatalf("GET %s: %v", path, err)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return reply{status: res.StatusCode, header: res.Header, body: b}
+	return res.StatusCode, b
 }
 
-type orderView struct {
-	OrderID       string `json:"order_id"`
-	CustomerName  string `json:"customer_name"`
-	ProductName   string `json:"product_name"`
-	Quantity      int    `json:"quantity"`
-	Status        string `json:"status"`
-	Version       int64  `json:"version"`
-	FailureReason string `json:"failure_reason"`
-}
-
-type history struct {
-	OrderID string `json:"order_id"`
-	Events  []struct {
-		Version  int64          `json:"version"`
-		Type     string         `json:"type"`
-		EventID  string         `json:"event_id"`
-		Data     map[string]any `json:"data"`
-		Metadata map[string]any `json:"metadata"`
-	} `json:"events"`
-}
-
-func (h history) types() []string {
+// types lists the event types of a history.
+func types(h orders.History) []string {
 	var out []string
 	for _, e := range h.Events {
 		out = append(out, e.Type)
@@ -114,41 +85,54 @@ func (h history) types() []string {
 	return out
 }
 
-func decode[T any](t *testing.T, r reply) T {
+// data decodes an event's data.
+func data(t *testing.T, e orders.HistoryEvent) map[string]any {
 	t.Helper()
-	var v T
-	if err := json.Unmarshal(r.body, &v); err != nil {
-		t.Fatalf("decode %s: %v", r.body, err)
+	var m map[string]any
+	if err := json.Unmarshal(e.Data, &m); err != nil {
+		t.Fatalf("decode %s: %v", e.Data, err)
 	}
-	return v
+	return m
 }
 
-// place places an order and returns its view.
-func (s *server) place(customer, product string, qty int, headers ...string) orderView {
+// place places an order and returns it.
+func (s *server) place(customer, product string, qty int, opts ...api.CallOption) api.Order {
 	s.t.Helper()
-	body := fmt.Sprintf(`{"customer_name": %q, "product_name": %q, "quantity": %d}`, customer, product, qty)
-	r := s.do("POST", "/orders/", body, headers...)
-	if r.status != http.StatusCreated {
-		s.t.Fatalf("place: %d %s", r.status, r.body)
+	o, err := s.api.Place(context.Background(), api.PlaceRequest{CustomerName: customer, ProductName: product, Quantity: qty}, opts...)
+	if err != nil {
+		s.t.Fatalf("place: %v", err)
 	}
-	return decode[orderView](s.t, r)
+	return o
+}
+
+// get returns the order as the read model shows it.
+func (s *server) get(id string) api.Order {
+	s.t.Helper()
+	o, err := s.api.Get(context.Background(), id, api.GetQuery{})
+	if err != nil {
+		s.t.Fatalf("get %s: %v", id, err)
+	}
+	return o
 }
 
 // waitTerminal polls the order (read-your-writes) until it is no longer
 // Pending, and then until the read model shows the same version.
-func (s *server) waitTerminal(id string) orderView {
+func (s *server) waitTerminal(id string) api.Order {
 	s.t.Helper()
+	ctx := context.Background()
 	deadline := time.Now().Add(waitLimit)
 	for {
-		r := s.do("GET", "/orders/"+id+"/?consistent=true", "")
-		if r.status != http.StatusOK {
-			s.t.Fatalf("get %s: %d %s", id, r.status, r.body)
+		v, err := s.api.Get(ctx, id, api.GetQuery{Consistent: true})
+		if err != nil {
+			s.t.Fatalf("get %s: %v", id, err)
 		}
-		v := decode[orderView](s.t, r)
 		if v.Status != "Pending" {
 			for {
-				pr := s.do("GET", "/orders/"+id+"/", "")
-				if pv := decode[orderView](s.t, pr); pv.Version == v.Version {
+				pv, err := s.api.Get(ctx, id, api.GetQuery{})
+				if err != nil && api.StatusOf(err) == 0 {
+					s.t.Fatalf("get %s: %v", id, err)
+				}
+				if err == nil && pv.Version == v.Version {
 					return pv
 				}
 				if time.Now().After(deadline) {
@@ -158,19 +142,19 @@ func (s *server) waitTerminal(id string) orderView {
 			}
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("order %s still Pending: %s", id, r.body)
+			s.t.Fatalf("order %s still Pending: %+v", id, v)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func (s *server) history(id string) history {
+func (s *server) history(id string) orders.History {
 	s.t.Helper()
-	r := s.do("GET", "/orders/"+id+"/events/", "")
-	if r.status != http.StatusOK {
-		s.t.Fatalf("events %s: %d %s", id, r.status, r.body)
+	h, err := s.api.History(context.Background(), id)
+	if err != nil {
+		s.t.Fatalf("events %s: %v", id, err)
 	}
-	return decode[history](s.t, r)
+	return h
 }
 
 // TestLifecycle is the tour: place orders over HTTP, watch them complete,
@@ -180,11 +164,11 @@ func TestLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	s := start(t, dir)
 
-	r := s.do("GET", "/healthz", "")
-	if r.status != http.StatusOK {
-		t.Fatalf("healthz %d", r.status)
+	ctx := context.Background()
+	if err := s.api.Health(ctx); err != nil {
+		t.Fatalf("healthz: %v", err)
 	}
-	seed := s.place("Test Customer", "Test Product", 1, "X-Request-ID: tour-1")
+	seed := s.place("Test Customer", "Test Product", 1, api.WithRequestID("tour-1"))
 	if seed.Status != "Pending" || seed.Version != 1 {
 		t.Fatalf("placed %+v", seed)
 	}
@@ -197,7 +181,7 @@ func TestLifecycle(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			// Pairs send the same request with the same key, concurrently.
-			ids[i] = s.place(fmt.Sprintf("Customer %d", i/2), "Lamp", 1+i/2%3, fmt.Sprintf("Idempotency-Key: tour-%d", i/2)).OrderID
+			ids[i] = s.place(fmt.Sprintf("Customer %d", i/2), "Lamp", 1+i/2%3, api.WithIdempotencyKey(fmt.Sprintf("tour-%d", i/2))).OrderID
 		}()
 	}
 	wg.Wait()
@@ -215,8 +199,8 @@ func TestLifecycle(t *testing.T) {
 		}
 		h := s.history(id)
 		want := []string{"OrderPlaced", "PaymentSucceeded", "InventoryReserved", "OrderCompleted"}
-		if fmt.Sprint(h.types()) != fmt.Sprint(want) {
-			t.Errorf("history of %s: %v", id, h.types())
+		if fmt.Sprint(types(h)) != fmt.Sprint(want) {
+			t.Errorf("history of %s: %v", id, types(h))
 		}
 		for i, e := range h.Events {
 			if e.Version != int64(i+1) {
@@ -224,11 +208,22 @@ func TestLifecycle(t *testing.T) {
 			}
 		}
 	}
-	if h := s.history(seed.OrderID); h.Events[0].Metadata["request_id"] != "tour-1" {
-		t.Errorf("request ID not carried into metadata: %v", h.Events[0].Metadata)
+	if h := s.history(seed.OrderID); h.Events[0].Metadata.RequestID != "tour-1" {
+		t.Errorf("request ID not carried into metadata: %+v", h.Events[0].Metadata)
 	}
-	list := decode[struct{ Items []orderView }](t, s.do("GET", "/orders/?status=Completed&limit=100", ""))
-	before := map[string]history{}
+	// The README's tour spells the paths with a trailing slash: they
+	// answer as the client's do.
+	if code, b := s.getRaw("/orders/" + seed.OrderID + "/events/"); code != http.StatusOK || !strings.Contains(string(b), `"OrderCompleted"`) {
+		t.Errorf("GET /orders/{id}/events/: %d %s", code, b)
+	}
+	if code, b := s.getRaw("/orders/" + seed.OrderID + "/?consistent=true"); code != http.StatusOK || !strings.Contains(string(b), `"Completed"`) {
+		t.Errorf("GET /orders/{id}/?consistent=true: %d %s", code, b)
+	}
+	list, err := s.api.List(ctx, projections.ListQuery{Status: order.StatusCompleted, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]orders.History{}
 	for _, id := range all {
 		before[id] = s.history(id)
 	}
@@ -249,9 +244,9 @@ func TestLifecycle(t *testing.T) {
 	s = start(t, dir)
 	for id, h := range before {
 		if got := s.history(id); fmt.Sprint(got) != fmt.Sprint(h) {
-			t.Errorf("after restart %s has %v, had %v", id, got.types(), h.types())
+			t.Errorf("after restart %s has %v, had %v", id, types(got), types(h))
 		}
-		if v := decode[orderView](t, s.do("GET", "/orders/"+id, "")); v.Status != "Completed" {
+		if v := s.get(id); v.Status != "Completed" {
 			t.Errorf("after restart the read model has %s %s", id, v.Status)
 		}
 	}
@@ -260,14 +255,17 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("order after restart ended %s", v.Status)
 	}
 	// Rebuild the read model while serving; the views come out the same.
-	if r := s.do("POST", "/admin/projections/rebuild/", ""); r.status != http.StatusAccepted {
-		t.Fatalf("rebuild: %d %s", r.status, r.body)
+	if _, err := s.api.StartRebuild(ctx); err != nil {
+		t.Fatalf("rebuild: %v", err)
 	}
 	for deadline := time.Now().Add(waitLimit); ; time.Sleep(20 * time.Millisecond) {
-		st := decode[map[string]any](t, s.do("GET", "/admin/projections/rebuild", ""))
-		if st["running"] == false {
-			if st["error"] != nil {
-				t.Fatalf("rebuild failed: %v", st)
+		st, err := s.api.RebuildStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Running {
+			if st.Error != "" {
+				t.Fatalf("rebuild failed: %+v", st)
 			}
 			break
 		}
@@ -276,7 +274,7 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 	for id := range before {
-		if v := decode[orderView](t, s.do("GET", "/orders/"+id, "")); v.Status != "Completed" || v.Version != 4 {
+		if v := s.get(id); v.Status != "Completed" || v.Version != 4 {
 			t.Errorf("after rebuild %s is %+v", id, v)
 		}
 	}
@@ -300,7 +298,7 @@ func TestFailurePaths(t *testing.T) {
 		if v.Status != "Failed" {
 			t.Fatalf("ended %+v", v)
 		}
-		if got := s.history(v.OrderID).types(); fmt.Sprint(got) != "[OrderPlaced PaymentFailed OrderFailed]" {
+		if got := types(s.history(v.OrderID)); fmt.Sprint(got) != "[OrderPlaced PaymentFailed OrderFailed]" {
 			t.Errorf("history %v", got)
 		}
 	})
@@ -312,7 +310,7 @@ func TestFailurePaths(t *testing.T) {
 			t.Fatalf("ended %+v", v)
 		}
 		want := "[OrderPlaced PaymentSucceeded InventoryReservationFailed PaymentRefunded OrderFailed]"
-		if got := s.history(v.OrderID).types(); fmt.Sprint(got) != want {
+		if got := types(s.history(v.OrderID)); fmt.Sprint(got) != want {
 			t.Errorf("history %v, want %s", got, want)
 		}
 	})
@@ -322,7 +320,7 @@ func TestFailurePaths(t *testing.T) {
 		v := s.waitTerminal(s.place("Ada", "Lamp", 1).OrderID)
 		h := s.history(v.OrderID)
 		last := h.Events[len(h.Events)-1]
-		if v.Status != "Failed" || last.Type != "OrderFailed" || last.Data["attempts"] != 3.0 {
+		if v.Status != "Failed" || last.Type != "OrderFailed" || data(t, last)["attempts"] != 3.0 {
 			t.Errorf("ended %+v with %v", v, last)
 		}
 	})
@@ -347,7 +345,7 @@ func TestKillNineLosesNothing(t *testing.T) {
 		if v := s.waitTerminal(id); v.Status != "Completed" {
 			t.Errorf("order %s ended %s", id, v.Status)
 		}
-		if got := s.history(id).types(); got[0] != "OrderPlaced" || got[len(got)-1] != "OrderCompleted" {
+		if got := types(s.history(id)); got[0] != "OrderPlaced" || got[len(got)-1] != "OrderCompleted" {
 			t.Errorf("history of %s: %v", id, got)
 		}
 	}

@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -10,17 +9,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderledger/orderledger/api"
 	"github.com/orderledger/orderledger/domain/order"
-	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
+// cancelled is the answer to one cancel: the order, or the error.
+type cancelled struct {
+	order api.Order
+	err   error
+}
+
+func (c cancelled) String() string {
+	if c.err != nil {
+		return c.err.Error()
+	}
+	return fmt.Sprintf("200 %+v", c.order.View)
+}
+
 // cancelAll sends n cancels of id at once, each with the If-Match header
 // ifMatch(i) ("" for none), and returns the answers in request order.
-func cancelAll(t *testing.T, base, id string, n int, ifMatch func(i int) string) []response {
+func cancelAll(t *testing.T, c *api.Client, id string, n int, ifMatch func(i int) string) []cancelled {
 	t.Helper()
-	out := make([]response, n)
-	errs := make([]error, n)
+	out := make([]cancelled, n)
 	var ready, wg sync.WaitGroup
 	gate := make(chan struct{})
 	ready.Add(n)
@@ -30,16 +41,16 @@ func cancelAll(t *testing.T, base, id string, n int, ifMatch func(i int) string)
 			defer wg.Done()
 			ready.Done()
 			<-gate // release every request together
-			out[i], errs[i] = do(http.MethodPost, base+"/orders/"+id+"/cancel",
-				[]byte(`{"reason":"changed my mind"}`), map[string]string{"If-Match": ifMatch(i)})
+			o, err := c.Cancel(context.Background(), id, "changed my mind", api.WithIfMatch(ifMatch(i)))
+			out[i] = cancelled{order: o, err: err}
 		}()
 	}
 	ready.Wait()
 	close(gate)
 	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("cancel %d: %v", i, err)
+	for i, r := range out {
+		if r.err != nil && statusOf(r.err, http.StatusOK) == 0 {
+			t.Fatalf("cancel %d: %v", i, r.err)
 		}
 	}
 	return out
@@ -64,28 +75,24 @@ func checkCancelledOnce(t *testing.T, s *stack, id string) {
 	checkViews(t, s.views, s.codec, rep)
 }
 
-func isProblem(r response) bool {
-	return r.header.Get("Content-Type") == "application/problem+json" && json.Valid(r.body)
-}
-
 // Fifty cancels carrying the current ETag race: exactly one wins, every
 // other one is a clean 412, and the stream holds one cancellation.
 func TestConcurrentCancelsWithIfMatchOneWins(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, t.TempDir(), stackConfig{})
-	id := place(t, s.URL, "race")
+	id := place(t, s.api, "race")
 	head := s.head(t)
 
-	answers := cancelAll(t, s.URL, id, 50, func(int) string { return `"1"` })
+	answers := cancelAll(t, s.api, id, 50, func(int) string { return `"1"` })
 	var ok, pre int
 	for i, r := range answers {
 		switch {
-		case r.status == http.StatusOK:
+		case statusOf(r.err, http.StatusOK) == http.StatusOK:
 			ok++
-			if r.header.Get("ETag") != `"2"` {
-				t.Errorf("cancel %d: 200 with ETag %s, want \"2\"", i, r.header.Get("ETag"))
+			if r.order.ETag != `"2"` {
+				t.Errorf("cancel %d: 200 with ETag %s, want \"2\"", i, r.order.ETag)
 			}
-		case r.status == http.StatusPreconditionFailed && isProblem(r):
+		case statusOf(r.err, http.StatusOK) == http.StatusPreconditionFailed && isProblem(r.err):
 			pre++
 		default:
 			t.Errorf("cancel %d: %s", i, r)
@@ -106,11 +113,11 @@ func TestConcurrentCancelsWithIfMatchOneWins(t *testing.T) {
 func TestConcurrentCancelsMixedIfMatch(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, t.TempDir(), stackConfig{})
-	id := place(t, s.URL, "mixed")
+	id := place(t, s.api, "mixed")
 	head := s.head(t)
 
 	kind := func(i int) string { return [...]string{"stale", "fresh", "none"}[i%3] }
-	answers := cancelAll(t, s.URL, id, 50, func(i int) string {
+	answers := cancelAll(t, s.api, id, 50, func(i int) string {
 		switch kind(i) {
 		case "stale":
 			return `"7"`
@@ -121,25 +128,25 @@ func TestConcurrentCancelsMixedIfMatch(t *testing.T) {
 	})
 	freshWins := 0
 	for i, r := range answers {
+		status := statusOf(r.err, http.StatusOK)
 		switch k := kind(i); {
-		case r.status >= 500:
+		case status >= 500:
 			t.Errorf("cancel %d (%s If-Match): %s", i, k, r)
-		case k == "stale" && r.status != http.StatusPreconditionFailed:
+		case k == "stale" && status != http.StatusPreconditionFailed:
 			t.Errorf("cancel %d with a stale If-Match: %s, want 412", i, r)
-		case k == "fresh" && r.status == http.StatusOK:
+		case k == "fresh" && status == http.StatusOK:
 			freshWins++
-		case k == "fresh" && r.status != http.StatusPreconditionFailed:
+		case k == "fresh" && status != http.StatusPreconditionFailed:
 			t.Errorf("cancel %d with a fresh If-Match: %s, want 200 or 412", i, r)
-		case k == "none" && r.status != http.StatusOK && r.status != http.StatusConflict:
+		case k == "none" && status != http.StatusOK && status != http.StatusConflict:
 			t.Errorf("cancel %d without If-Match: %s, want 200 or 409", i, r)
 		}
-		if r.status == http.StatusOK {
-			var v projections.View
-			if err := json.Unmarshal(r.body, &v); err != nil || v.Status != order.StatusCancelled || v.Version != 2 {
-				t.Errorf("cancel %d: 200 with %s, want the cancelled order at version 2", i, r.body)
+		if status == http.StatusOK {
+			if v := r.order; v.Status != order.StatusCancelled || v.Version != 2 {
+				t.Errorf("cancel %d: 200 with %s, want the cancelled order at version 2", i, r)
 			}
-		} else if !isProblem(r) {
-			t.Errorf("cancel %d: %d without a problem+json body: %s", i, r.status, r)
+		} else if !isProblem(r.err) {
+			t.Errorf("cancel %d: %d without a problem+json body: %s", i, status, r)
 		}
 	}
 	if freshWins > 1 {
@@ -176,13 +183,11 @@ func TestManyWritersManyOrders(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for n := range perWriter {
-				r, err := do(http.MethodPost, s.URL+"/orders", placeBody(fmt.Sprintf("writer-%d-%d", w, n), 1+n), nil)
-				if err != nil || r.status != http.StatusCreated {
-					t.Errorf("place: %v %s", err, r)
+				v, err := s.api.Place(context.Background(), placeRequest(fmt.Sprintf("writer-%d-%d", w, n), 1+n))
+				if err != nil {
+					t.Errorf("place: %v", err)
 					return
 				}
-				var v projections.View
-				_ = json.Unmarshal(r.body, &v)
 				mu.Lock()
 				ids = append(ids, v.OrderID)
 				mu.Unlock()
@@ -193,20 +198,21 @@ func TestManyWritersManyOrders(t *testing.T) {
 						defer cw.Done()
 						// Spread the cancels over the saga's steps.
 						time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
-						h := map[string]string{}
+						ifMatch := ""
 						if c%2 == 1 {
-							h["If-Match"] = `"1"`
+							ifMatch = `"1"`
 						}
-						r, err := do(http.MethodPost, s.URL+"/orders/"+v.OrderID+"/cancel", nil, h)
-						if err != nil {
+						_, err := s.api.Cancel(context.Background(), v.OrderID, "", api.WithIfMatch(ifMatch))
+						status := statusOf(err, http.StatusOK)
+						if status == 0 {
 							t.Errorf("cancel: %v", err)
 							return
 						}
 						mu.Lock()
-						statuses[r.status]++
+						statuses[status]++
 						mu.Unlock()
-						if r.status != http.StatusOK && !isProblem(r) {
-							t.Errorf("cancel: %s without a problem body", r)
+						if status != http.StatusOK && !isProblem(err) {
+							t.Errorf("cancel: %v without a problem body", err)
 						}
 					}()
 				}

@@ -3,6 +3,7 @@ package reliability
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderledger/orderledger/api"
 	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
@@ -53,39 +55,38 @@ func (l *load) badf(format string, args ...any) {
 	l.bad = append(l.bad, fmt.Sprintf(format, args...))
 }
 
-// run places orders (and cancels some) against base until ctx ends.
-func (l *load) run(ctx context.Context, base string, client int, rng *rand.Rand) {
+// run places orders (and cancels some) through c until ctx ends. Calls
+// are not bound to ctx: one in flight when the server is killed fails as
+// a real client's would.
+func (l *load) run(ctx context.Context, c *api.Client, client int, rng *rand.Rand) {
 	for ctx.Err() == nil {
 		// A steady trickle rather than a flood: enough to be killed
 		// mid-write at every step, few enough to drain quickly.
 		time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
 		key := l.nextKey(client)
-		r, err := do(http.MethodPost, base+"/orders", placeBody(key, 1+rng.IntN(5)), map[string]string{"Idempotency-Key": key})
-		if err != nil {
+		v, err := c.Place(context.Background(), placeRequest(key, 1+rng.IntN(5)), api.WithIdempotencyKey(key))
+		switch {
+		case errors.Is(err, api.ErrUnexpectedAnswer):
+			l.badf("POST /orders: %s", truncate(err.Error(), 200))
+			continue
+		case err != nil && api.StatusOf(err) == 0:
 			l.mu.Lock()
 			l.unknown = append(l.unknown, key)
 			l.mu.Unlock()
 			return // the server is gone
-		}
-		if r.status != http.StatusCreated {
-			l.badf("POST /orders: %s", truncate(r.String(), 200))
-			continue
-		}
-		var v projections.View
-		if err := json.Unmarshal(r.body, &v); err != nil {
-			l.badf("POST /orders: undecodable 201: %s", r.body)
+		case err != nil:
+			l.badf("POST /orders: %s", truncate(err.Error(), 200))
 			continue
 		}
 		l.mu.Lock()
 		l.accepted[v.OrderID] = key
 		l.mu.Unlock()
 		if rng.IntN(4) == 0 { // race the saga with a cancel
-			r, err := do(http.MethodPost, base+"/orders/"+v.OrderID+"/cancel", nil, nil)
-			if err != nil {
+			_, err := c.Cancel(context.Background(), v.OrderID, "")
+			if status := statusOf(err, http.StatusOK); status == 0 && !errors.Is(err, api.ErrUnexpectedAnswer) {
 				return
-			}
-			if r.status != http.StatusOK && r.status != http.StatusConflict {
-				l.badf("cancel: %s", truncate(r.String(), 200))
+			} else if status != http.StatusOK && status != http.StatusConflict {
+				l.badf("cancel: %s", truncate(err.Error(), 200))
 			}
 		}
 	}
@@ -124,6 +125,7 @@ func TestCrashUnderLoad(t *testing.T) {
 	l := &load{accepted: map[string]string{}}
 	for c := range cycles {
 		p := serve(t, dir, flags...)
+		pc := newClient(t, p.URL)
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		for i := range clients {
@@ -131,7 +133,7 @@ func TestCrashUnderLoad(t *testing.T) {
 			crng := rand.New(rand.NewPCG(seed, uint64(c*clients+i+1)))
 			go func() {
 				defer wg.Done()
-				l.run(ctx, p.URL, i, crng)
+				l.run(ctx, pc, i, crng)
 			}()
 		}
 		time.Sleep(time.Duration(500+rng.IntN(2000)) * time.Millisecond)
@@ -156,14 +158,18 @@ func TestCrashUnderLoad(t *testing.T) {
 	// idempotency key: the order is stored once whatever happened), then let
 	// everything finish.
 	p := serve(t, dir, flags...)
+	c := newClient(t, p.URL)
+	ctx := context.Background()
 	for _, key := range l.unknown {
-		r := mustDo(t, http.MethodPost, p.URL+"/orders", placeBody(key, 1), map[string]string{"Idempotency-Key": key})
-		switch r.status {
+		o, err := c.Place(ctx, placeRequest(key, 1), api.WithIdempotencyKey(key))
+		switch statusOf(err, http.StatusCreated) {
 		case http.StatusCreated: // stored before the kill (replayed) or now
-			l.accepted[orderIDOf(t, r.body)] = key
+			l.accepted[orderIDOf(t, o)] = key
 		case http.StatusUnprocessableEntity: // stored before the kill with another quantity
+		case 0:
+			t.Fatalf("retrying placement %s: %v", key, err)
 		default:
-			t.Errorf("retrying placement %s: %s", key, r)
+			t.Errorf("retrying placement %s: %v", key, err)
 		}
 	}
 	terminal := map[string]string{} // order ID -> terminal event ID
@@ -173,13 +179,9 @@ func TestCrashUnderLoad(t *testing.T) {
 			if _, ok := terminal[id]; ok {
 				continue
 			}
-			r, err := do(http.MethodGet, p.URL+"/orders/"+id+"/events", nil, nil)
-			if err != nil || r.status != http.StatusOK {
-				return false, fmt.Sprintf("history of %s: %v %s", id, err, r)
-			}
-			var h orders.History
-			if err := json.Unmarshal(r.body, &h); err != nil || len(h.Events) == 0 {
-				return false, fmt.Sprintf("history of %s: %s", id, r.body)
+			h, err := c.History(ctx, id)
+			if err != nil || len(h.Events) == 0 {
+				return false, fmt.Sprintf("history of %s: %v %+v", id, err, h)
 			}
 			envs := make([]eventstore.Event, len(h.Events))
 			for i, e := range h.Events {
@@ -199,9 +201,8 @@ func TestCrashUnderLoad(t *testing.T) {
 				return false, fmt.Sprintf("order %s finished but was not notified yet", id)
 			}
 		}
-		r, err := do(http.MethodGet, p.URL+"/readyz", nil, nil)
-		if err != nil || r.status != http.StatusOK {
-			return false, fmt.Sprintf("not ready: %v %s", err, r)
+		if _, err := c.Ready(ctx); err != nil {
+			return false, fmt.Sprintf("not ready: %v", err)
 		}
 		return true, ""
 	}
@@ -221,9 +222,9 @@ func TestCrashUnderLoad(t *testing.T) {
 	}
 	// Wait for the queues to drain, then stop gracefully.
 	waitFor(t, "the read model to show every order terminal", func() (bool, string) {
-		r, err := do(http.MethodGet, p.URL+"/orders?status=Pending&limit=1", nil, nil)
-		if err != nil || r.status != http.StatusOK || !strings.Contains(string(r.body), `"items":[]`) {
-			return false, fmt.Sprintf("pending orders: %v %s", err, r)
+		page, err := c.List(ctx, projections.ListQuery{Status: order.StatusPending, Limit: 1})
+		if err != nil || len(page.Items) != 0 {
+			return false, fmt.Sprintf("pending orders: %v %+v", err, page.Items)
 		}
 		return true, ""
 	})

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderledger/orderledger/api"
 	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
@@ -26,11 +27,11 @@ import (
 )
 
 // placeN places n orders and returns their IDs.
-func placeN(t *testing.T, base string, n int) []string {
+func placeN(t *testing.T, c *api.Client, n int) []string {
 	t.Helper()
 	ids := make([]string, n)
 	for i := range ids {
-		ids[i] = place(t, base, fmt.Sprintf("customer-%d", i))
+		ids[i] = place(t, c, fmt.Sprintf("customer-%d", i))
 	}
 	return ids
 }
@@ -95,7 +96,7 @@ func TestPaymentOutageFailsAfterThreeAttempts(t *testing.T) {
 	}
 	s := newStack(t, t.TempDir(), stackConfig{Pipeline: true, Payment: simulator, Inventory: simulator})
 	const n = 12
-	ids := placeN(t, s.URL, n)
+	ids := placeN(t, s.api, n)
 	waitTerminal(t, s, ids)
 	waitIdle(t, s)
 	for _, id := range ids {
@@ -158,7 +159,7 @@ func TestPaymentOutageEndsMidRun(t *testing.T) {
 		pay := &outage{Payment: simulator, down: true, attempts: map[string]int{}}
 		// One worker, so orders queue up behind the outage.
 		s := newStack(t, t.TempDir(), stackConfig{Pipeline: true, Payment: pay, Inventory: simulator, Workers: 1})
-		ids := placeN(t, s.URL, 10)
+		ids := placeN(t, s.api, 10)
 		waitTerminal(t, s, ids)
 		waitIdle(t, s)
 		for _, id := range ids {
@@ -186,7 +187,7 @@ func TestPaymentOutageEndsMidRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := newStack(t, t.TempDir(), stackConfig{Pipeline: true, Payment: simulator, Inventory: simulator})
-		ids := placeN(t, s.URL, 6)
+		ids := placeN(t, s.api, 6)
 		waitTerminal(t, s, ids)
 		waitIdle(t, s)
 		rep := checkLog(t, s.store, s.codec)
@@ -209,7 +210,7 @@ func TestWebhookReceiverDownThenUp(t *testing.T) {
 	rc.down.Store(true)
 	s := newStack(t, t.TempDir(), stackConfig{Pipeline: true, Webhooks: []string{rc.srv.URL}})
 	const n = 10
-	ids := placeN(t, s.URL, n)
+	ids := placeN(t, s.api, n)
 	waitTerminal(t, s, ids)
 	// Every notification has been tried and refused at least once.
 	waitFor(t, "the receiver to refuse every notification", func() (bool, string) {
@@ -280,25 +281,25 @@ func fill(t *testing.T, dir string, free int64) string {
 
 // placeUntilRefused places orders until the API refuses one, returning the
 // IDs accepted and the refusal. Any answer but 201 or 503 fails the test.
-func placeUntilRefused(t *testing.T, base string, limit int) ([]string, response) {
+func placeUntilRefused(t *testing.T, c *api.Client, limit int) ([]string, error) {
 	t.Helper()
 	var ids []string
 	for i := range limit {
-		r := mustDo(t, http.MethodPost, base+"/orders", placeBody(fmt.Sprintf("filler-%d-%s", i, strings.Repeat("x", 150)), 1), nil)
-		switch r.status {
+		o, err := c.Place(context.Background(), placeRequest(fmt.Sprintf("filler-%d-%s", i, strings.Repeat("x", 150)), 1))
+		switch statusOf(err, http.StatusCreated) {
 		case http.StatusCreated:
-			ids = append(ids, orderIDOf(t, r.body))
+			ids = append(ids, orderIDOf(t, o))
 		case http.StatusServiceUnavailable:
-			if !isProblem(r) {
-				t.Errorf("503 without a problem body: %s", r)
+			if !isProblem(err) {
+				t.Errorf("503 without a problem body: %v", err)
 			}
-			return ids, r
+			return ids, err
 		default:
-			t.Fatalf("POST /orders on a failing disk: %s; want 201 or 503", r)
+			t.Fatalf("POST /orders on a failing disk: %v; want 201 or 503", err)
 		}
 	}
 	t.Fatalf("the API accepted %d orders on a nearly full disk without refusing one", limit)
-	return nil, response{}
+	return nil, nil
 }
 
 // reopenAndVerify opens the data directory again and checks that every
@@ -315,7 +316,7 @@ func reopenAndVerify(t *testing.T, dir string, accepted []string) {
 	s.waitProjected(t)
 	checkViews(t, s.views, s.codec, rep)
 	// And it takes writes again.
-	place(t, s.URL, "after recovery")
+	place(t, s.api, "after recovery")
 }
 
 // A full disk: appends fail with a clean 503 (never a 500 or a hang), and
@@ -325,13 +326,13 @@ func TestFullDiskAnswers503AndCorruptsNothing(t *testing.T) {
 	mnt := mountTmpfs(t, "24m")
 	dir := filepath.Join(mnt, "data")
 	s := newStack(t, dir, stackConfig{})
-	before := placeN(t, s.URL, 20)
+	before := placeN(t, s.api, 20)
 	filler := fill(t, mnt, 32<<10)
-	accepted, refusal := placeUntilRefused(t, s.URL, 5000)
-	t.Logf("accepted %d more orders, then: %s", len(accepted), truncate(refusal.String(), 200))
+	accepted, refusal := placeUntilRefused(t, s.api, 5000)
+	t.Logf("accepted %d more orders, then: %s", len(accepted), truncate(refusal.Error(), 200))
 	// Reads still work while writes fail.
-	if r := mustDo(t, http.MethodGet, s.URL+"/orders/"+before[0], nil, nil); r.status != http.StatusOK {
-		t.Errorf("GET an order on a full disk: %s", r)
+	if _, err := s.api.Get(context.Background(), before[0], api.GetQuery{}); err != nil {
+		t.Errorf("GET an order on a full disk: %v", err)
 	}
 	s.stop()
 	if err := os.Remove(filler); err != nil {
@@ -375,7 +376,7 @@ func TestReadOnlyDataDirExitsCleanly(t *testing.T) {
 	t.Parallel()
 	src := filepath.Join(t.TempDir(), "data")
 	s := newStack(t, src, stackConfig{})
-	ids := placeN(t, s.URL, 10)
+	ids := placeN(t, s.api, 10)
 	s.stop()
 	ro := bindReadOnly(t, filepath.Dir(src))
 
@@ -414,7 +415,7 @@ func TestCrashDuringLastAttemptStrandsNoOrder(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := newStack(t, dir, stackConfig{})
-	id := place(t, s.URL, "last attempt")
+	id := place(t, s.api, "last attempt")
 	placedEnv, err := s.store.Load(ctx, id, 1)
 	if err != nil || len(placedEnv) != 1 {
 		t.Fatalf("load: %v", err)

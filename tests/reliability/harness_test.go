@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,7 +59,9 @@ type stack struct {
 	codec *orders.Codec
 	srv   *httptest.Server
 	URL   string
-	stop  func()
+	// api is a client of the stack's API.
+	api  *api.Client
+	stop func()
 }
 
 func newStack(t *testing.T, dir string, cfg stackConfig) *stack {
@@ -116,6 +119,7 @@ func newStack(t *testing.T, dir string, cfg stackConfig) *stack {
 		Store: s.store, Views: s.views, Codec: s.codec, Logger: log,
 	}))
 	s.URL = s.srv.URL
+	s.api = newClient(t, s.URL)
 	var once sync.Once
 	s.stop = func() {
 		once.Do(func() {
@@ -177,7 +181,58 @@ func poll(cond func() (bool, string)) (bool, string) {
 	}
 }
 
-// response is an HTTP answer, read whole.
+// newClient returns an API client of base. Its calls are bounded by a
+// timeout, not by a context, so that a call in flight when a test kills
+// the server fails the way a real client's would.
+func newClient(t *testing.T, base string) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(base, api.WithHTTPClient(&http.Client{Timeout: 30 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// placeRequest is the body of an order of qty for customer.
+func placeRequest(customer string, qty int) api.PlaceRequest {
+	return api.PlaceRequest{CustomerName: customer, ProductName: "widget", Quantity: qty}
+}
+
+// place places an order and returns its ID; anything but 201 fails t.
+func place(t *testing.T, c *api.Client, customer string) string {
+	t.Helper()
+	o, err := c.Place(context.Background(), placeRequest(customer, 1))
+	if err != nil {
+		t.Fatalf("place: %v", err)
+	}
+	return orderIDOf(t, o)
+}
+
+func orderIDOf(t *testing.T, o api.Order) string {
+	t.Helper()
+	if !domain.ValidULID(o.OrderID) {
+		t.Fatalf("not an order: %+v", o)
+	}
+	return o.OrderID
+}
+
+// statusOf is the HTTP status of a call that returned err: success (the
+// call's 2xx) for none, 0 for a call that got no answer.
+func statusOf(err error, success int) int {
+	if err == nil {
+		return success
+	}
+	return api.StatusOf(err)
+}
+
+// isProblem reports whether err is an answer with an RFC 9457 body.
+func isProblem(err error) bool {
+	var re *api.ResponseError
+	return errors.As(err, &re) && re.Header.Get("Content-Type") == "application/problem+json" && json.Valid(re.Body)
+}
+
+// response is an HTTP answer, read whole, for the contract tests that send
+// what the client never would (malformed bodies, raw headers).
 type response struct {
 	status int
 	header http.Header
@@ -186,17 +241,22 @@ type response struct {
 
 func (r response) String() string { return fmt.Sprintf("%d %s", r.status, bytes.TrimSpace(r.body)) }
 
-var httpClient = &http.Client{Timeout: 30 * time.Second}
+// isProblem reports whether r has an RFC 9457 body.
+func (r response) isProblem() bool {
+	return r.header.Get("Content-Type") == "application/problem+json" && json.Valid(r.body)
+}
 
-// do sends a request; body nil sends none.
-func do(method, url string, body []byte, header map[string]string) (response, error) {
+// rawDo sends a request by hand; body nil sends none. Every well-formed
+// call goes through api.Client instead.
+func rawDo(t *testing.T, method, url string, body []byte, header map[string]string) response {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
-		return response{}, err
+		t.Fatal(err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -208,49 +268,16 @@ func do(method, url string, body []byte, header map[string]string) (response, er
 			req.Header.Set(k, v)
 		}
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
-		return response{}, err
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return response{}, err
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}, nil
-}
-
-func mustDo(t *testing.T, method, url string, body []byte, header map[string]string) response {
-	t.Helper()
-	r, err := do(method, url, body, header)
-	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
-	return r
-}
-
-func placeBody(customer string, qty int) []byte {
-	b, _ := json.Marshal(map[string]any{"customer_name": customer, "product_name": "widget", "quantity": qty})
-	return b
-}
-
-// place places an order and returns its ID; anything but 201 fails t.
-func place(t *testing.T, base, customer string) string {
-	t.Helper()
-	r := mustDo(t, http.MethodPost, base+"/orders", placeBody(customer, 1), nil)
-	if r.status != http.StatusCreated {
-		t.Fatalf("POST /orders: %s", r)
-	}
-	return orderIDOf(t, r.body)
-}
-
-func orderIDOf(t *testing.T, body []byte) string {
-	t.Helper()
-	var v projections.View
-	if err := json.Unmarshal(body, &v); err != nil || !domain.ValidULID(v.OrderID) {
-		t.Fatalf("not an order: %s (%v)", body, err)
-	}
-	return v.OrderID
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
 // logReport is what checkLog found in the event log.

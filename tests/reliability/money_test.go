@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -10,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderledger/orderledger/api"
 	"github.com/orderledger/orderledger/domain/order"
-	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/services"
 	"github.com/orderledger/orderledger/services/sim"
 )
@@ -35,7 +34,7 @@ func TestMixedRunEveryCentRecorded(t *testing.T) {
 	// run is about happens on every run; the other half at random times.
 	pay := &cancellingPayment{Simulator: simulator, targets: map[string]bool{}}
 	s := newStack(t, t.TempDir(), stackConfig{Pipeline: true, Payment: pay, Inventory: simulator, Workers: 8})
-	pay.url = s.URL
+	pay.api = s.api
 	const writers, perWriter = 8, 25
 	var mu sync.Mutex
 	var ids []string
@@ -49,13 +48,11 @@ func TestMixedRunEveryCentRecorded(t *testing.T) {
 			var cw sync.WaitGroup
 			defer cw.Wait()
 			for n := range perWriter {
-				r, err := do(http.MethodPost, s.URL+"/orders", placeBody(fmt.Sprintf("writer-%d-%d", w, n), 1+n%3), nil)
-				if err != nil || r.status != http.StatusCreated {
-					t.Errorf("place: %v %s", err, r)
+				v, err := s.api.Place(context.Background(), placeRequest(fmt.Sprintf("writer-%d-%d", w, n), 1+n%3))
+				if err != nil {
+					t.Errorf("place: %v", err)
 					return
 				}
-				var v projections.View
-				_ = json.Unmarshal(r.body, &v)
 				mu.Lock()
 				ids = append(ids, v.OrderID)
 				mu.Unlock()
@@ -72,12 +69,13 @@ func TestMixedRunEveryCentRecorded(t *testing.T) {
 				go func() {
 					defer cw.Done()
 					time.Sleep(delay)
-					r, err := do(http.MethodPost, s.URL+"/orders/"+v.OrderID+"/cancel", nil, nil)
-					if err != nil || (r.status != http.StatusOK && r.status != http.StatusConflict) {
-						t.Errorf("cancel %s: %v %s", v.OrderID, err, r)
+					_, err := s.api.Cancel(context.Background(), v.OrderID, "")
+					status := statusOf(err, http.StatusOK)
+					if status != http.StatusOK && status != http.StatusConflict {
+						t.Errorf("cancel %s: %v", v.OrderID, err)
 					}
 					mu.Lock()
-					cancels[r.status]++
+					cancels[status]++
 					mu.Unlock()
 				}()
 			}
@@ -156,7 +154,7 @@ func TestMixedRunEveryCentRecorded(t *testing.T) {
 // flight: the cancel is recorded first, then the service charges.
 type cancellingPayment struct {
 	*sim.Simulator
-	url     string
+	api     *api.Client
 	mu      sync.Mutex
 	targets map[string]bool
 }
@@ -173,8 +171,8 @@ func (p *cancellingPayment) Charge(ctx context.Context, req services.ChargeReque
 	delete(p.targets, req.OrderID)
 	p.mu.Unlock()
 	if hit {
-		if r, err := do(http.MethodPost, p.url+"/orders/"+req.OrderID+"/cancel", nil, nil); err != nil || r.status != http.StatusOK {
-			return services.Charge{}, fmt.Errorf("cancel during the charge: %v %s", err, r)
+		if _, err := p.api.Cancel(ctx, req.OrderID, ""); err != nil {
+			return services.Charge{}, fmt.Errorf("cancel during the charge: %w", err)
 		}
 	}
 	return p.Simulator.Charge(ctx, req)

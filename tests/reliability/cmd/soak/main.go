@@ -14,13 +14,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -30,6 +28,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/orderledger/orderledger/api"
+	"github.com/orderledger/orderledger/domain/order"
+	"github.com/orderledger/orderledger/projections"
 )
 
 func main() {
@@ -98,7 +100,11 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
-	c := &client{base: o.url, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4 * o.conc}}}
+	ac, err := api.NewClient(o.url, api.WithHTTPClient(&http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4 * o.conc}}))
+	if err != nil {
+		return err
+	}
+	c := &client{base: o.url, api: ac}
 	if err := c.waitHealthy(ctx); err != nil {
 		return err
 	}
@@ -313,20 +319,16 @@ func rss(pid int) int64 {
 	return 0
 }
 
-// client speaks the ledger API.
+// client drives the ledger API through api.Client.
 type client struct {
 	base string
-	http *http.Client
+	api  *api.Client
 }
 
 func (c *client) waitHealthy(ctx context.Context) error {
 	for range 200 {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/healthz", nil)
-		if resp, err := c.http.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if c.api.Health(ctx) == nil {
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -335,36 +337,25 @@ func (c *client) waitHealthy(ctx context.Context) error {
 
 // place places one order and returns its ID.
 func (c *client) place(ctx context.Context, customer string) (string, error) {
-	body, _ := json.Marshal(map[string]any{"customer_name": customer, "product_name": "soak widget", "quantity": 1})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/orders", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
+	o, err := c.api.Place(ctx, api.PlaceRequest{CustomerName: customer, ProductName: "soak widget", Quantity: 1})
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("POST /orders: %d %s", resp.StatusCode, b)
+	if o.OrderID == "" {
+		return "", errors.New("POST /orders: an answer without an order ID")
 	}
-	var v struct {
-		OrderID string `json:"order_id"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil || v.OrderID == "" {
-		return "", fmt.Errorf("POST /orders: undecodable answer %q", b)
-	}
-	return v.OrderID, nil
+	return o.OrderID, nil
 }
 
 // statusCounts counts orders per status by paging GET /orders.
 func (c *client) statusCounts(ctx context.Context) (counts, error) {
 	out := counts{}
-	for _, st := range []string{"Pending", "Completed", "Failed", "Cancelled"} {
+	for _, st := range []order.Status{order.StatusPending, order.StatusCompleted, order.StatusFailed, order.StatusCancelled} {
 		n, err := c.countStatus(ctx, st)
 		if err != nil {
 			return nil, err
 		}
-		out[st] = n
+		out[string(st)] = n
 	}
 	return out, nil
 }
@@ -377,41 +368,15 @@ func (c *client) terminalCount(ctx context.Context) (int64, error) {
 	return cs["Completed"] + cs["Failed"] + cs["Cancelled"], nil
 }
 
-func (c *client) countStatus(ctx context.Context, status string) (int64, error) {
+func (c *client) countStatus(ctx context.Context, status order.Status) (int64, error) {
 	var n int64
-	cursor := ""
-	for {
-		u := c.base + "/orders?limit=100&status=" + status
-		if cursor != "" {
-			u += "&cursor=" + cursor
-		}
-		var page struct {
-			Items      []json.RawMessage `json:"items"`
-			NextCursor *string           `json:"next_cursor"`
-		}
-		if err := c.getJSON(ctx, u, &page); err != nil {
+	for _, err := range c.api.ListAll(ctx, projections.ListQuery{Status: status, Limit: projections.MaxLimit}) {
+		if err != nil {
 			return 0, err
 		}
-		n += int64(len(page.Items))
-		if page.NextCursor == nil || *page.NextCursor == "" {
-			return n, nil
-		}
-		cursor = *page.NextCursor
+		n++
 	}
-}
-
-func (c *client) getJSON(ctx context.Context, u string, v any) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %d %s", u, resp.StatusCode, b)
-	}
-	return json.Unmarshal(b, v)
+	return n, nil
 }
 
 // waitDrained waits until no order is pending, the projector and the
@@ -421,17 +386,12 @@ func (c *client) waitDrained(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	quiet := 0
 	for time.Now().Before(deadline) {
-		var page struct {
-			Items []json.RawMessage `json:"items"`
+		var page projections.Page
+		ready, err := c.api.Ready(ctx)
+		if err == nil {
+			page, err = c.api.List(ctx, projections.ListQuery{Status: order.StatusPending, Limit: 1})
 		}
-		var ready struct {
-			Checks []struct {
-				Name   string `json:"name"`
-				Detail string `json:"detail"`
-			} `json:"checks"`
-		}
-		if c.getJSON(ctx, c.base+"/readyz", &ready) == nil &&
-			c.getJSON(ctx, c.base+"/orders?limit=1&status=Pending", &page) == nil && len(page.Items) == 0 {
+		if err == nil && len(page.Items) == 0 {
 			idle := len(ready.Checks) > 0
 			for _, ch := range ready.Checks {
 				switch ch.Name {

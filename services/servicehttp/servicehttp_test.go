@@ -1,15 +1,18 @@
-package httpclient_test
+package servicehttp_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/orderledger/orderledger/services"
-	"github.com/orderledger/orderledger/services/httpclient"
+	"github.com/orderledger/orderledger/services/servicehttp"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -34,9 +37,9 @@ func adapters(t *testing.T, cfg sim.Config, fn func(t *testing.T, svc both, s *s
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := httptest.NewServer(sim.Handler(s))
+		srv := httptest.NewServer(servicehttp.NewHandler(s, s))
 		t.Cleanup(srv.Close)
-		c, err := httpclient.New(srv.URL, 0)
+		c, err := servicehttp.NewClient(srv.URL, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +158,7 @@ func TestClientTimeoutIsTransient(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(block)
-	c, err := httpclient.New(srv.URL, 50*time.Millisecond)
+	c, err := servicehttp.NewClient(srv.URL, 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,8 +175,98 @@ func TestClientTimeoutIsTransient(t *testing.T) {
 func TestNewRejectsBadURL(t *testing.T) {
 	t.Parallel()
 	for _, u := range []string{"", "ftp://x", "localhost:80", "http://"} {
-		if _, err := httpclient.New(u, 0); err == nil {
+		if _, err := servicehttp.NewClient(u, 0); err == nil {
 			t.Errorf("New(%q) accepted", u)
 		}
+	}
+}
+
+// TestWire pins the protocol's bytes: the JSON keys, the header that
+// overrides the body's key, and the status of each kind of answer.
+func TestWire(t *testing.T) {
+	t.Parallel()
+	s, err := sim.New(sim.Config{InventoryStock: 1, PaymentFailFirst: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(servicehttp.NewHandler(s, s))
+	t.Cleanup(srv.Close)
+	post := func(path, body, key string) (int, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(res.Body).Decode(&m); err != nil {
+			t.Fatalf("POST %s: undecodable answer: %v", path, err)
+		}
+		return res.StatusCode, m
+	}
+	charge := `{"idempotency_key":"o1:payment","order_id":"o1","customer_name":"Ada","product_name":"widget","quantity":2}`
+	if code, m := post(servicehttp.PathCharges, charge, ""); code != http.StatusServiceUnavailable || m["error"] == "" {
+		t.Errorf("first charge (fail-first) = %d %v, want 503 with an error", code, m)
+	}
+	code, m := post(servicehttp.PathCharges, charge, "")
+	if code != http.StatusOK || m["payment_id"] == "" || m["amount"] != float64(2*sim.DefaultUnitPrice) {
+		t.Errorf("charge = %d %v, want 200 {payment_id, amount}", code, m)
+	}
+	// The header wins over the body's key: another key (failing first, as
+	// every new key does here), then another charge.
+	if code, _ := post(servicehttp.PathCharges, charge, "o1:other"); code != http.StatusServiceUnavailable {
+		t.Errorf("first charge under another header key = %d, want 503", code)
+	}
+	if code, again := post(servicehttp.PathCharges, charge, "o1:other"); code != http.StatusOK || again["payment_id"] == m["payment_id"] {
+		t.Errorf("charge under another header key = %d %v, want a new charge", code, again)
+	}
+	refund := fmt.Sprintf(`{"idempotency_key":"o1:refund","order_id":"o1","payment_id":%q,"amount":2,"reason":"changed"}`, m["payment_id"])
+	if code, m := post(servicehttp.PathRefunds, refund, ""); code != http.StatusOK || m["refund_id"] == "" {
+		t.Errorf("refund = %d %v, want 200 {refund_id}", code, m)
+	}
+	reserve := `{"idempotency_key":"o1:inventory","order_id":"o1","product_name":"widget","quantity":1}`
+	if code, m := post(servicehttp.PathReservations, reserve, ""); code != http.StatusOK || m["reservation_id"] == "" {
+		t.Errorf("reserve = %d %v, want 200 {reservation_id}", code, m)
+	}
+	if code, m := post(servicehttp.PathReservations, strings.ReplaceAll(reserve, "o1", "o2"), ""); code != http.StatusConflict || m["reason"] == "" {
+		t.Errorf("reserve beyond stock = %d %v, want 409 with a reason", code, m)
+	}
+	for _, bad := range []string{`{"idempotency_key":`, `{"order_id":"o3","quantity":1}`, `{"idempotency_key":"k","price":1}`} {
+		if code, m := post(servicehttp.PathCharges, bad, ""); code != http.StatusBadRequest || m["error"] == "" {
+			t.Errorf("charge %s = %d %v, want 400 with an error", bad, code, m)
+		}
+	}
+}
+
+// TestRefusalStatusIsPerRoute: a refusal counts only on the route's own
+// refusal status; a 409 from the charges route is not a decline.
+func TestRefusalStatusIsPerRoute(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusConflict)
+		_, _ = w.Write([]byte(`{"reason":"no"}`))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := servicehttp.NewClient(srv.URL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Charge(context.Background(), charge("o5", 1)); err == nil {
+		t.Fatal("Charge answered 409 succeeded")
+	} else if _, rejected := services.IsRejected(err); rejected {
+		t.Errorf("Charge answered 409 = rejection %v, want transient", err)
+	}
+	if _, err := c.Reserve(context.Background(), reserve("o5", 1)); err == nil {
+		t.Fatal("Reserve answered 409 succeeded")
+	} else if reason, rejected := services.IsRejected(err); !rejected || reason != "no" {
+		t.Errorf("Reserve answered 409 = %v, want the rejection \"no\"", err)
 	}
 }
