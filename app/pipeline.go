@@ -35,10 +35,8 @@ const (
 	// DefaultWorkers is the number of processing workers. A worker spends
 	// most of an order waiting for durable writes in series (receive, two
 	// appends, delete), and concurrent writers share fsyncs, so throughput
-	// grows with workers until the disk or the CPU is busy: measured end to
-	// end on 2 cores, 4 workers finished ~400 orders/s, 16 ~1,000 and 32
-	// ~1,000-1,600 (with the receive and append savings); 64 and 128 no more
-	// than 32 (BENCHMARKS.md, "End to end").
+	// grows with workers until the disk or the CPU is busy; 32 is where the
+	// end-to-end figures stop growing on 2 cores (BENCHMARKS.md, "End to end").
 	DefaultWorkers = 32
 	// DefaultRetryBackoff is the first wait before a failed processing
 	// attempt is retried: the default of `ledger serve --retry-backoff`, of

@@ -110,6 +110,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return usagef("--backend must be %s, not %q", strings.Join(backendNames(), " or "), o.Backend)
 	}
 	o.Logger = slog.New(slog.NewJSONHandler(e.stderr, nil))
+	// The storage engine's and the AWS SDK's lines (internal/pebblelog,
+	// internal/awsconfig) go to slog's default logger: the same JSON lines.
+	slog.SetDefault(o.Logger)
 	return run(ctx, e, o)
 }
 

@@ -27,8 +27,8 @@ const (
 // sequencer busy); a runtime.Gosched lets them hand in their next append, so
 // that they share the next fsync instead of waiting a whole fsync for the one
 // after. It is not a delay: with nothing else runnable it returns at once,
-// and a lone writer (previous group of one) never yields. Measured with 8
-// writers on 2 vCPUs: about 15,000 events/s without, 22,000 with 3 yields.
+// and a lone writer (previous group of one) never yields. What it gains is
+// measured in BENCHMARKS.md ("Event store", the yields).
 const yieldMax = 3
 
 // request is one append on its way through the sequencer.

@@ -3,15 +3,10 @@
 // of CockroachDB) in a directory, holding every stream, the global change
 // feed and the consumers' checkpoints.
 //
-// Why pebble: measured on this project's kind of machine (2 vCPU, ext4,
-// 200-byte events, every append its own durable commit), pebble's write-ahead
-// log groups concurrent synced commits into one fsync and reached 5,852
-// events/s with 1 writer and 23,269 with 8 writers behind a single sequencer
-// goroutine, against 2,829 and 9,346 for the best bbolt design (a
-// leader-based group commit) and 3,005 and 2,439 for a popular Go
-// event-sourcing library's bbolt store. bbolt commits with two fsyncs and one
-// writer at a time; pebble needs one fsync per group and scales with
-// concurrency (~40x the bbolt library at 64 writers).
+// Why pebble: its write-ahead log groups concurrent synced commits into
+// one fsync, so durable appends scale with concurrent writers, where bbolt
+// commits one writer at a time with two fsyncs (the measurements behind the
+// choice are in BENCHMARKS.md, "Why pebble").
 //
 // How an append works: Append validates its input and encodes the records in
 // the caller's goroutine, then hands them to the sequencer, the one goroutine
