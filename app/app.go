@@ -61,6 +61,7 @@ import (
 	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
+	"github.com/orderledger/orderledger/services/servicehttp"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -80,6 +81,11 @@ type Config struct {
 	RetryBackoff time.Duration
 	// Sim configures the payment and inventory simulators.
 	Sim sim.Config
+	// ServicesURL, when set, sends payment and inventory calls to a
+	// service speaking the simulator's HTTP protocol (package
+	// services/servicehttp; `ledger simulate` serves one) instead of the
+	// in-process simulator, and Sim is unused.
+	ServicesURL string
 	// NotifyWebhook, when set, receives every order outcome.
 	NotifyWebhook string
 	// Logger receives JSON logs; nil discards.
@@ -127,7 +133,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("app: open: %w", err)
 	}
-	simulator, err := sim.New(cfg.Sim)
+	payment, inventory, err := servicehttp.Services(cfg.ServicesURL, cfg.Sim)
 	if err != nil {
 		return nil, fmt.Errorf("app: open: %w", err)
 	}
@@ -163,7 +169,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.pipe, err = StartPipeline(ctx, PipelineConfig{
 		Store: a.store, Feed: a.store, Checkpoints: a.store,
 		QueueDir: dirs.Queue,
-		Payment:  simulator, Inventory: simulator,
+		Payment:  payment, Inventory: inventory,
 		Workers: cfg.Workers, RetryBackoff: cfg.RetryBackoff,
 		Webhooks: hooks, Logger: log,
 	}); err != nil {

@@ -42,6 +42,7 @@ import (
 	"github.com/orderledger/orderledger/internal/httpserver"
 	"github.com/orderledger/orderledger/internal/resources"
 	"github.com/orderledger/orderledger/processing"
+	"github.com/orderledger/orderledger/services/servicehttp"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -73,6 +74,9 @@ type Config struct {
 	RetryBackoff time.Duration
 	// Sim configures the payment and inventory simulators the processors call.
 	Sim sim.Config
+	// ServicesURL, when set, sends payment and inventory calls to a service
+	// speaking the simulator's HTTP protocol instead (Sim is then unused).
+	ServicesURL string
 	// Logger receives JSON logs; nil discards.
 	Logger *slog.Logger
 	// Started, when set, is called with the listening address once serving.
@@ -153,11 +157,11 @@ func (a *App) startMappings(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("aws/awsapp: open: %w", err)
 	}
-	simulator, err := sim.New(a.cfg.Sim)
+	payment, inventory, err := servicehttp.Services(a.cfg.ServicesURL, a.cfg.Sim)
 	if err != nil {
 		return fmt.Errorf("aws/awsapp: open: %w", err)
 	}
-	proc, err := processing.New(processing.Config{Store: d.Store, Codec: d.Codec, Payment: simulator, Inventory: simulator, Logger: log})
+	proc, err := processing.New(processing.Config{Store: d.Store, Codec: d.Codec, Payment: payment, Inventory: inventory, Logger: log})
 	if err != nil {
 		return fmt.Errorf("aws/awsapp: open: %w", err)
 	}

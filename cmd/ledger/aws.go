@@ -91,7 +91,7 @@ func serveAWSWith(ctx context.Context, e *env, o serveOptions, hooks awsHooks) e
 	}
 	return awsapp.Run(ctx, awsapp.Config{
 		AWS: cfg, Env: envName, Addr: o.Addr, Token: o.Token,
-		LocalMappings: o.LocalMappings, Workers: o.Workers, RetryBackoff: o.RetryBackoff, Sim: o.Sim,
+		LocalMappings: o.LocalMappings, Workers: o.Workers, RetryBackoff: o.RetryBackoff, Sim: o.Sim, ServicesURL: o.ServicesURL,
 		Logger: o.Logger, ShutdownTimeout: o.ShutdownTimeout,
 		Started: func(addr string) {
 			fmt.Fprintf(e.stderr, "ledger: serving on http://%s (backend aws, environment %s, region %s)\n", addr, envName, cfg.Region)

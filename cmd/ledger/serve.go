@@ -15,6 +15,7 @@ import (
 	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/aws/awsapp"
 	"github.com/orderledger/orderledger/internal/httpserver"
+	"github.com/orderledger/orderledger/services/servicehttp"
 	"github.com/orderledger/orderledger/services/sim"
 )
 
@@ -25,12 +26,15 @@ func init() {
 
 // serveOptions are the flags of `ledger serve`, shared by every backend.
 type serveOptions struct {
-	Addr          string
-	Data          string
-	Backend       string
-	Workers       int
-	RetryBackoff  time.Duration
-	Sim           sim.Config
+	Addr         string
+	Data         string
+	Backend      string
+	Workers      int
+	RetryBackoff time.Duration
+	Sim          sim.Config
+	// ServicesURL sends payment and inventory calls to an external service
+	// (LEDGER_SERVICES_URL) instead of the in-process simulator.
+	ServicesURL   string
 	NotifyWebhook string
 	// Token, from --api-token or LEDGER_API_TOKEN, guards /orders and /admin.
 	Token string
@@ -65,7 +69,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&o.Backend, "backend", "embedded", "storage and messaging backend: "+strings.Join(backendNames(), " or "))
 	fs.IntVar(&o.Workers, "workers", app.DefaultWorkers, "order processing workers: orders handled at once. "+
 		"Each spends most of its time waiting for durable writes that concurrent workers share, so more workers "+
-		"overlap more of them (measured: 4 ~400 orders/s, 32 ~1,000-1,600 on 2 cores; 64 no better); "+
+		"overlap more of them, up to about 32 on 2 cores (figures in BENCHMARKS.md); "+
 		"with --backend aws the default is "+strconv.Itoa(awsapp.DefaultWorkers)+" queue pollers")
 	fs.DurationVar(&o.RetryBackoff, "retry-backoff", app.DefaultRetryBackoff, "delay before a failed processing attempt is retried")
 	fs.Float64Var(&o.Sim.PaymentDeclineRate, "sim-payment-decline-rate", 0, "simulator: share of charges declined, 0..1 (not retried)")
@@ -73,6 +77,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&o.Sim.InventoryStock, "sim-inventory-stock", 0, "simulator: starting stock per product (0: unlimited)")
 	fs.DurationVar(&o.Sim.Latency, "sim-latency", 0, "simulator: latency added to every service call")
 	fs.Uint64Var(&o.Sim.Seed, "sim-seed", 0, "simulator: random seed, so runs repeat (0: a fixed default)")
+	fs.StringVar(&o.ServicesURL, "services-url", "", "payment and inventory service speaking the simulator's HTTP API, e.g. a `ledger simulate --addr` (default: the in-process simulator; the --sim-* knobs then do not apply)")
 	fs.StringVar(&o.NotifyWebhook, "notify-webhook", "", "URL that receives order outcome notifications (POST, JSON)")
 	fs.StringVar(&o.Token, "api-token", "", "bearer token required on /orders and /admin (prefer LEDGER_API_TOKEN)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", httpserver.DefaultShutdownTimeout, "on SIGTERM or Ctrl-C, how long requests in flight may take to finish, and then the workers")
@@ -98,6 +103,16 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	if err := o.Sim.Validate(); err != nil {
 		return usagef("%v", err)
+	}
+	if o.ServicesURL != "" {
+		if _, err := servicehttp.NewClient(o.ServicesURL, 0); err != nil {
+			return usagef("--services-url: %v", err)
+		}
+		for _, f := range []string{"sim-payment-decline-rate", "sim-payment-error-rate", "sim-inventory-stock", "sim-latency", "sim-seed"} {
+			if flagGiven(fs, e, f) {
+				return usagef("--%s configures the in-process simulator, which --services-url replaces: set it on the service instead", f)
+			}
+		}
 	}
 	if o.NotifyWebhook != "" && !strings.HasPrefix(o.NotifyWebhook, "http://") && !strings.HasPrefix(o.NotifyWebhook, "https://") {
 		return usagef("--notify-webhook must be an http:// or https:// URL")
@@ -140,7 +155,7 @@ func serveEmbedded(ctx context.Context, e *env, o serveOptions) error {
 	}
 	err := app.Run(ctx, app.Config{
 		Dir: o.Data, Addr: o.Addr, Token: o.Token, Workers: o.Workers, RetryBackoff: o.RetryBackoff,
-		Sim: o.Sim, NotifyWebhook: o.NotifyWebhook, Logger: o.Logger, ShutdownTimeout: o.ShutdownTimeout,
+		Sim: o.Sim, ServicesURL: o.ServicesURL, NotifyWebhook: o.NotifyWebhook, Logger: o.Logger, ShutdownTimeout: o.ShutdownTimeout,
 		Started: func(addr string) {
 			fmt.Fprintf(e.stderr, "ledger: serving on http://%s (data in %s)\n", displayAddr(addr), o.Data)
 		},

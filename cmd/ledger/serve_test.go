@@ -55,6 +55,9 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{[]string{"serve", "--retry-backoff", "-1s"}, nil, "--retry-backoff"},
 		{[]string{"serve", "--shutdown-timeout", "0s"}, nil, "--shutdown-timeout"},
 		{[]string{"serve", "extra"}, nil, "unexpected argument"},
+		{[]string{"serve", "--services-url", "ftp://x"}, nil, "--services-url"},
+		{[]string{"serve"}, map[string]string{"LEDGER_SERVICES_URL": "not a url"}, "--services-url"},
+		{[]string{"serve", "--services-url", "http://127.0.0.1:1", "--sim-latency", "5ms"}, nil, "--sim-latency configures the in-process simulator"},
 		{[]string{"serve", "--local-mappings=false"}, nil, "--local-mappings=false applies to --backend aws only"},
 	}
 	for _, c := range cases {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/orderledger/orderledger/services"
+	"github.com/orderledger/orderledger/services/sim"
 )
 
 // DefaultTimeout bounds one call.
@@ -99,4 +100,22 @@ func (c *Client) post(ctx context.Context, path, key string, in, out any) error 
 		}
 	}
 	return fmt.Errorf("services/servicehttp: %s: status %d: %s", path, resp.StatusCode, strings.TrimSpace(string(data[:min(len(data), 200)])))
+}
+
+// Services returns the payment and inventory services a runtime calls: a
+// Client of url when url is set, else an in-process simulator with the
+// knobs of simCfg. Both runtimes choose here (`serve --services-url`).
+func Services(url string, simCfg sim.Config) (services.Payment, services.Inventory, error) {
+	if url != "" {
+		c, err := NewClient(url, DefaultTimeout)
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, c, nil
+	}
+	s, err := sim.New(simCfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, s, nil
 }
