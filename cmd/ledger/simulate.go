@@ -45,12 +45,19 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
-	// The services' protocol, and the simulator's own counts at GET /stats.
+	// The services' protocol, and the simulator's own record: its counts at
+	// GET /stats, each order's net charge at GET /held.
 	mux := http.NewServeMux()
 	mux.Handle("/", servicehttp.NewHandler(s, s))
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(s.Stats())
+	})
+	// What each order holds, charges net of refunds: the outside record to
+	// hold a ledger's histories against.
+	mux.HandleFunc("GET /held", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Held())
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(e.stderr, "ledger: simulating payment and inventory on http://%s\n", ln.Addr())
