@@ -27,9 +27,9 @@
 //
 // Pipelining (writing the next group with pebble's ApplyNoSyncWait while the
 // previous one fsyncs, a completer goroutine answering groups in order) was
-// built and measured side by side with this design, 3 runs each of 8 writers:
-// no difference beyond the disk's noise (8,360-9,252 against 7,349-11,349
-// events/s). Every writer has one append in flight, so an overlapping group
+// built and measured side by side with this design: no difference beyond
+// the disk's noise (BENCHMARKS.md, "Why pebble"). Every writer has one
+// append in flight, so an overlapping group
 // can only hold writers not waiting on the fsync, which the next group
 // collects anyway. It was left out as complexity without gain.
 //
