@@ -32,7 +32,14 @@ func TestConformance(t *testing.T) {
 			// A new Store over the same table: nothing cached survives.
 			Reopen: func(t *testing.T) eventstore.Store { return mustNew(t, c.DynamoDB, table) },
 		}
-	}, storetest.Features{Reopen: true})
+	}, storetest.Features{
+		Reopen: true,
+		// DynamoDB has no global feed (the stream Lambdas read DynamoDB
+		// Streams) and no checkpoints table. The races of concurrent
+		// conflicting writers are not run: moto's server applies requests on
+		// many threads at once and would fail them for its own reasons
+		// (issue 14 serializes it, and this can then be turned on).
+	})
 }
 
 func mustNew(t *testing.T, db *dynamodb.Client, table string) *dynamostore.Store {

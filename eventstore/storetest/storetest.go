@@ -60,27 +60,28 @@ func Run(t *testing.T, newStore func(t *testing.T) Harness, f Features) {
 		name string
 		run  func(t *testing.T, h Harness, f Features)
 		need bool
+		why  string // the Features that need must be declared
 	}{
-		{"AppendAndLoad", testAppendAndLoad, true},
-		{"LoadFromVersion", testLoadFrom, true},
-		{"Conflicts", testConflicts, true},
-		{"ConflictRace", testConflictRace, f.ConcurrentConflicts},
-		{"Atomicity", testAtomicity, true},
-		{"InvalidInput", testInvalid, true},
-		{"CancelledContext", testCancelled, true},
-		{"Idempotency", testIdempotency, true},
-		{"IdempotencyRace", testIdempotencyRace, f.ConcurrentConflicts},
-		{"Payloads", testPayloads, true},
-		{"Reopen", testReopen, f.Reopen},
-		{"Feed", testFeed, f.GlobalFeed},
-		{"FeedConcurrentWriters", testFeedConcurrent, f.GlobalFeed},
-		{"Checkpoints", testCheckpoints, f.Checkpoints},
-		{"CheckpointResume", testCheckpointResume, f.Checkpoints && f.GlobalFeed && f.Reopen},
+		{"AppendAndLoad", testAppendAndLoad, true, ""},
+		{"LoadFromVersion", testLoadFrom, true, ""},
+		{"Conflicts", testConflicts, true, ""},
+		{"ConflictRace", testConflictRace, f.ConcurrentConflicts, "Features.ConcurrentConflicts"},
+		{"Atomicity", testAtomicity, true, ""},
+		{"InvalidInput", testInvalid, true, ""},
+		{"CancelledContext", testCancelled, true, ""},
+		{"Idempotency", testIdempotency, true, ""},
+		{"IdempotencyRace", testIdempotencyRace, f.ConcurrentConflicts, "Features.ConcurrentConflicts"},
+		{"Payloads", testPayloads, true, ""},
+		{"Reopen", testReopen, f.Reopen, "Features.Reopen"},
+		{"Feed", testFeed, f.GlobalFeed, "Features.GlobalFeed"},
+		{"FeedConcurrentWriters", testFeedConcurrent, f.GlobalFeed, "Features.GlobalFeed"},
+		{"Checkpoints", testCheckpoints, f.Checkpoints, "Features.Checkpoints"},
+		{"CheckpointResume", testCheckpointResume, f.Checkpoints && f.GlobalFeed && f.Reopen, "Features.Checkpoints and Features.GlobalFeed and Features.Reopen"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if !tc.need {
-				t.Skip("backend lacks the feature")
+				t.Skipf("the backend does not declare %s", tc.why)
 			}
 			t.Parallel()
 			tc.run(t, newStore(t), f)
