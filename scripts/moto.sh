@@ -7,6 +7,8 @@
 #                           port, wait until ready, print ONLY the endpoint URL
 #   scripts/moto.sh stop    stop the server started by `start`
 #
+# The server applies one request at a time (scripts/moto_server.py): moto's
+# own threaded server loses concurrent conflicting writes.
 # Logs go to stderr and .cache/moto/server.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,7 +55,8 @@ start() {
   local port
   port=$("$dir/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
   say "starting on 127.0.0.1:$port (log $log)"
-  nohup "$dir/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 </dev/null &
+  # One request at a time (scripts/moto_server.py says why), not moto_server.
+  nohup "$dir/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$port" >"$log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   echo "$port" >"$portfile"
   for _ in $(seq 1 300); do

@@ -181,7 +181,7 @@ func TestConformance(t *testing.T) {
 	readmodeltest.Run(t, func(t *testing.T) projections.ReadModel {
 		s, _, _ := newStore(t)
 		return s
-	}, readmodeltest.Features{Parallel: true})
+	}, readmodeltest.Features{Parallel: true, ConcurrentConflicts: true})
 }
 
 // lostFirstAnswer applies the first PutItem it carries, then reports a

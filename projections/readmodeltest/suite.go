@@ -27,7 +27,8 @@ import (
 type Features struct {
 	// ConcurrentConflicts: concurrent Puts expecting the same version of one
 	// view are run, and exactly one must win. Off for environments that
-	// cannot take concurrent conflicting writes (the AWS emulator).
+	// cannot take concurrent conflicting writes (moto's stock threaded
+	// server; scripts/moto.sh serves it one request at a time, which can).
 	ConcurrentConflicts bool
 	// Parallel: the projector may write different views concurrently.
 	Parallel bool
