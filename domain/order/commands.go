@@ -140,15 +140,10 @@ func Decide(o Order, cmd Command) ([]Event, error) {
 	}
 	switch c := cmd.(type) {
 	case RecordPayment:
-		switch {
-		case o.Paid && o.PaymentID == c.PaymentID:
-			return nil, nil // the same charge again: a redelivery
-		case o.Paid:
-			return nil, ErrAlreadyPaid
-		case o.PaymentFailed:
+		if !o.Paid && o.PaymentFailed {
 			return nil, ErrPaymentFailed
 		}
-		return []Event{PaymentSucceeded{PaymentID: c.PaymentID, Amount: c.Amount}}, nil
+		return recordPayment(o, c)
 	case RecordPaymentFailure:
 		if o.Paid {
 			return nil, ErrAlreadyPaid
@@ -180,13 +175,7 @@ func Decide(o Order, cmd Command) ([]Event, error) {
 		}
 		return []Event{InventoryReservationFailed{Reason: c.Reason}}, nil
 	case RecordRefund:
-		switch {
-		case o.Refunded:
-			return nil, nil
-		case !o.Paid:
-			return nil, ErrNotPaid
-		}
-		return []Event{PaymentRefunded{PaymentID: o.PaymentID, Reason: c.Reason}}, nil
+		return recordRefund(o, c)
 	case Complete:
 		switch {
 		case !o.Paid:
@@ -217,23 +206,34 @@ func decideAfterEnd(o Order, cmd Command) ([]Event, error) {
 	}
 	switch c := cmd.(type) {
 	case RecordPayment:
-		switch {
-		case o.Paid && o.PaymentID == c.PaymentID:
-			return nil, nil // the same late charge again: a redelivery
-		case o.Paid:
-			return nil, ErrAlreadyPaid
-		}
-		return []Event{PaymentSucceeded{PaymentID: c.PaymentID, Amount: c.Amount}}, nil
+		return recordPayment(o, c) // a late charge, even after a PaymentFailed
 	case RecordRefund:
-		switch {
-		case o.Refunded:
-			return nil, nil
-		case !o.Paid:
-			return nil, ErrNotPaid
-		}
-		return []Event{PaymentRefunded{PaymentID: o.PaymentID, Reason: c.Reason}}, nil
+		return recordRefund(o, c)
 	}
 	return nil, ErrTerminal
+}
+
+// recordPayment records a charge once: the same charge again (a
+// redelivery) records nothing, another one is refused.
+func recordPayment(o Order, c RecordPayment) ([]Event, error) {
+	switch {
+	case o.Paid && o.PaymentID == c.PaymentID:
+		return nil, nil
+	case o.Paid:
+		return nil, ErrAlreadyPaid
+	}
+	return []Event{PaymentSucceeded{PaymentID: c.PaymentID, Amount: c.Amount}}, nil
+}
+
+// recordRefund records the refund of the order's charge once.
+func recordRefund(o Order, c RecordRefund) ([]Event, error) {
+	switch {
+	case o.Refunded:
+		return nil, nil
+	case !o.Paid:
+		return nil, ErrNotPaid
+	}
+	return []Event{PaymentRefunded{PaymentID: o.PaymentID, Reason: c.Reason}}, nil
 }
 
 func place(p Place) ([]Event, error) {
