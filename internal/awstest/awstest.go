@@ -21,6 +21,7 @@ package awstest
 import (
 	"context"
 	"crypto/rand"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -124,4 +125,20 @@ func Table(t testing.TB, db *dynamodb.Client, kind string) string {
 		_, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
 	})
 	return name
+}
+
+// Unreachable returns a DynamoDB client whose endpoint refuses every
+// connection, one attempt per call: an outage, for the tests that every
+// adapter answers it with domain.Unavailable. It needs no emulator.
+func Unreachable(t testing.TB) *dynamodb.Client {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	cfg := awsconfig.ForEndpoint(endpoint)
+	cfg.RetryMaxAttempts = 1
+	return dynamodb.NewFromConfig(cfg)
 }

@@ -2,15 +2,12 @@ package dynamoviews_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
-	"github.com/orderledger/orderledger/internal/awsconfig"
+	"github.com/orderledger/orderledger/internal/awstest"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/dynamoviews"
 )
@@ -19,15 +16,7 @@ import (
 // and writes fail with domain.Unavailable (the API's 503), not Internal.
 func TestOutageIsUnavailable(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	endpoint := "http://" + ln.Addr().String()
-	ln.Close() // nothing listens there now: every connection is refused
-	cfg := awsconfig.ForEndpoint(endpoint)
-	cfg.RetryMaxAttempts = 1
-	s, err := dynamoviews.New(dynamodb.NewFromConfig(cfg), "orders")
+	s, err := dynamoviews.New(awstest.Unreachable(t), "orders")
 	if err != nil {
 		t.Fatal(err)
 	}
