@@ -299,3 +299,18 @@ func Processor(p *processing.Processor, log *slog.Logger) QueueHandler {
 func API(h http.Handler) func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	return httpadapter.NewV2(h).ProxyWithContext
 }
+
+// DeadLetters returns the dead-letter queue at dlqURL, whose messages
+// come from the processing queue at processingURL, as the port of the
+// dead-letter use cases.
+func (d *Deps) DeadLetters(dlqURL, processingURL string) (awsmsg.DeadLetters, error) {
+	dlq, err := awsmsg.NewQueue(d.Clients.SQS, dlqURL)
+	if err != nil {
+		return awsmsg.DeadLetters{}, err
+	}
+	src, err := awsmsg.NewQueue(d.Clients.SQS, processingURL)
+	if err != nil {
+		return awsmsg.DeadLetters{}, err
+	}
+	return awsmsg.DeadLetters{DLQ: dlq, Source: src}, nil
+}

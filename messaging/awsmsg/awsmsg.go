@@ -69,10 +69,20 @@ func (q *Queue) Send(ctx context.Context, body []byte, attrs map[string]string) 
 // to whole seconds, at most 20).
 func (q *Queue) Receive(ctx context.Context, limit int, wait time.Duration) ([]messaging.Message, error) {
 	waitSec := int32(min((wait+time.Second-1)/time.Second, 20))
+	return q.receiveInput(ctx, &sqs.ReceiveMessageInput{WaitTimeSeconds: waitSec}, limit)
+}
+
+// receive receives without waiting, with the given visibility timeout.
+func (q *Queue) receive(ctx context.Context, limit int, visibility time.Duration) ([]messaging.Message, error) {
+	return q.receiveInput(ctx, &sqs.ReceiveMessageInput{VisibilityTimeout: int32(visibility / time.Second)}, limit)
+}
+
+func (q *Queue) receiveInput(ctx context.Context, in *sqs.ReceiveMessageInput, limit int) ([]messaging.Message, error) {
 	out, err := q.c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 		QueueUrl:              aws.String(q.url),
 		MaxNumberOfMessages:   int32(min(10, max(1, limit))),
-		WaitTimeSeconds:       waitSec,
+		WaitTimeSeconds:       in.WaitTimeSeconds,
+		VisibilityTimeout:     in.VisibilityTimeout,
 		MessageAttributeNames: []string{"All"},
 		MessageSystemAttributeNames: []qtypes.MessageSystemAttributeName{
 			qtypes.MessageSystemAttributeNameApproximateReceiveCount, qtypes.MessageSystemAttributeNameSentTimestamp,
