@@ -89,6 +89,9 @@ type Deps struct {
 	// Rebuilds serves POST (start) and GET (status) on
 	// /admin/projections/rebuild; nil answers 503.
 	Rebuilds Rebuilds
+	// DeadLetters serves GET /admin/dlq and POST /admin/dlq/redrive
+	// through the dead-letter use cases of package orders; nil answers 503.
+	DeadLetters orders.DeadLetterQueue
 }
 
 // server holds the handlers' dependencies.
@@ -143,6 +146,8 @@ func NewRouter(d Deps) http.Handler {
 		r.Post("/orders/{id}/cancel", s.cancelOrder)
 		r.Post("/admin/projections/rebuild", s.startRebuild)
 		r.Get("/admin/projections/rebuild", s.rebuildStatus)
+		r.Get("/admin/dlq", s.listDeadLetters)
+		r.Post("/admin/dlq/redrive", s.redriveDeadLetters)
 	})
 	return r
 }

@@ -335,6 +335,32 @@ func (c *Client) RebuildStatus(ctx context.Context, opts ...CallOption) (project
 	return st, nil
 }
 
+// DeadLetters lists up to limit dead letters (GET /admin/dlq; 0: the
+// server's default) with the order each names.
+func (c *Client) DeadLetters(ctx context.Context, limit int, opts ...CallOption) (DeadLetterList, error) {
+	var q url.Values
+	if limit > 0 {
+		q = url.Values{"limit": {strconv.Itoa(limit)}}
+	}
+	var l DeadLetterList
+	if _, err := c.call(ctx, http.MethodGet, "/admin/dlq", q, nil, &l, opts); err != nil {
+		return DeadLetterList{}, err
+	}
+	return l, nil
+}
+
+// RedriveDeadLetters redrives the dead letters whose order still owes work
+// and deletes those of settled orders (POST /admin/dlq/redrive); with
+// dryRun it only reports what it would do.
+func (c *Client) RedriveDeadLetters(ctx context.Context, dryRun bool, opts ...CallOption) (RedriveResponse, error) {
+	var rep RedriveResponse
+	q := url.Values{"dry_run": {strconv.FormatBool(dryRun)}}
+	if _, err := c.call(ctx, http.MethodPost, "/admin/dlq/redrive", q, nil, &rep, opts); err != nil {
+		return RedriveResponse{}, err
+	}
+	return rep, nil
+}
+
 // OpenAPI returns the server's OpenAPI document (GET /openapi.json).
 func (c *Client) OpenAPI(ctx context.Context, opts ...CallOption) (json.RawMessage, error) {
 	var doc json.RawMessage

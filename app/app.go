@@ -187,7 +187,8 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Store: a.store, Views: a.views, Codec: codec,
 		Clock: domain.SystemClock, IDs: domain.NewULIDSource(nil),
 		Logger: log, Token: cfg.Token, Ready: a.ready,
-		Rebuilds: boundRebuilds{a.rebuilds, runCtx},
+		Rebuilds:    boundRebuilds{a.rebuilds, runCtx},
+		DeadLetters: a.pipe.Broker().DeadLetters(),
 	})
 	return a, nil
 }

@@ -136,7 +136,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if a.readyTimeout <= 0 {
 		a.readyTimeout = DefaultReadyTimeout
 	}
-	a.handler = api.NewRouter(api.Deps{Store: d.Store, Views: d.Views, Codec: d.Codec, Logger: log, Token: cfg.Token, Ready: a.ready})
+	dlq, err := d.DeadLetters(rep.DeadLetterQueueURL, rep.ProcessingQueueURL)
+	if err != nil {
+		return nil, fmt.Errorf("aws/awsapp: open: %w", err)
+	}
+	a.handler = api.NewRouter(api.Deps{Store: d.Store, Views: d.Views, Codec: d.Codec, Logger: log, Token: cfg.Token, Ready: a.ready,
+		DeadLetters: dlq})
 	if cfg.LocalMappings {
 		if err := a.startMappings(ctx); err != nil {
 			return nil, err
