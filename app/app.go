@@ -58,6 +58,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/httpserver"
+	"github.com/orderledger/orderledger/internal/telemetry"
 	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/projections"
 	"github.com/orderledger/orderledger/projections/pebbleviews"
@@ -95,6 +96,9 @@ type Config struct {
 	// ShutdownTimeout bounds the drain of requests and of workers on
 	// shutdown, each (0: httpserver.DefaultShutdownTimeout, 20s).
 	ShutdownTimeout time.Duration
+	// Metrics receives the runtime's instrumentation, served on GET
+	// /metrics (behind Token when set); nil makes a fresh one.
+	Metrics *telemetry.Metrics
 }
 
 // MaxReadyLag is how many events the projector or the publisher may trail
@@ -166,8 +170,13 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.NotifyWebhook != "" {
 		hooks = []string{cfg.NotifyWebhook}
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = telemetry.New()
+		a.cfg.Metrics = cfg.Metrics
+	}
+	store := cfg.Metrics.Store(a.store)
 	if a.pipe, err = StartPipeline(ctx, PipelineConfig{
-		Store: a.store, Feed: a.store, Checkpoints: a.store,
+		Store: store, Feed: a.store, Checkpoints: a.store,
 		QueueDir: dirs.Queue,
 		Payment:  payment, Inventory: inventory,
 		Workers: cfg.Workers, RetryBackoff: cfg.RetryBackoff,
@@ -183,13 +192,14 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		defer a.wg.Done()
 		_ = a.sub.Run(runCtx)
 	}()
-	a.handler = api.NewRouter(api.Deps{
-		Store: a.store, Views: a.views, Codec: codec,
+	a.handler = cfg.Metrics.Mount(api.NewRouter(api.Deps{
+		Store: store, Views: a.views, Codec: codec,
 		Clock: domain.SystemClock, IDs: domain.NewULIDSource(nil),
 		Logger: log, Token: cfg.Token, Ready: a.ready,
 		Rebuilds:    boundRebuilds{a.rebuilds, runCtx},
 		DeadLetters: a.pipe.Broker().DeadLetters(),
-	})
+	}), cfg.Token)
+	a.registerGauges(cfg.Metrics)
 	return a, nil
 }
 

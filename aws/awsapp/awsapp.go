@@ -39,8 +39,10 @@ import (
 	"github.com/orderledger/orderledger/aws/bootstrap"
 	"github.com/orderledger/orderledger/aws/lambdas"
 	"github.com/orderledger/orderledger/aws/localmapping"
+	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/internal/httpserver"
 	"github.com/orderledger/orderledger/internal/resources"
+	"github.com/orderledger/orderledger/internal/telemetry"
 	"github.com/orderledger/orderledger/processing"
 	"github.com/orderledger/orderledger/services/servicehttp"
 	"github.com/orderledger/orderledger/services/sim"
@@ -87,6 +89,9 @@ type Config struct {
 	// ReadyTimeout bounds each readiness check of GET /readyz (0:
 	// DefaultReadyTimeout).
 	ReadyTimeout time.Duration
+	// Metrics receives the runtime's instrumentation, served on GET
+	// /metrics (behind Token when set); nil makes a fresh one.
+	Metrics *telemetry.Metrics
 }
 
 // App is an opened runtime.
@@ -97,6 +102,7 @@ type App struct {
 	deps         *lambdas.Deps
 	rep          bootstrap.Report
 	handler      http.Handler
+	store        eventstore.Store // d.Store, instrumented
 
 	cancel context.CancelFunc // stops the mappings
 	wg     sync.WaitGroup
@@ -140,8 +146,13 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("aws/awsapp: open: %w", err)
 	}
-	a.handler = api.NewRouter(api.Deps{Store: d.Store, Views: d.Views, Codec: d.Codec, Logger: log, Token: cfg.Token, Ready: a.ready,
-		DeadLetters: dlq})
+	if cfg.Metrics == nil {
+		cfg.Metrics = telemetry.New()
+		a.cfg.Metrics = cfg.Metrics
+	}
+	a.store = cfg.Metrics.Store(d.Store)
+	a.handler = cfg.Metrics.Mount(api.NewRouter(api.Deps{Store: a.store, Views: d.Views, Codec: d.Codec, Logger: log, Token: cfg.Token, Ready: a.ready,
+		DeadLetters: dlq}), cfg.Token)
 	if cfg.LocalMappings {
 		if err := a.startMappings(ctx); err != nil {
 			return nil, err
@@ -166,7 +177,7 @@ func (a *App) startMappings(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("aws/awsapp: open: %w", err)
 	}
-	proc, err := processing.New(processing.Config{Store: d.Store, Codec: d.Codec, Payment: payment, Inventory: inventory, Logger: log})
+	proc, err := processing.New(processing.Config{Store: a.store, Codec: d.Codec, Payment: payment, Inventory: inventory, Logger: log})
 	if err != nil {
 		return fmt.Errorf("aws/awsapp: open: %w", err)
 	}

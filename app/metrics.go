@@ -1,0 +1,53 @@
+package app
+
+import (
+	"context"
+
+	"github.com/orderledger/orderledger/internal/telemetry"
+	"github.com/orderledger/orderledger/messaging/pebblequeue"
+	"github.com/orderledger/orderledger/publisher"
+)
+
+// registerGauges adds the runtime's scrape-time gauges: the change feed's
+// head and each consumer's position (lag is head minus position), and the
+// queues' depths.
+func (a *App) registerGauges(m *telemetry.Metrics) {
+	m.GaugeSet("feed_head_position", "Position of the last event committed to the change feed.", nil,
+		func(ctx context.Context) ([]telemetry.Gauge, error) {
+			head, err := a.store.Head(ctx)
+			return []telemetry.Gauge{{Value: float64(head)}}, err
+		})
+	m.GaugeSet("feed_consumer_position", "Last change-feed position each consumer has handled (projector: the read model; publisher: the topics). Lag is ledger_feed_head_position minus this.",
+		[]string{"consumer"},
+		func(ctx context.Context) ([]telemetry.Gauge, error) {
+			pub, err := a.store.Checkpoint(ctx, publisher.DefaultConsumer)
+			if err != nil {
+				return nil, err
+			}
+			return []telemetry.Gauge{
+				{Labels: []string{"projector"}, Value: float64(a.sub.Position())},
+				{Labels: []string{"publisher"}, Value: float64(pub)},
+			}, nil
+		})
+	m.GaugeSet("queue_messages", "Messages in each queue of the embedded broker, by state: visible (receivable now) or in_flight (received and not yet deleted, or delayed for a retry). The order-dlq queue holds the dead letters.",
+		[]string{"queue", "state"},
+		func(ctx context.Context) ([]telemetry.Gauge, error) { return queueGauges(ctx, a.pipe.Broker()) })
+}
+
+func queueGauges(ctx context.Context, br *Broker) ([]telemetry.Gauge, error) {
+	var out []telemetry.Gauge
+	qs := append([]*pebblequeue.Queue{br.Processing, br.DLQ}, br.Webhooks...)
+	if br.Log != nil {
+		qs = append(qs, br.Log)
+	}
+	for _, q := range qs {
+		s, err := q.Stats(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out,
+			telemetry.Gauge{Labels: []string{q.Name(), "visible"}, Value: float64(s.Visible)},
+			telemetry.Gauge{Labels: []string{q.Name(), "in_flight"}, Value: float64(s.InFlight)})
+	}
+	return out, nil
+}

@@ -1,0 +1,87 @@
+package app
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/orderledger/orderledger/services/sim"
+)
+
+func scrape(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", res.StatusCode, b)
+	}
+	return string(b)
+}
+
+// sample returns the value of the exposition line starting with series.
+func sample(t *testing.T, body, series string) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("scrape lacks %s", series)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestMetricsCountOrdersAndFeedLag(t *testing.T) {
+	a := open(t, t.TempDir(), sim.Config{})
+	t.Cleanup(func() { a.Close() })
+	const n = 3
+	var ids []string
+	for range n {
+		code, v := call(t, a.Handler(), "POST", "/orders/", seed)
+		if code != http.StatusCreated {
+			t.Fatalf("place: %d %v", code, v)
+		}
+		ids = append(ids, v["order_id"].(string))
+	}
+	for _, id := range ids {
+		if v := waitStatus(t, a.Handler(), id); v["status"] != "Completed" {
+			t.Fatalf("order %s: %v", id, v["status"])
+		}
+	}
+	var body string
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		body = scrape(t, a.Handler())
+		head := sample(t, body, "ledger_feed_head_position")
+		if head == sample(t, body, `ledger_feed_consumer_position{consumer="projector"}`) &&
+			head == sample(t, body, `ledger_feed_consumer_position{consumer="publisher"}`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("feed lag never reached 0:\n%s", body)
+		}
+	}
+	for series, want := range map[string]float64{
+		`ledger_events_appended_total{type="OrderPlaced"}`:                     n,
+		`ledger_events_appended_total{type="OrderCompleted"}`:                  n,
+		`ledger_feed_head_position`:                                            4 * n,
+		`ledger_http_requests_total{code="2xx",method="POST",route="/orders"}`: n,
+		`ledger_queue_messages{queue="order-processing",state="visible"}`:      0,
+		`ledger_queue_messages{queue="order-dlq",state="visible"}`:             0,
+		`ledger_eventstore_conflicts_total`:                                    0,
+	} {
+		if got := sample(t, body, series); got != want {
+			t.Errorf("%s = %v, want %v\n%s", series, got, want, body)
+		}
+	}
+}
