@@ -42,6 +42,17 @@ if [ -x scripts/moto.sh ]; then
   echo "moto at $LEDGER_TEST_AWS_ENDPOINT"
 fi
 
+# The metrics end-to-end test (tests/e2e) scrapes the ledger with a real
+# Prometheus server and checks the exposition with promtool: Debian's
+# prometheus package ships both. Installed once; skipped when present.
+step "prometheus"
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends prometheus >/dev/null ||
+    { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
+fi
+prometheus --version 2>&1 | head -1
+
 step "go test -race"
 # testreport prints the tests' output, then the counts per package and every
 # skipped test with its reason.
