@@ -276,3 +276,11 @@ func (s *Store) checkOpen(ctx context.Context) error {
 	}
 	return ctx.Err()
 }
+
+// Metrics returns the storage engine's own metrics (for /metrics), or nil
+// once the store is closed.
+func (s *Store) Metrics() *pebble.Metrics {
+	var m *pebble.Metrics
+	_ = s.read(func() error { m = s.db.Metrics(); return nil })
+	return m
+}

@@ -179,3 +179,14 @@ func validName(name string) error {
 	}
 	return nil
 }
+
+// Metrics returns the storage engine's own metrics (for /metrics), or nil
+// once the broker is closed.
+func (b *Broker) Metrics() *pebble.Metrics {
+	b.life.RLock()
+	defer b.life.RUnlock()
+	if b.closed {
+		return nil
+	}
+	return b.db.Metrics()
+}

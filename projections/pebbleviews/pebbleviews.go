@@ -453,3 +453,14 @@ func writeView(b *pebble.Batch, old projections.View, had bool, v projections.Vi
 func storageErr(op string, err error) error {
 	return &pebblelog.StorageError{Pkg: "projections/pebbleviews", Op: op, Err: err}
 }
+
+// Metrics returns the storage engine's own metrics of the current
+// generation's database (for /metrics), or nil once the store is closed.
+func (s *Store) Metrics() *pebble.Metrics {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil
+	}
+	return s.gen.db.Metrics()
+}
