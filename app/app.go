@@ -178,7 +178,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if a.pipe, err = StartPipeline(ctx, PipelineConfig{
 		Store: store, Feed: a.store, Checkpoints: a.store,
 		QueueDir: dirs.Queue,
-		Payment:  payment, Inventory: inventory,
+		Payment:  cfg.Metrics.Payment(payment), Inventory: cfg.Metrics.Inventory(inventory),
 		Workers: cfg.Workers, RetryBackoff: cfg.RetryBackoff,
 		Webhooks: hooks, Logger: log,
 	}); err != nil {
@@ -200,6 +200,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		DeadLetters: a.pipe.Broker().DeadLetters(),
 	}), cfg.Token)
 	a.registerGauges(cfg.Metrics)
+	cfg.Metrics.Pebble(map[string]telemetry.PebbleDB{"events": a.store, "views": a.views, "queue": a.pipe.Broker()})
 	return a, nil
 }
 

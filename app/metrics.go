@@ -10,8 +10,25 @@ import (
 
 // registerGauges adds the runtime's scrape-time gauges: the change feed's
 // head and each consumer's position (lag is head minus position), and the
-// queues' depths.
+// queues' depths, and the read model rebuild's progress.
 func (a *App) registerGauges(m *telemetry.Metrics) {
+	m.GaugeSet("rebuild_events", "Progress of the running (or last) read model rebuild: events done and events to do. "+
+		"Its rate is rate(ledger_rebuild_events{progress=\"done\"}[1m]).", []string{"progress"},
+		func(context.Context) ([]telemetry.Gauge, error) {
+			st := a.rebuilds.Status()
+			return []telemetry.Gauge{
+				{Labels: []string{"done"}, Value: float64(st.Done)},
+				{Labels: []string{"total"}, Value: float64(st.Total)},
+			}, nil
+		})
+	m.GaugeSet("rebuild_running", "1 while a read model rebuild runs, else 0.", nil,
+		func(context.Context) ([]telemetry.Gauge, error) {
+			v := 0.0
+			if a.rebuilds.Status().Running {
+				v = 1
+			}
+			return []telemetry.Gauge{{Value: v}}, nil
+		})
 	m.GaugeSet("feed_head_position", "Position of the last event committed to the change feed.", nil,
 		func(ctx context.Context) ([]telemetry.Gauge, error) {
 			head, err := a.store.Head(ctx)

@@ -71,6 +71,11 @@ func TestMetricsCountOrdersAndFeedLag(t *testing.T) {
 			t.Fatalf("feed lag never reached 0:\n%s", body)
 		}
 	}
+	for _, db := range []string{"events", "views", "queue"} {
+		if v := sample(t, body, `ledger_pebble_disk_usage_bytes{db="`+db+`"}`); v <= 0 {
+			t.Errorf("pebble %s disk usage %v, want > 0", db, v)
+		}
+	}
 	for series, want := range map[string]float64{
 		`ledger_events_appended_total{type="OrderPlaced"}`:                     n,
 		`ledger_events_appended_total{type="OrderCompleted"}`:                  n,

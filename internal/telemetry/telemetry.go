@@ -60,6 +60,8 @@ type Metrics struct {
 	conflicts      prometheus.Counter
 	replays        prometheus.Counter
 	appendErrors   prometheus.Counter
+
+	services *serviceMetrics
 }
 
 // New returns Metrics with a fresh registry holding the Go runtime and
@@ -104,6 +106,7 @@ func New() *Metrics {
 	})
 	m.reg.MustRegister(m.httpRequests, m.httpDuration, m.appendDuration, m.appendEvents,
 		m.eventsAppended, m.conflicts, m.replays, m.appendErrors)
+	m.services = newServiceMetrics(m.reg)
 	return m
 }
 

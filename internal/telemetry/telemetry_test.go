@@ -14,6 +14,8 @@ import (
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
 	"github.com/orderledger/orderledger/internal/telemetry"
+	"github.com/orderledger/orderledger/services"
+	"github.com/orderledger/orderledger/services/sim"
 )
 
 func get(t *testing.T, h http.Handler, path, token string) (*httptest.ResponseRecorder, string) {
@@ -120,5 +122,30 @@ ledger_events_appended_total{type="PaymentSucceeded"} 1
 	}
 	if n, err := testutil.GatherAndCount(reg, "ledger_eventstore_append_duration_seconds"); err != nil || n != 3 {
 		t.Errorf("append duration series by result: %d %v, want 3 (ok, replay, conflict)", n, err)
+	}
+}
+
+func TestServicesTimedByResult(t *testing.T) {
+	m := telemetry.New()
+	declining, err := sim.New(sim.Config{PaymentDeclineRate: 1, InventoryStock: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pay, inv := m.Payment(declining), m.Inventory(declining)
+	ctx := context.Background()
+	if _, err := pay.Charge(ctx, services.ChargeRequest{IdempotencyKey: "o1:payment", OrderID: "o1", CustomerName: "Ada", ProductName: "Lamp", Quantity: 1}); err == nil {
+		t.Fatal("want a decline")
+	}
+	if _, err := inv.Reserve(ctx, services.ReserveRequest{IdempotencyKey: "o1:inventory", OrderID: "o1", ProductName: "Lamp", Quantity: 1}); err != nil {
+		t.Fatal(err)
+	}
+	_, body := get(t, m.Mount(http.NotFoundHandler(), ""), "/metrics", "")
+	for _, want := range []string{
+		`ledger_service_call_duration_seconds_count{operation="charge",result="rejected",service="payment"} 1`,
+		`ledger_service_call_duration_seconds_count{operation="reserve",result="ok",service="inventory"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %s", want)
+		}
 	}
 }
