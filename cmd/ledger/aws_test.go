@@ -70,6 +70,8 @@ func startAWSServer(t *testing.T, extraEnv map[string]string, meter *awstest.Met
 			fmt.Sscan(args[i+1], &o.Sim.PaymentErrorRate)
 		case "--sim-inventory-stock":
 			fmt.Sscan(args[i+1], &o.Sim.InventoryStock)
+		case "--sim-refund-error-rate":
+			fmt.Sscan(args[i+1], &o.Sim.RefundErrorRate)
 		default:
 			t.Fatalf("startAWSServer: unsupported flag %s", args[i])
 		}

@@ -74,6 +74,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.DurationVar(&o.RetryBackoff, "retry-backoff", app.DefaultRetryBackoff, "delay before a failed processing attempt is retried")
 	fs.Float64Var(&o.Sim.PaymentDeclineRate, "sim-payment-decline-rate", 0, "simulator: share of charges declined, 0..1 (not retried)")
 	fs.Float64Var(&o.Sim.PaymentErrorRate, "sim-payment-error-rate", 0, "simulator: share of payment calls failing transiently, 0..1 (retried)")
+	fs.Float64Var(&o.Sim.RefundErrorRate, "sim-refund-error-rate", 0, "simulator: share of refunds failing transiently, 0..1 (at 1 an owed refund is dead-lettered: a dead letter on purpose)")
 	fs.IntVar(&o.Sim.InventoryStock, "sim-inventory-stock", 0, "simulator: starting stock per product (0: unlimited)")
 	fs.DurationVar(&o.Sim.Latency, "sim-latency", 0, "simulator: latency added to every service call")
 	fs.Uint64Var(&o.Sim.Seed, "sim-seed", 0, "simulator: random seed, so runs repeat (0: a fixed default)")
@@ -108,7 +109,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		if _, err := servicehttp.NewClient(o.ServicesURL, 0); err != nil {
 			return usagef("--services-url: %v", err)
 		}
-		for _, f := range []string{"sim-payment-decline-rate", "sim-payment-error-rate", "sim-inventory-stock", "sim-latency", "sim-seed"} {
+		for _, f := range []string{"sim-payment-decline-rate", "sim-payment-error-rate", "sim-refund-error-rate", "sim-inventory-stock", "sim-latency", "sim-seed"} {
 			if flagGiven(fs, e, f) {
 				return usagef("--%s configures the in-process simulator, which --services-url replaces: set it on the service instead", f)
 			}

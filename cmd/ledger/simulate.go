@@ -25,6 +25,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	addr := fs.String("addr", "127.0.0.1:8100", "listen address")
 	fs.Float64Var(&cfg.PaymentDeclineRate, "sim-payment-decline-rate", 0, "share of charges declined, 0..1 (not retried)")
 	fs.Float64Var(&cfg.PaymentErrorRate, "sim-payment-error-rate", 0, "share of payment calls failing transiently, 0..1 (retried)")
+	fs.Float64Var(&cfg.RefundErrorRate, "sim-refund-error-rate", 0, "share of refunds failing transiently, 0..1 (at 1 an owed refund is dead-lettered)")
 	fs.IntVar(&cfg.InventoryStock, "sim-inventory-stock", 0, "starting stock per product (0: unlimited)")
 	fs.DurationVar(&cfg.Latency, "sim-latency", 0, "latency added to every call")
 	fs.Uint64Var(&cfg.Seed, "sim-seed", 0, "random seed, so runs repeat (0: a fixed default)")

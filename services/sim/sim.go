@@ -38,6 +38,11 @@ type Config struct {
 	// PaymentErrorRate is the probability (0..1) that a payment call fails
 	// transiently (retried).
 	PaymentErrorRate float64
+	// RefundErrorRate is the probability (0..1) that a refund call fails
+	// transiently, beside PaymentErrorRate. At 1, an order whose refund is
+	// owed (charged, then out of stock or cancelled) is dead-lettered: the
+	// way to produce a dead letter on purpose.
+	RefundErrorRate float64
 	// InventoryStock is the starting stock of every product (0: DefaultStock).
 	// A reservation larger than what is left is refused: out of stock.
 	InventoryStock int
@@ -61,6 +66,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("services/sim: payment decline rate %v is not in 0..1", c.PaymentDeclineRate)
 	case c.PaymentErrorRate < 0 || c.PaymentErrorRate > 1 || math.IsNaN(c.PaymentErrorRate):
 		return fmt.Errorf("services/sim: payment error rate %v is not in 0..1", c.PaymentErrorRate)
+	case c.RefundErrorRate < 0 || c.RefundErrorRate > 1 || math.IsNaN(c.RefundErrorRate):
+		return fmt.Errorf("services/sim: refund error rate %v is not in 0..1", c.RefundErrorRate)
 	case c.InventoryStock < 0:
 		return fmt.Errorf("services/sim: inventory stock %d is negative", c.InventoryStock)
 	case c.Latency < 0:
@@ -250,7 +257,7 @@ func (s *Simulator) Refund(ctx context.Context, req services.RefundRequest) (ser
 		return o.refund, nil
 	}
 	s.remember(key)
-	if s.roll(s.cfg.PaymentErrorRate) {
+	if s.roll(s.cfg.PaymentErrorRate) || s.roll(s.cfg.RefundErrorRate) {
 		s.calls.Errors++
 		return services.Refund{}, ErrUnavailable
 	}

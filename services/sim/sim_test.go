@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -108,6 +109,35 @@ func TestIDsUniqueAcrossSimulators(t *testing.T) {
 				}
 				seen[id] = run
 			}
+		}
+	}
+}
+
+// TestRefundErrorRateFailsRefundsOnly: at 1 every refund fails
+// transiently while charges succeed, and out of range is refused.
+func TestRefundErrorRateFailsRefundsOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := New(Config{RefundErrorRate: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := s.Charge(ctx, services.ChargeRequest{IdempotencyKey: services.Key("A", services.StepCharge), OrderID: "A", CustomerName: "c", ProductName: "p", Quantity: 1})
+	if err != nil {
+		t.Fatalf("charge with RefundErrorRate 1: %v", err)
+	}
+	for range 3 {
+		_, err := s.Refund(ctx, services.RefundRequest{IdempotencyKey: services.Key("A", services.StepRefund), OrderID: "A", PaymentID: ch.PaymentID, Amount: ch.Amount})
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("refund = %v, want ErrUnavailable", err)
+		}
+	}
+	if held := s.Held(); held["A"] != ch.Amount {
+		t.Errorf("Held = %v, want the charge still held", held)
+	}
+	for _, r := range []float64{-0.1, 1.5} {
+		if _, err := New(Config{RefundErrorRate: r}); err == nil {
+			t.Errorf("RefundErrorRate %v accepted", r)
 		}
 	}
 }
