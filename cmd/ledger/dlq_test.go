@@ -86,11 +86,11 @@ func TestDLQListAndRedrive(t *testing.T) {
 		t.Fatalf("dlq list = %d %q %q", code, out, stderr)
 	}
 	code, out, stderr = runCmd(ctx, "dlq", "redrive", "--data", dir, "--dry-run")
-	if code != 0 || !strings.Contains(out, "dry run: 2 redriven, 1 dropped (order finished), 1 kept (no such order)") || !strings.Contains(out, "Cancelled but its refund is owed") {
+	if code != 0 || !strings.Contains(out, "dry run: 2 redriven, 1 deleted (order settled), 1 kept (no such order)") || !strings.Contains(out, "Cancelled but its refund is owed") {
 		t.Fatalf("dlq redrive --dry-run = %d %q %q", code, out, stderr)
 	}
 	code, out, stderr = runCmd(ctx, "dlq", "redrive", "--data", dir)
-	if code != 0 || !strings.Contains(out, "2 redriven, 1 dropped (order finished), 1 kept (no such order)") {
+	if code != 0 || !strings.Contains(out, "2 redriven, 1 deleted (order settled), 1 kept (no such order)") {
 		t.Fatalf("dlq redrive = %d %q %q", code, out, stderr)
 	}
 
@@ -119,6 +119,10 @@ func TestDLQBadInput(t *testing.T) {
 		{"dlq", "list", "--data", t.TempDir()},
 		{"dlq", "redrive", "--data", t.TempDir()},
 		{"dlq", "list", "extra"},
+		{"dlq", "list", "--backend", "gcp"},
+		{"dlq", "list", "--url", "http://127.0.0.1:1", "--data", t.TempDir()},
+		{"dlq", "list", "--url", "http://127.0.0.1:1", "--limit", "-1"},
+		{"dlq", "redrive", "--url", "http://127.0.0.1:1", "--backend", "aws"},
 	} {
 		if code, _, _ := runCmd(context.Background(), args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
