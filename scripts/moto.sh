@@ -5,6 +5,10 @@
 #
 #   scripts/moto.sh start   install into .cache/moto (reused), start on a free
 #                           port, wait until ready, print ONLY the endpoint URL
+#   scripts/moto.sh env     start it (as `start`) and print the export lines
+#                           an AWS CLI or SDK needs to talk to it: endpoint,
+#                           region, dummy credentials. Use:
+#                             eval "$(scripts/moto.sh env)"
 #   scripts/moto.sh stop    stop the server started by `start`
 #
 # The server applies one request at a time (scripts/moto_server.py): moto's
@@ -84,8 +88,25 @@ stop() {
   rm -f "$pidfile" "$portfile"
 }
 
+# env_lines prints the variables the AWS CLI and SDKs read, for the server
+# that start runs: moto accepts any credentials, but the CLI signs nothing
+# without some, nor without a region.
+env_lines() {
+  local endpoint
+  endpoint=$(start)
+  cat <<EOF
+export AWS_ENDPOINT_URL=$endpoint
+export AWS_REGION=us-east-1
+export AWS_DEFAULT_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=test
+export AWS_SECRET_ACCESS_KEY=test
+unset AWS_SESSION_TOKEN AWS_PROFILE
+EOF
+}
+
 case "${1:-}" in
   start) start ;;
+  env) env_lines ;;
   stop) stop ;;
-  *) echo "usage: scripts/moto.sh start|stop" >&2; exit 2 ;;
+  *) echo "usage: scripts/moto.sh start|env|stop" >&2; exit 2 ;;
 esac
