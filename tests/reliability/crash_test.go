@@ -323,9 +323,15 @@ func verifyDataDir(t *testing.T, dir string, l *load, rc *receiver) {
 			t.Errorf("queue %s still holds %+v", q.Name(), st)
 		}
 	}
+	// The CLI opens the data directory itself: release it first.
 	br.Close()
+	views.Close()
+	store.Close()
 	code, stdout, stderr := runLedger(t, "dlq", "list", "--data", dir, "--json")
-	if code != 0 || strings.TrimSpace(stdout) != "" {
+	var listed struct {
+		Count *int `json:"count"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &listed) != nil || listed.Count == nil || *listed.Count != 0 {
 		t.Errorf("ledger dlq list: exit %d, stdout %q, stderr %q; want an empty list", code, stdout, stderr)
 	}
 }
