@@ -28,6 +28,14 @@ type Payment interface {
 	Charge(ctx context.Context, req ChargeRequest) (Charge, error)
 	// Refund refunds a charge; a repeated IdempotencyKey refunds once.
 	Refund(ctx context.Context, req RefundRequest) (Refund, error)
+	// Void closes the payment request of a charge's IdempotencyKey so that
+	// it can never charge: a Charge with that key afterwards (a call still
+	// in flight, or a redelivery) is refused. If the key has already
+	// charged, nothing is voided and the answer carries that charge, so the
+	// caller can record it and refund it. Charge and Void are serialized per
+	// key by the service: whichever it takes first decides. Repeating a
+	// Void answers the same.
+	Void(ctx context.Context, req VoidRequest) (Void, error)
 }
 
 // Inventory is the inventory service port.
@@ -66,6 +74,23 @@ type RefundRequest struct {
 // Refund is a successful refund.
 type Refund struct {
 	RefundID string
+}
+
+// VoidRequest asks the payment service to close the payment request of the
+// charge whose idempotency key is IdempotencyKey.
+type VoidRequest struct {
+	// IdempotencyKey is the charge's key, Key(orderID, StepCharge).
+	IdempotencyKey string
+	OrderID        string
+	Reason         string
+}
+
+// Void is the answer to a VoidRequest.
+type Void struct {
+	// Charged reports that the key had already charged: nothing was voided
+	// and Charge is that charge, which the caller must record and refund.
+	Charged bool
+	Charge  Charge
 }
 
 // ReserveRequest asks the inventory service to reserve stock.

@@ -62,6 +62,13 @@ func (p payment) Refund(ctx context.Context, req services.RefundRequest) (servic
 	return r, err
 }
 
+func (p payment) Void(ctx context.Context, req services.VoidRequest) (services.Void, error) {
+	start := time.Now()
+	v, err := p.p.Void(ctx, req)
+	p.m.observe("payment", "void", start, err)
+	return v, err
+}
+
 type inventory struct {
 	inv services.Inventory
 	m   *serviceMetrics

@@ -57,6 +57,13 @@ func (c *Client) Refund(ctx context.Context, req services.RefundRequest) (servic
 	return out.port(), err
 }
 
+// Void implements services.Payment.
+func (c *Client) Void(ctx context.Context, req services.VoidRequest) (services.Void, error) {
+	var out void
+	err := c.post(ctx, PathVoids, req.IdempotencyKey, toVoidRequest(req), &out)
+	return out.port(), err
+}
+
 // Reserve implements services.Inventory.
 func (c *Client) Reserve(ctx context.Context, req services.ReserveRequest) (services.Reservation, error) {
 	var out reservation

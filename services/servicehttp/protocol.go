@@ -9,6 +9,7 @@
 //
 //	POST /payments/charges        chargeRequest      -> 200 charge,      402 {"reason"}
 //	POST /payments/refunds        refundRequest      -> 200 refund,      409 {"reason"}
+//	POST /payments/voids          voidRequest        -> 200 void,        409 {"reason"}
 //	POST /inventory/reservations  reserveRequest     -> 200 reservation, 409 {"reason"}
 //
 // Bodies are JSON. The idempotency key travels in the body and in the
@@ -40,6 +41,7 @@ import (
 const (
 	PathCharges      = "/payments/charges"
 	PathRefunds      = "/payments/refunds"
+	PathVoids        = "/payments/voids"
 	PathReservations = "/inventory/reservations"
 )
 
@@ -48,6 +50,7 @@ const (
 var refusalStatus = map[string]int{
 	PathCharges:      http.StatusPaymentRequired,
 	PathRefunds:      http.StatusConflict,
+	PathVoids:        http.StatusConflict,
 	PathReservations: http.StatusConflict,
 }
 
@@ -82,6 +85,21 @@ type refundRequest struct {
 // refund is the 200 answer of POST /payments/refunds.
 type refund struct {
 	RefundID string `json:"refund_id"`
+}
+
+// voidRequest is the body of POST /payments/voids: the charge's key.
+type voidRequest struct {
+	IdempotencyKey string `json:"idempotency_key"`
+	OrderID        string `json:"order_id"`
+	Reason         string `json:"reason"`
+}
+
+// void is the 200 answer of POST /payments/voids: charged is true when the
+// key had charged already (nothing voided; payment_id and amount say what).
+type void struct {
+	Charged   bool   `json:"charged"`
+	PaymentID string `json:"payment_id,omitempty"`
+	Amount    int64  `json:"amount,omitempty"`
 }
 
 // reserveRequest is the body of POST /inventory/reservations.
@@ -136,6 +154,22 @@ func (r refundRequest) port() services.RefundRequest {
 func toRefund(r services.Refund) refund { return refund{RefundID: r.RefundID} }
 
 func (r refund) port() services.Refund { return services.Refund{RefundID: r.RefundID} }
+
+func toVoidRequest(r services.VoidRequest) voidRequest {
+	return voidRequest{IdempotencyKey: r.IdempotencyKey, OrderID: r.OrderID, Reason: r.Reason}
+}
+
+func (r voidRequest) port() services.VoidRequest {
+	return services.VoidRequest{IdempotencyKey: r.IdempotencyKey, OrderID: r.OrderID, Reason: r.Reason}
+}
+
+func toVoid(v services.Void) void {
+	return void{Charged: v.Charged, PaymentID: v.Charge.PaymentID, Amount: v.Charge.Amount}
+}
+
+func (v void) port() services.Void {
+	return services.Void{Charged: v.Charged, Charge: services.Charge{PaymentID: v.PaymentID, Amount: v.Amount}}
+}
 
 func toReserveRequest(r services.ReserveRequest) reserveRequest {
 	return reserveRequest{IdempotencyKey: r.IdempotencyKey, OrderID: r.OrderID, ProductName: r.ProductName, Quantity: r.Quantity}

@@ -32,6 +32,12 @@ func NewHandler(payment services.Payment, inventory services.Inventory) http.Han
 			return toRefund(res), err
 		}, func(req *refundRequest) *string { return &req.IdempotencyKey })
 	})
+	mux.HandleFunc("POST "+PathVoids, func(w http.ResponseWriter, r *http.Request) {
+		serve(w, r, PathVoids, func(ctx context.Context, req voidRequest) (void, error) {
+			res, err := payment.Void(ctx, req.port())
+			return toVoid(res), err
+		}, func(req *voidRequest) *string { return &req.IdempotencyKey })
+	})
 	mux.HandleFunc("POST "+PathReservations, func(w http.ResponseWriter, r *http.Request) {
 		serve(w, r, PathReservations, func(ctx context.Context, req reserveRequest) (reservation, error) {
 			res, err := inventory.Reserve(ctx, req.port())

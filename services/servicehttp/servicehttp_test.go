@@ -270,3 +270,46 @@ func TestRefusalStatusIsPerRoute(t *testing.T) {
 		t.Errorf("Reserve answered 409 = %v, want the rejection \"no\"", err)
 	}
 }
+
+// A void closes a key that has not charged (a later charge is refused and
+// nothing is held) and answers the charge of a key that has; both ends agree
+// on it over HTTP as in process.
+func TestVoidClosesOrAnswersTheCharge(t *testing.T) {
+	t.Parallel()
+	adapters(t, sim.Config{}, func(t *testing.T, svc both, s *sim.Simulator) {
+		ctx := context.Background()
+		void := func(id string) services.Void {
+			t.Helper()
+			v, err := svc.Void(ctx, services.VoidRequest{IdempotencyKey: services.Key(id, services.StepCharge), OrderID: id, Reason: "cancelled"})
+			if err != nil {
+				t.Fatalf("Void(%s): %v", id, err)
+			}
+			return v
+		}
+		if v := void("v1"); v.Charged {
+			t.Fatalf("Void of an uncharged key = %+v, want nothing charged", v)
+		}
+		if _, err := svc.Charge(ctx, charge("v1", 2)); err == nil {
+			t.Fatal("Charge after Void succeeded, want a refusal")
+		} else if reason, ok := services.IsRejected(err); !ok || !strings.Contains(reason, "voided") {
+			t.Fatalf("Charge after Void = %v, want a refusal saying voided", err)
+		}
+		if v := void("v1"); v.Charged {
+			t.Fatalf("second Void = %+v, want the same answer", v)
+		}
+		ch, err := svc.Charge(ctx, charge("v2", 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := void("v2"); !v.Charged || v.Charge != ch {
+			t.Fatalf("Void of a charged key = %+v, want Charged with %+v", v, ch)
+		}
+		held := s.Held()
+		if held["v1"] != 0 || held["v2"] != ch.Amount {
+			t.Fatalf("held %v, want v1 0 and v2 %d", held, ch.Amount)
+		}
+		if st := s.Stats(); st.Voids != 1 || st.Charges != 1 {
+			t.Fatalf("stats %+v, want 1 void and 1 charge", st)
+		}
+	})
+}

@@ -115,7 +115,7 @@ type Simulator struct {
 
 // Stats counts what the simulator did, for tests and the simulate server.
 type Stats struct {
-	Charges, Declines, Refunds, Reservations, OutOfStock, Errors, Duplicates int
+	Charges, Declines, Refunds, Voids, Reservations, OutOfStock, Errors, Duplicates int
 }
 
 var (
@@ -266,6 +266,41 @@ func (s *Simulator) Refund(ctx context.Context, req services.RefundRequest) (ser
 	s.calls.Refunds++
 	s.held[req.OrderID] -= req.Amount
 	return r, nil
+}
+
+// voidedReason is the refusal a charge meets after its key was voided.
+const voidedReason = "payment request voided"
+
+// Void implements services.Payment: under the same lock as Charge, so a
+// charge and a void of one key are decided one after the other. A key
+// already charged answers that charge; a key declined or voided before is
+// closed already; any other key is closed now, and a Charge with it later is
+// refused. Like every outcome, a void is remembered for KeyCapacity keys.
+func (s *Simulator) Void(ctx context.Context, req services.VoidRequest) (services.Void, error) {
+	if err := checkKey(req.IdempotencyKey); err != nil {
+		return services.Void{}, err
+	}
+	if err := s.wait(ctx); err != nil {
+		return services.Void{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := "charge|" + req.IdempotencyKey
+	if o, ok := s.done[key]; ok {
+		s.calls.Duplicates++
+		if o.rejected != "" {
+			return services.Void{}, nil
+		}
+		return services.Void{Charged: true, Charge: o.charge}, nil
+	}
+	if s.roll(s.cfg.PaymentErrorRate) {
+		s.calls.Errors++
+		return services.Void{}, ErrUnavailable
+	}
+	s.remember(key)
+	s.done[key] = outcome{rejected: voidedReason}
+	s.calls.Voids++
+	return services.Void{}, nil
 }
 
 // Reserve implements services.Inventory.
