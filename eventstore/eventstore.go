@@ -7,6 +7,48 @@
 //
 // Backends live in sub-packages (pebblestore, dynamostore) and all pass the
 // one conformance suite in package storetest.
+//
+// # The audit chain
+//
+// Every stream is a hash chain. At append, in the same atomic write as the
+// event itself, the store sets the event's PrevHash to the Hash of the
+// stream's previous version (the zero hash, 32 zero bytes, for version 1)
+// and its Hash to
+//
+//	Hash = SHA-256( canonical(event) || PrevHash )
+//
+// where canonical(event) is, byte for byte (integers big endian, "str" a
+// 4-byte big-endian length followed by that many bytes):
+//
+//	21 bytes  "orderledger.event.v1" followed by one zero byte
+//	str       stream ID (UTF-8)
+//	8 bytes   version (unsigned)
+//	str       event ID
+//	str       type
+//	8 bytes   schema version (unsigned)
+//	8 bytes   occurred at: Unix seconds (signed, two's complement)
+//	4 bytes   occurred at: nanoseconds within the second (0..999999999)
+//	str       metadata correlation ID ("" when absent)
+//	str       metadata causation ID
+//	str       metadata request ID
+//	str       data: the JSON body exactly as stored (never upcast or
+//	          re-encoded; DynamoDB stores an empty body as "{}", and that is
+//	          what is hashed there)
+//
+// and PrevHash is its 32 raw bytes. The global feed position is not hashed
+// (only the embedded backend has one; its order is proved by the feed
+// digest instead). AppendCanonical and EventHash implement exactly this;
+// VerifyChain re-checks a stream loaded from the store, from stored bytes:
+// upcasting happens in the codec above the store and never changes what is
+// verified. Hashes are shown as 64 lowercase hex digits.
+//
+// What the chain proves: an event changed in place no longer hashes to its
+// Hash, and an event removed from or moved within its stream leaves a
+// PrevHash that is not its predecessor's Hash, unless whoever changed it
+// rewrote every later hash of the stream too. What it cannot prove by
+// itself: that a stream's newest events (or the whole stream) were not cut
+// off. A digest taken earlier and kept where the ledger's writers cannot
+// reach it proves that: see package audit.
 package eventstore
 
 import (
@@ -40,6 +82,14 @@ type Event struct {
 	// gap-free, commit order). Zero for backends without a global feed.
 	// Assigned by the store; ignored on Append.
 	Position uint64 `json:"position,omitempty"`
+	// PrevHash is the Hash of the event before this one in its stream (the
+	// zero Hash for version 1). Assigned by the store; ignored on Append.
+	PrevHash Hash `json:"prev_hash,omitzero"`
+	// Hash is the event's own hash over what is stored, chained to
+	// PrevHash (see "The audit chain" above). Assigned by the store at
+	// append, in the same atomic write; ignored on Append. Zero for an
+	// event stored before the chain existed and not yet migrated.
+	Hash Hash `json:"hash,omitzero"`
 }
 
 // Metadata carries the identifiers that tie an event to its cause.

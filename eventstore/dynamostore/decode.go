@@ -16,6 +16,7 @@ import (
 type attrs struct {
 	s func(name string) (string, bool) // a string attribute
 	n func(name string) (string, bool) // a number attribute, as its text
+	b func(name string) ([]byte, bool) // a binary attribute
 }
 
 // DecodeItem returns the event stored in item. ok is false for items that
@@ -33,6 +34,13 @@ func DecodeItem(item map[string]types.AttributeValue) (e eventstore.Event, ok bo
 			v, ok := item[k].(*types.AttributeValueMemberN)
 			if !ok {
 				return "", false
+			}
+			return v.Value, true
+		},
+		b: func(k string) ([]byte, bool) {
+			v, ok := item[k].(*types.AttributeValueMemberB)
+			if !ok {
+				return nil, false
 			}
 			return v.Value, true
 		},
@@ -70,6 +78,13 @@ func DecodeStreamRecord(r events.DynamoDBEventRecord) (e eventstore.Event, ok bo
 	return decode(attrs{
 		s: func(k string) (string, bool) { return get(k, events.DataTypeString) },
 		n: func(k string) (string, bool) { return get(k, events.DataTypeNumber) },
+		b: func(k string) ([]byte, bool) {
+			v, ok := img[k]
+			if !ok || v.DataType() != events.DataTypeBinary {
+				return nil, false
+			}
+			return v.Binary(), true
+		},
 	})
 }
 
@@ -128,5 +143,16 @@ func decode(a attrs) (eventstore.Event, bool, error) {
 	e.Metadata.CorrelationID, _ = a.s(attrCorrelationID)
 	e.Metadata.CausationID, _ = a.s(attrCausationID)
 	e.Metadata.RequestID, _ = a.s(attrRequestID)
+	for _, h := range []struct {
+		name string
+		to   *eventstore.Hash
+	}{{attrHash, &e.Hash}, {attrPrevHash, &e.PrevHash}} {
+		if v, ok := a.b(h.name); ok {
+			if len(v) != eventstore.HashSize {
+				return e, false, fmt.Errorf("eventstore/dynamostore: decode %s v%d: %s of %d bytes", stream, version, h.name, len(v))
+			}
+			*h.to = eventstore.Hash(v)
+		}
+	}
 	return e, true, nil
 }

@@ -80,6 +80,8 @@ func toLambda(item map[string]types.AttributeValue) map[string]events.DynamoDBAt
 			out[k] = events.NewStringAttribute(v.Value)
 		case *types.AttributeValueMemberN:
 			out[k] = events.NewNumberAttribute(v.Value)
+		case *types.AttributeValueMemberB:
+			out[k] = events.NewBinaryAttribute(v.Value)
 		}
 	}
 	return out
@@ -90,6 +92,8 @@ func TestItemRoundTripsThroughAStreamRecord(t *testing.T) {
 	e := event(`{"customer_name":"Zoë 李","quantity":3}`)
 	e.StreamID, e.Version = "01KAY9D3J8Q6ZC2W0F7M5T4H1B", 7
 	e.Metadata = eventstore.Metadata{CorrelationID: "c", CausationID: "d", RequestID: "r"}
+	e.PrevHash = eventstore.Hash{0xab, 1}
+	e.Hash = eventstore.EventHash(&e, e.PrevHash)
 	r := events.DynamoDBEventRecord{EventName: "INSERT", Change: events.DynamoDBStreamRecord{NewImage: toLambda(dynamostore.Item(e))}}
 	got, ok, err := dynamostore.DecodeStreamRecord(r)
 	if err != nil || !ok {

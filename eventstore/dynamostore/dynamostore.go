@@ -11,6 +11,7 @@ package dynamostore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -53,6 +54,11 @@ const (
 	attrCorrelationID = "correlation_id"
 	attrCausationID   = "causation_id"
 	attrRequestID     = "request_id"
+	// The audit chain (eventstore.Event.PrevHash and Hash): 32 bytes each,
+	// binary (B). Both absent on an event stored before the chain and not
+	// yet migrated; prev_hash is absent on version 1.
+	attrPrevHash = "prev_hash"
+	attrHash     = "hash"
 	// Idempotency records (version 0 of the pseudo-stream "idempotency#"+key).
 	attrResultStream  = "result_stream_id"
 	attrResultVersion = "result_version"
@@ -76,10 +82,16 @@ type Store struct {
 	clock domain.Clock
 
 	mu sync.Mutex
-	// known maps a stream to a version known to exist. Versions are never
-	// deleted, so a version once seen exists forever: an append at that
-	// expected version needs no read to prove there is no gap.
-	known map[string]int64
+	// known maps a stream to a version known to exist and, when known, that
+	// event's hash. Versions are never deleted, so a version once seen
+	// exists forever: an append at that expected version needs no read to
+	// prove there is no gap, nor to learn the hash it chains to.
+	known map[string]knownHead
+}
+
+type knownHead struct {
+	version int64
+	hash    eventstore.Hash // zero: not known (or not hashed)
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -95,32 +107,56 @@ func New(db *dynamodb.Client, table string, o Options) (*Store, error) {
 	if o.Clock == nil {
 		o.Clock = domain.SystemClock
 	}
-	return &Store{db: db, table: table, ttl: o.IdempotencyTTL, clock: o.Clock, known: map[string]int64{}}, nil
+	return &Store{db: db, table: table, ttl: o.IdempotencyTTL, clock: o.Clock, known: map[string]knownHead{}}, nil
 }
 
 // Append implements eventstore.Store: one conditional PutItem for a single
 // event, one TransactWriteItems for several.
 func (s *Store) Append(ctx context.Context, streamID string, expected int64, events ...eventstore.Event) (eventstore.Result, error) {
-	items, err := s.prepare(streamID, expected, events)
-	if err != nil {
+	if err := s.validate(streamID, expected, events); err != nil {
 		return eventstore.Result{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return eventstore.Result{}, fmt.Errorf("eventstore/dynamostore: append: %w", err)
 	}
+	items, last, taken, err := s.prepare(ctx, streamID, expected, events)
+	if err != nil {
+		return eventstore.Result{}, err
+	}
 	res := eventstore.Result{StreamID: streamID, Version: expected + int64(len(events))}
+	switch taken {
+	case slotTaken:
+		return s.staleAppend(ctx, streamID, expected, items[0], res)
+	case slotGap:
+		return eventstore.Result{}, s.conflict(ctx, streamID, expected)
+	}
 	if len(items) == 1 {
 		if err := s.appendOne(ctx, streamID, expected, items[0]); err != nil {
 			return eventstore.Result{}, err
 		}
-		s.remember(streamID, res.Version)
+		s.remember(streamID, res.Version, last)
 		return res, nil
 	}
 	if _, err := s.transact(ctx, "", streamID, expected, items); err != nil {
 		return eventstore.Result{}, err
 	}
-	s.remember(streamID, res.Version)
+	s.remember(streamID, res.Version, last)
 	return res, nil
+}
+
+// staleAppend answers an append whose expected version is older than one
+// the store has seen: version expected+1 exists, so nothing is written. It
+// is a conflict, unless that event is the one appended (a retry of an
+// append that succeeded).
+func (s *Store) staleAppend(ctx context.Context, stream string, expected int64, first map[string]types.AttributeValue, res eventstore.Result) (eventstore.Result, error) {
+	ours, err := s.holds(ctx, nil, stream, expected+1, first)
+	if err != nil {
+		return eventstore.Result{}, err
+	}
+	if ours {
+		return res, nil
+	}
+	return eventstore.Result{}, s.conflict(ctx, stream, expected)
 }
 
 // AppendIdempotent implements eventstore.Store: the key's record and the
@@ -130,19 +166,29 @@ func (s *Store) AppendIdempotent(ctx context.Context, key, streamID string, expe
 	if key == "" || len(key) > MaxIDLen || !utf8.ValidString(key) {
 		return eventstore.Result{}, invalid("idempotency key must be 1..%d bytes of UTF-8", MaxIDLen)
 	}
-	items, err := s.prepare(streamID, expected, events)
-	if err != nil {
+	if err := s.validate(streamID, expected, events); err != nil {
 		return eventstore.Result{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return eventstore.Result{}, fmt.Errorf("eventstore/dynamostore: append: %w", err)
+	}
+	items, last, taken, err := s.prepare(ctx, streamID, expected, events)
+	if err != nil {
+		return eventstore.Result{}, err
+	}
+	if taken != slotFree {
+		// Nothing can be written; a used key still answers its result.
+		if dup, ok, err := s.duplicate(ctx, key); err != nil || ok {
+			return dup, err
+		}
+		return eventstore.Result{}, s.conflict(ctx, streamID, expected)
 	}
 	res, err := s.transact(ctx, key, streamID, expected, items)
 	if err != nil {
 		return eventstore.Result{}, err
 	}
 	if !res.Duplicate {
-		s.remember(streamID, res.Version)
+		s.remember(streamID, res.Version, last)
 	}
 	return res, nil
 }
@@ -155,20 +201,91 @@ func invalid(format string, args ...any) error {
 // DynamoDB number read as float64 by other tools: at most 2^53).
 var limits = eventstore.Limits{MaxIDLen: MaxIDLen, MaxEvents: MaxEventsPerAppend, MaxVersion: 1 << 53}
 
-// prepare validates an append and returns the events' items.
-func (s *Store) prepare(stream string, expected int64, events []eventstore.Event) ([]map[string]types.AttributeValue, error) {
+// validate checks an append's input.
+func (s *Store) validate(stream string, expected int64, events []eventstore.Event) error {
 	if err := eventstore.ValidateAppend("eventstore/dynamostore: append", stream, expected, events, limits); err != nil {
-		return nil, err
+		return err
+	}
+	for i, e := range events {
+		e.StreamID, e.Version = stream, expected+int64(i)+1
+		e.Hash, e.PrevHash = eventstore.Hash{1}, eventstore.Hash{1} // sized as stored
+		if n := itemSize(Item(e)); n > MaxItemSize {
+			return invalid("event %d: %d bytes stored (at most %d)", i, n, MaxItemSize)
+		}
+	}
+	return nil
+}
+
+// slot says whether an append can be written at its expected version.
+type slot int
+
+const (
+	slotFree  slot = iota // as far as the store knows: the puts' conditions decide
+	slotTaken             // version expected+1 is known to exist
+	slotGap               // version expected does not exist
+)
+
+// prepare returns the events' items, chained to the hash of version
+// expected (the cached one, or read with one consistent GetItem), and the
+// last one's hash. When version expected is unhashed (stored before the
+// chain, not migrated yet), the items are not hashed either, so that
+// unhashed events are always a stream's tail (see Migrate).
+func (s *Store) prepare(ctx context.Context, stream string, expected int64, events []eventstore.Event) ([]map[string]types.AttributeValue, eventstore.Hash, slot, error) {
+	var prev eventstore.Hash
+	chained := true
+	taken := slotFree
+	if expected > 0 {
+		k := s.knownHead(stream)
+		switch {
+		case k.version == expected && !k.hash.IsZero():
+			prev = k.hash
+		case k.version > expected:
+			taken = slotTaken
+		default:
+			h, found, err := s.readHash(ctx, stream, expected)
+			if err != nil {
+				return nil, prev, taken, err
+			}
+			if !found {
+				taken = slotGap
+			}
+			prev, chained = h, !h.IsZero()
+		}
 	}
 	items := make([]map[string]types.AttributeValue, len(events))
 	for i, e := range events {
 		e.StreamID, e.Version = stream, expected+int64(i)+1
-		items[i] = Item(e)
-		if n := itemSize(items[i]); n > MaxItemSize {
-			return nil, invalid("event %d: %d bytes stored (at most %d)", i, n, MaxItemSize)
+		if len(e.Data) == 0 {
+			e.Data = json.RawMessage("{}") // as stored, and so as hashed
 		}
+		if chained {
+			e.PrevHash, e.Hash = prev, eventstore.EventHash(&e, prev)
+			prev = e.Hash
+		}
+		items[i] = Item(e)
 	}
-	return items, nil
+	return items, prev, taken, nil
+}
+
+// readHash reads the hash of (stream, version) with one consistent GetItem.
+func (s *Store) readHash(ctx context.Context, stream string, version int64) (eventstore.Hash, bool, error) {
+	var h eventstore.Hash
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.table), Key: key(stream, version), ConsistentRead: aws.Bool(true),
+		ProjectionExpression:     aws.String("#v, #h"),
+		ExpressionAttributeNames: map[string]string{"#v": attrVersion, "#h": attrHash},
+	})
+	if err != nil {
+		return h, false, fmt.Errorf("eventstore/dynamostore: append: read version %d: %w", version, awsconfig.MarkUnavailable(err))
+	}
+	if len(out.Item) == 0 {
+		return h, false, nil
+	}
+	if b, ok := out.Item[attrHash].(*types.AttributeValueMemberB); ok && len(b.Value) == eventstore.HashSize {
+		h = eventstore.Hash(b.Value)
+	}
+	s.remember(stream, version, h)
+	return h, true, nil
 }
 
 func itemSize(item map[string]types.AttributeValue) int {
@@ -179,6 +296,8 @@ func itemSize(item map[string]types.AttributeValue) int {
 		case *types.AttributeValueMemberS:
 			n += len(v.Value)
 		case *types.AttributeValueMemberN:
+			n += len(v.Value)
+		case *types.AttributeValueMemberB:
 			n += len(v.Value)
 		}
 	}
@@ -205,6 +324,12 @@ func Item(e eventstore.Event) map[string]types.AttributeValue {
 			item[k] = &types.AttributeValueMemberS{Value: v}
 		}
 	}
+	if !e.Hash.IsZero() {
+		item[attrHash] = &types.AttributeValueMemberB{Value: e.Hash[:]}
+		if !e.PrevHash.IsZero() {
+			item[attrPrevHash] = &types.AttributeValueMemberB{Value: e.PrevHash[:]}
+		}
+	}
 	return item
 }
 
@@ -221,21 +346,9 @@ var notExists = aws.String("attribute_not_exists(" + attrStream + ")")
 
 // appendOne writes one event with a single conditional PutItem. The put's
 // condition proves version expected+1 is free; that version expected exists
-// is proved by the cache or one consistent read (existence is permanent, so
-// there is no race between the two).
+// was proved by prepare, from the cache or one consistent read (existence
+// is permanent, so there is no race between the two).
 func (s *Store) appendOne(ctx context.Context, stream string, expected int64, item map[string]types.AttributeValue) error {
-	if expected > 0 && !s.knownAt(stream, expected) {
-		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-			TableName: aws.String(s.table), Key: key(stream, expected), ConsistentRead: aws.Bool(true),
-			ProjectionExpression: aws.String(attrVersion),
-		})
-		if err != nil {
-			return fmt.Errorf("eventstore/dynamostore: append: check version: %w", awsconfig.MarkUnavailable(err))
-		}
-		if len(out.Item) == 0 {
-			return s.conflict(ctx, stream, expected)
-		}
-	}
 	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.table), Item: item, ConditionExpression: notExists,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
@@ -269,12 +382,6 @@ func (s *Store) transact(ctx context.Context, idemKey, stream string, expected i
 	}
 	for _, it := range items {
 		tx = append(tx, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: it, ConditionExpression: notExists}})
-	}
-	if expected > 0 && !s.knownAt(stream, expected) {
-		tx = append(tx, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
-			TableName: aws.String(s.table), Key: key(stream, expected),
-			ConditionExpression: aws.String("attribute_exists(" + attrStream + ")"),
-		}})
 	}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
@@ -344,7 +451,7 @@ func (s *Store) conflict(ctx context.Context, stream string, expected int64) err
 	if err != nil {
 		return err
 	}
-	s.remember(stream, actual)
+	s.remember(stream, actual, eventstore.Hash{})
 	return &eventstore.ConflictError{StreamID: stream, Expected: expected, Actual: actual}
 }
 
@@ -402,27 +509,34 @@ func (s *Store) Load(ctx context.Context, streamID string, from int64) ([]events
 		}
 	}
 	if n := len(out); n > 0 {
-		s.remember(streamID, out[n-1].Version)
+		s.remember(streamID, out[n-1].Version, out[n-1].Hash)
 	}
 	return out, nil
 }
 
-func (s *Store) knownAt(stream string, version int64) bool {
+func (s *Store) knownHead(stream string) knownHead {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.known[stream] >= version
+	return s.known[stream]
 }
 
-func (s *Store) remember(stream string, version int64) {
+// remember records that version exists, with its hash when h is not zero.
+func (s *Store) remember(stream string, version int64, h eventstore.Hash) {
 	if version <= 0 {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.known[stream]; !ok && len(s.known) >= knownCap {
+	cur, ok := s.known[stream]
+	if !ok && len(s.known) >= knownCap {
 		clear(s.known)
 	}
-	s.known[stream] = max(s.known[stream], version)
+	switch {
+	case version > cur.version:
+		s.known[stream] = knownHead{version: version, hash: h}
+	case version == cur.version && !h.IsZero():
+		s.known[stream] = knownHead{version: version, hash: h}
+	}
 }
 
 // holds reports whether the item at (stream, version) is the event item

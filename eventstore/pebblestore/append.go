@@ -2,10 +2,14 @@ package pebblestore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"math"
 	"runtime"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -39,6 +43,10 @@ type request struct {
 	expected int64
 	buf      []byte // the encoded records, back to back
 	ends     []int  // end offset of each record in buf
+	// states holds, per event, the SHA-256 state after its canonical
+	// encoding (eventstore.AppendCanonical), marshalled: the sequencer only
+	// adds the predecessor's hash, so hashing costs it one block per event.
+	states []byte
 
 	// Set by the sequencer before it closes done.
 	res   eventstore.Result
@@ -49,6 +57,7 @@ type request struct {
 
 // sequencerState is owned by the sequencer goroutine.
 type sequencerState struct {
+	hash  hash.Hash           // the SHA-256 that finishes events' hashes
 	next  uint64              // position of the next event
 	idem  map[string]*request // idempotency keys written by the current group
 	group []*request
@@ -122,13 +131,58 @@ func newRequest(ctx context.Context, key, stream string, expected int64, events 
 		expected: expected,
 		buf:      make([]byte, 0, size),
 		ends:     make([]int, len(events)),
+		states:   make([]byte, 0, len(events)*hashStateSize),
 		done:     make(chan struct{}),
 	}
+	h := hashers.Get().(*hasher)
+	defer hashers.Put(h)
 	for i := range events {
 		r.buf = encodeRecord(r.buf, stream, &events[i])
 		r.ends[i] = len(r.buf)
+		// The version the event gets if the append succeeds (it fails
+		// otherwise, and the state is thrown away).
+		e := events[i]
+		e.StreamID, e.Version = stream, expected+int64(i)+1
+		h.canon = eventstore.AppendCanonical(h.canon[:0], &e)
+		h.h.Reset()
+		h.h.Write(h.canon)
+		var err error
+		if r.states, err = h.h.(encoding.BinaryAppender).AppendBinary(r.states); err != nil {
+			return nil, fmt.Errorf("eventstore/pebblestore: append: hash state: %w", err)
+		}
 	}
 	return r, nil
+}
+
+// hashStateSize is the size of a marshalled SHA-256 state.
+var hashStateSize = func() int {
+	b, err := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic(err)
+	}
+	return len(b)
+}()
+
+type hasher struct {
+	h     hash.Hash
+	canon []byte
+}
+
+var hashers = sync.Pool{New: func() any { return &hasher{h: sha256.New()} }}
+
+// finishHash returns the hash of the event whose marshalled state is state,
+// chained to prev. Only the sequencer calls it.
+func (s *Store) finishHash(state []byte, prev eventstore.Hash) eventstore.Hash {
+	if s.seq.hash == nil {
+		s.seq.hash = sha256.New()
+	}
+	if err := s.seq.hash.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		panic("eventstore/pebblestore: hash state: " + err.Error()) // states are ours, of one size
+	}
+	s.seq.hash.Write(prev[:])
+	var out eventstore.Hash
+	s.seq.hash.Sum(out[:0])
+	return out
 }
 
 // sequence is the sequencer goroutine: it takes every append waiting, and
@@ -229,17 +283,28 @@ func (s *Store) commitGroup(group []*request) {
 			r.err = err
 			continue
 		}
-		if cur != r.expected {
-			r.err = &eventstore.ConflictError{StreamID: r.stream, Expected: r.expected, Actual: cur}
+		if cur.version != r.expected {
+			r.err = &eventstore.ConflictError{StreamID: r.stream, Expected: r.expected, Actual: cur.version}
 			continue
 		}
-		v := cur
+		v := cur.version
+		// An event is hashed only when its predecessor is (or it has
+		// none): a stream stored before the chain stays unhashed until
+		// ledger audit migrate hashes it, so unhashed events are always a
+		// stream's tail.
+		chained := v == 0 || !cur.hash.IsZero()
+		prev := cur.hash
 		start := 0
-		for _, end := range r.ends {
+		for i, end := range r.ends {
 			v++
 			rec := r.buf[start:end]
 			start = end
 			setRecordPosition(rec, pos, v)
+			if chained {
+				h := s.finishHash(r.states[i*hashStateSize:(i+1)*hashStateSize], prev)
+				setRecordHashes(rec, prev, h)
+				prev = h
+			}
 			s.seq.key = streamKey(s.seq.key[:0], r.stream, uint64(v))
 			s.set(b, s.seq.key, rec)
 			s.seq.key = feedKey(s.seq.key[:0], pos)
@@ -250,7 +315,7 @@ func (s *Store) commitGroup(group []*request) {
 			s.set(b, idemKey(r.key), encodeIdem(r.stream, v))
 			s.seq.idem[r.key] = r
 		}
-		s.heads[r.stream] = v
+		s.heads[r.stream] = streamHead{version: v, hash: prev}
 		r.res = eventstore.Result{StreamID: r.stream, Version: v}
 	}
 	if pos > s.seq.next {
@@ -304,28 +369,45 @@ func (s *Store) lookupIdem(key string) (eventstore.Result, bool, error) {
 	return eventstore.Result{StreamID: stream, Version: version, Duplicate: true}, true, nil
 }
 
-// streamHead returns the current version of stream, reading it from disk on
-// a miss of the in-memory map.
-func (s *Store) streamHead(stream string) (int64, error) {
-	if v, ok := s.heads[stream]; ok {
-		return v, nil
+// streamHead is a stream's last version and that event's hash.
+type streamHead struct {
+	version int64
+	hash    eventstore.Hash
+}
+
+// streamHead returns the current head of stream, reading it from disk on a
+// miss of the in-memory map. An unhashed head is always read again, since
+// Migrate may have hashed it meanwhile.
+func (s *Store) streamHead(stream string) (streamHead, error) {
+	if h, ok := s.heads[stream]; ok && (h.version == 0 || !h.hash.IsZero()) {
+		return h, nil
 	}
 	lo := streamKey(nil, stream, 0)
 	hi := streamKey(nil, stream, math.MaxUint64)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
-		return 0, storageErr("append: read stream head", err)
+		return streamHead{}, storageErr("append: read stream head", err)
 	}
-	var v int64
+	var h streamHead
 	if it.Last() {
 		k := it.Key()
-		v = int64(binary.BigEndian.Uint64(k[len(k)-8:]))
+		h.version = int64(binary.BigEndian.Uint64(k[len(k)-8:]))
+		v, verr := it.ValueAndErr()
+		if verr != nil {
+			_ = it.Close()
+			return streamHead{}, storageErr("append: read stream head", verr)
+		}
+		var herr error
+		if h.hash, herr = recordHash(v); herr != nil {
+			_ = it.Close()
+			return streamHead{}, corruptErr("append: read stream head", k)
+		}
 	}
 	err = it.Error()
 	_ = it.Close()
 	if err != nil {
-		return 0, storageErr("append: read stream head", err)
+		return streamHead{}, storageErr("append: read stream head", err)
 	}
-	s.heads[stream] = v
-	return v, nil
+	s.heads[stream] = h
+	return h, nil
 }

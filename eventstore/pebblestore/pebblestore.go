@@ -110,7 +110,7 @@ type Store struct {
 	closeErr  error
 
 	// Owned by the sequencer goroutine.
-	heads map[string]int64
+	heads map[string]streamHead
 	seq   sequencerState
 }
 
@@ -123,7 +123,7 @@ type config struct {
 type Option func(*config)
 
 // WithHeadCache sets how many stream heads the sequencer keeps in memory
-// (default 1,000,000; about 100 bytes each). On overflow the map is emptied
+// (default 1,000,000; about 130 bytes each). On overflow the map is emptied
 // and heads are read again from disk as streams are written.
 func WithHeadCache(n int) Option {
 	return func(c *config) { c.maxHeads = max(n, 1) }
@@ -173,7 +173,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		reqs:  make(chan *request),
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
-		heads: make(map[string]int64),
+		heads: make(map[string]streamHead),
 	}
 	if err := s.init(); err != nil {
 		_ = db.Close()

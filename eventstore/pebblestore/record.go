@@ -47,6 +47,16 @@ import (
 // fixed-width so the appender can encode a record before the sequencer knows
 // them and the sequencer patches them in place.
 //
+// Event record, format 2 (written since the audit chain): format 1 with the
+// format byte 2 and, right after the version,
+//
+//	32 bytes prev hash (eventstore.Event.PrevHash)
+//	32 bytes hash (eventstore.Event.Hash; all zero: not hashed)
+//
+// both patched in place by the sequencer like the position. A format 1
+// record reads with zero hashes; ledger audit migrate rewrites it as format
+// 2 (Store.Migrate).
+//
 // Idempotency record, format 1: byte 1, uvarint version, then the stream ID.
 const (
 	prefixStream     = 's'
@@ -56,10 +66,14 @@ const (
 	prefixMeta       = 'm'
 
 	recordFormat1 = 1
+	recordFormat2 = 2
 	// offsets of the fixed-width fields patched by the sequencer.
 	offPosition = 1
 	offVersion  = 9
-	recordHead  = 17
+	recordHead  = 17 // the fixed head of format 1
+	offPrevHash = 17 // format 2 only
+	offHash     = offPrevHash + eventstore.HashSize
+	record2Head = offHash + eventstore.HashSize
 )
 
 var (
@@ -93,11 +107,17 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
-// encodeRecord appends e's record to dst with position and version zero; the
-// sequencer patches them (setRecordPosition).
+// encodeRecord appends e's record (format 2) to dst with position, version
+// and hashes zero; the sequencer patches them (setRecordPosition,
+// setRecordHashes).
 func encodeRecord(dst []byte, stream string, e *eventstore.Event) []byte {
-	dst = append(dst, recordFormat1)
-	dst = append(dst, make([]byte, 16)...)
+	dst = append(dst, recordFormat2)
+	dst = append(dst, make([]byte, record2Head-1)...)
+	return encodeRecordTail(dst, stream, e)
+}
+
+// encodeRecordTail appends the fields every format shares after its head.
+func encodeRecordTail(dst []byte, stream string, e *eventstore.Event) []byte {
 	dst = appendString(dst, stream)
 	dst = appendString(dst, e.EventID)
 	dst = appendString(dst, e.Type)
@@ -116,12 +136,31 @@ func setRecordPosition(rec []byte, pos uint64, version int64) {
 	binary.BigEndian.PutUint64(rec[offVersion:], uint64(version))
 }
 
+// setRecordHashes patches a format 2 record's hashes.
+func setRecordHashes(rec []byte, prev, h eventstore.Hash) {
+	copy(rec[offPrevHash:], prev[:])
+	copy(rec[offHash:], h[:])
+}
+
 // recordPosition returns the feed position of a record without decoding it.
 func recordPosition(rec []byte) (uint64, error) {
-	if len(rec) < recordHead || rec[0] != recordFormat1 {
+	if len(rec) < recordHead || (rec[0] != recordFormat1 && (rec[0] != recordFormat2 || len(rec) < record2Head)) {
 		return 0, errCorrupt
 	}
 	return binary.BigEndian.Uint64(rec[offPosition:]), nil
+}
+
+// recordHash returns a record's own hash without decoding it (zero for
+// format 1).
+func recordHash(rec []byte) (eventstore.Hash, error) {
+	var h eventstore.Hash
+	if _, err := recordPosition(rec); err != nil {
+		return h, err
+	}
+	if rec[0] == recordFormat2 {
+		copy(h[:], rec[offHash:record2Head])
+	}
+	return h, nil
 }
 
 // records collects records as an iterator yields them (pebble's value
@@ -216,12 +255,21 @@ func (r *records) decodeOwned(out []eventstore.Event) ([]eventstore.Event, error
 // decodeFields decodes the record s[start:] into e, all but Data, and returns
 // the length of Data (the record's tail).
 func decodeFields(s string, start int, e *eventstore.Event) (int, error) {
-	if len(s)-start < recordHead || s[start] != recordFormat1 {
+	head := recordHead
+	switch {
+	case len(s)-start < recordHead:
+		return 0, errCorrupt
+	case s[start] == recordFormat1:
+	case s[start] == recordFormat2 && len(s)-start >= record2Head:
+		head = record2Head
+		copy(e.PrevHash[:], s[start+offPrevHash:])
+		copy(e.Hash[:], s[start+offHash:])
+	default:
 		return 0, errCorrupt
 	}
 	e.Position = be64(s[start+offPosition:])
 	e.Version = int64(be64(s[start+offVersion:]))
-	d := decoder{s: s, i: start + recordHead}
+	d := decoder{s: s, i: start + head}
 	e.StreamID = d.str()
 	e.EventID = d.str()
 	e.Type = d.str()

@@ -72,6 +72,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Harness, f Features) {
 		{"Idempotency", testIdempotency, true, ""},
 		{"IdempotencyRace", testIdempotencyRace, f.ConcurrentConflicts, "Features.ConcurrentConflicts"},
 		{"Payloads", testPayloads, true, ""},
+		{"Chain", testChain, true, ""},
 		{"Reopen", testReopen, f.Reopen, "Features.Reopen"},
 		{"Feed", testFeed, f.GlobalFeed, "Features.GlobalFeed"},
 		{"FeedConcurrentWriters", testFeedConcurrent, f.GlobalFeed, "Features.GlobalFeed"},
