@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# checkov.sh runs the checkov security and best-practice checks on terraform/,
-# offline. It installs checkov into a virtual environment under .cache/checkov
-# on first use and reuses it afterwards. Exits non-zero when any check fails.
+# checkov.sh runs the checkov security and best-practice checks on terraform/
+# and on the GitHub Actions workflows (.github/), offline. It installs checkov
+# into a virtual environment under .cache/checkov on first use and reuses it
+# afterwards. Exits non-zero when any check fails.
 #
 # Any exception is written next to the resource it applies to, as
 #   #checkov:skip=CKV_AWS_NNN:reason
@@ -26,4 +27,5 @@ fi
 cd "${root}"
 export CKV_SKIP_PACKAGE_UPDATE_CHECK=True
 export BC_SKIP_MAPPING=TRUE
-exec "${checkov}" -d terraform --framework terraform --skip-download --quiet --compact "$@"
+"${checkov}" -d terraform --framework terraform --skip-download --quiet --compact "$@"
+exec "${checkov}" -d .github --framework github_actions --skip-download --quiet --compact "$@"

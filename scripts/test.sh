@@ -27,6 +27,9 @@ go vet ./...
 step "staticcheck"
 go tool staticcheck ./...
 
+step "actionlint (.github/workflows)"
+go tool actionlint
+
 unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
