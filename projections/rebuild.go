@@ -14,6 +14,14 @@ type Progress struct {
 	// Done is how many events have been folded; Total how many the log held
 	// when the rebuild started (it may grow while rebuilding).
 	Done, Total uint64
+	// Orders is how many orders' views have been rebuilt, on backends that
+	// rebuild order by order (the DynamoDB read table); 0 elsewhere.
+	Orders uint64
+	// Repaired is how many of those views were written because the stored
+	// one was missing, stale or corrupted (the others were already right).
+	Repaired uint64
+	// Orphans is how many stored views were found whose order has no events.
+	Orphans uint64
 	// Elapsed is the time since the rebuild started.
 	Elapsed time.Duration
 }
@@ -47,6 +55,14 @@ type RebuildStatus struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	Done       uint64    `json:"events_done"`
 	Total      uint64    `json:"events_total"`
+	// Orders, Repaired and Orphans are Progress's (omitted when zero: the
+	// embedded rebuild does not count them).
+	Orders   uint64 `json:"orders_done,omitempty"`
+	Repaired uint64 `json:"views_repaired,omitempty"`
+	Orphans  uint64 `json:"orphans,omitempty"`
+	// ETASeconds estimates the time left while running, at the rate so far
+	// (omitted when unknown).
+	ETASeconds float64 `json:"eta_seconds,omitempty"`
 	// Error is the last rebuild's failure, if it failed.
 	Error string `json:"error,omitempty"`
 }
@@ -93,10 +109,13 @@ func (r *Rebuilds) Start(ctx context.Context) (RebuildStatus, error) {
 		err := r.fn(ctx, func(p Progress) {
 			r.mu.Lock()
 			r.status.Done, r.status.Total = p.Done, p.Total
+			r.status.Orders, r.status.Repaired, r.status.Orphans = p.Orders, p.Repaired, p.Orphans
+			r.status.ETASeconds = p.ETA().Seconds()
 			r.mu.Unlock()
 		})
 		r.mu.Lock()
 		r.status.Running = false
+		r.status.ETASeconds = 0
 		r.status.FinishedAt = r.clock().UTC()
 		if err != nil {
 			r.status.Error = err.Error()
