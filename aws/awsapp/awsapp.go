@@ -16,6 +16,13 @@
 // Open fails when a resource of the environment is missing, saying to run
 // `ledger aws bootstrap` or apply the Terraform; it creates nothing.
 //
+// POST /admin/projections/rebuild starts a rebuild of the read table in
+// place (projections/dynamoviews: a parallel scan of the events table,
+// each order folded and written with the projector's version fence,
+// resumable from its checkpoints) in the background of the runtime, and
+// GET reports it; the read table keeps serving meanwhile. Close stops a
+// running rebuild, which the next one resumes.
+//
 // GET /readyz answers 200 while the events table, the read table and the
 // processing queue each answer a cheap call (DescribeTable,
 // GetQueueAttributes; concurrently, within ReadyTimeout each), and 503
@@ -44,6 +51,8 @@ import (
 	"github.com/orderledger/orderledger/internal/resources"
 	"github.com/orderledger/orderledger/internal/telemetry"
 	"github.com/orderledger/orderledger/processing"
+	"github.com/orderledger/orderledger/projections"
+	"github.com/orderledger/orderledger/projections/dynamoviews"
 	"github.com/orderledger/orderledger/services/servicehttp"
 	"github.com/orderledger/orderledger/services/sim"
 )
@@ -106,6 +115,10 @@ type App struct {
 
 	cancel context.CancelFunc // stops the mappings
 	wg     sync.WaitGroup
+
+	rebuilds     *projections.Rebuilds
+	stopRebuilds context.CancelFunc
+	rebuildsCtx  context.Context
 }
 
 // Open resolves the environment's resources, builds the API and, with
@@ -151,8 +164,13 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		a.cfg.Metrics = cfg.Metrics
 	}
 	a.store = cfg.Metrics.Store(d.Store)
+	if a.rebuilds, err = projections.NewRebuilds(d.Views.RebuildFunc(d.Store, d.Codec, dynamoviews.RebuildOptions{Logger: log})); err != nil {
+		return nil, fmt.Errorf("aws/awsapp: open: %w", err)
+	}
+	a.rebuildsCtx, a.stopRebuilds = context.WithCancel(context.WithoutCancel(ctx))
+	registerGauges(cfg.Metrics, a.rebuilds)
 	a.handler = cfg.Metrics.Mount(api.NewRouter(api.Deps{Store: a.store, Views: d.Views, Codec: d.Codec, Logger: log, Token: cfg.Token, Ready: a.ready,
-		DeadLetters: dlq}), cfg.Token)
+		DeadLetters: dlq, Rebuilds: boundRebuilds{a.rebuilds, a.rebuildsCtx}}), cfg.Token)
 	if cfg.LocalMappings {
 		if err := a.startMappings(ctx); err != nil {
 			return nil, err
@@ -223,6 +241,14 @@ func (a *App) Serve(ctx context.Context) error {
 // projector and the publisher's consumers de-duplicate).
 func (a *App) Close() error {
 	var err error
+	if a.stopRebuilds != nil {
+		a.stopRebuilds()
+		wctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		if werr := a.rebuilds.Wait(wctx); werr != nil {
+			err = errors.New("aws/awsapp: close: the rebuild still busy after the shutdown timeout")
+		}
+		cancel()
+	}
 	if a.cancel != nil {
 		a.log.Info("shutting down: draining workers")
 		a.cancel()
@@ -231,11 +257,44 @@ func (a *App) Close() error {
 		select {
 		case <-done:
 		case <-time.After(a.cfg.ShutdownTimeout):
-			err = errors.New("aws/awsapp: close: mappings still busy after the shutdown timeout")
+			err = errors.Join(err, errors.New("aws/awsapp: close: mappings still busy after the shutdown timeout"))
 		}
 	}
 	a.log.Info("stopped")
 	return err
+}
+
+// boundRebuilds runs rebuilds for the lifetime of the runtime, not of the
+// request that started them.
+type boundRebuilds struct {
+	*projections.Rebuilds
+	ctx context.Context
+}
+
+func (b boundRebuilds) Start(context.Context) (projections.RebuildStatus, error) {
+	return b.Rebuilds.Start(b.ctx)
+}
+
+// registerGauges adds the rebuild's progress to the metrics, as the
+// embedded runtime does.
+func registerGauges(m *telemetry.Metrics, r *projections.Rebuilds) {
+	m.GaugeSet("rebuild_events", "Progress of the running (or last) read model rebuild: events done and events to do. "+
+		"Its rate is rate(ledger_rebuild_events{progress=\"done\"}[1m]).", []string{"progress"},
+		func(context.Context) ([]telemetry.Gauge, error) {
+			st := r.Status()
+			return []telemetry.Gauge{
+				{Labels: []string{"done"}, Value: float64(st.Done)},
+				{Labels: []string{"total"}, Value: float64(st.Total)},
+			}, nil
+		})
+	m.GaugeSet("rebuild_running", "1 while a read model rebuild runs, else 0.", nil,
+		func(context.Context) ([]telemetry.Gauge, error) {
+			v := 0.0
+			if r.Status().Running {
+				v = 1
+			}
+			return []telemetry.Gauge{{Value: v}}, nil
+		})
 }
 
 // Run opens the runtime, serves until ctx ends and closes it.
