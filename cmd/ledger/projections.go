@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
 	"os"
 	"time"
 
@@ -21,7 +24,7 @@ import (
 func init() {
 	register(command{
 		name:    "projections rebuild",
-		summary: "rebuild the read model from the event log (blue/green; a running server: POST /admin/projections/rebuild)",
+		summary: "rebuild the read model from the event log (--backend aws: the read table, in place or --into a new one; a running server: POST /admin/projections/rebuild)",
 		run:     runProjectionsRebuild,
 	})
 }
@@ -31,14 +34,39 @@ func init() {
 // in use: a running ledger holds its databases, and is asked to rebuild with
 // POST /admin/projections/rebuild instead (its read model keeps serving
 // meanwhile).
+//
+// With --backend aws it rebuilds the read table of environment LEDGER_ENV
+// from its events table instead (see rebuildAWS); the servers may run.
 func runProjectionsRebuild(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("projections rebuild", e)
 	data := fs.String("data", "./data", "data directory of a stopped embedded ledger")
+	backend := fs.String("backend", "embedded", "embedded (--data) or aws (the read table of environment LEDGER_ENV, through the standard AWS configuration; the servers may run)")
+	var o awsRebuildFlags
+	fs.IntVar(&o.segments, "segments", 0, "aws: segments of the parallel scans (default: sized to the events table; a resumed run keeps its own)")
+	fs.Float64Var(&o.maxWriteUnits, "max-write-units-per-second", 0, "aws: bound on the write units the rebuild spends per second (default: no bound)")
+	fs.BoolVar(&o.prune, "prune", false, "aws: delete the read table's items whose order has no events (default: report them)")
+	fs.BoolVar(&o.asJSON, "json", false, "aws: print the result as JSON")
 	if err := parseFlags(fs, e, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	switch *backend {
+	case "aws":
+		return rebuildAWS(ctx, e, o)
+	case "embedded":
+		awsOnly := ""
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "segments" || f.Name == "max-write-units-per-second" || f.Name == "prune" || f.Name == "json" {
+				awsOnly = f.Name
+			}
+		})
+		if awsOnly != "" {
+			return usagef("--%s is for --backend aws", awsOnly)
+		}
+	default:
+		return usagef("--backend must be embedded or aws, not %q", *backend)
 	}
 	eventsDir := app.Layout(*data).Events
 	if _, err := os.Stat(eventsDir); err != nil {
@@ -84,9 +112,11 @@ type rebuildProgress struct {
 	w     io.Writer
 	label string
 	tty   bool
-	bar   *progressbar.ProgressBar
-	last  time.Time
-	cur   projections.Progress
+	// log, when set, receives the plain lines as JSON log lines instead.
+	log  *slog.Logger
+	bar  *progressbar.ProgressBar
+	last time.Time
+	cur  projections.Progress
 }
 
 func newRebuildProgress(w io.Writer, label string) *rebuildProgress {
@@ -133,6 +163,12 @@ func (p *rebuildProgress) describe() string {
 }
 
 func (p *rebuildProgress) line() {
+	if p.log != nil {
+		p.log.Info("rebuild progress", "events_done", p.cur.Done, "events_total", p.cur.Total, "orders_done", p.cur.Orders,
+			"views_repaired", p.cur.Repaired, "orphans", p.cur.Orphans,
+			"events_per_second", math.Round(p.cur.Rate()), "eta_seconds", math.Round(p.cur.ETA().Seconds()))
+		return
+	}
 	pct := 100.0
 	if p.cur.Total > 0 {
 		pct = 100 * float64(p.cur.Done) / float64(p.cur.Total)
