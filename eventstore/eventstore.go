@@ -48,7 +48,13 @@
 // rewrote every later hash of the stream too. What it cannot prove by
 // itself: that a stream's newest events (or the whole stream) were not cut
 // off. A digest taken earlier and kept where the ledger's writers cannot
-// reach it proves that: see package audit.
+// reach it proves that (Digest, HeadsRoot and FeedDigest state exactly what
+// it holds; ledger audit digest takes one, ledger audit verify --digest
+// checks the log against it).
+//
+// Events stored before the chain existed have zero hashes; the store never
+// hashes an event after an unhashed one, so unhashed events are always a
+// stream's tail, and Auditable.Migrate (ledger audit migrate) hashes them.
 package eventstore
 
 import (
