@@ -42,3 +42,8 @@ output "log_group_name" {
   description = "Log group of the containers."
   value       = aws_cloudwatch_log_group.this.name
 }
+
+output "ecr_repository_arn" {
+  description = "ARN of the image repository (what a publisher may push to)."
+  value       = aws_ecr_repository.this.arn
+}
