@@ -29,6 +29,7 @@ var moduleDirs = []string{
 	"modules/lambda",
 	"modules/container",
 	"modules/api_gateway",
+	"modules/github_oidc",
 	"environments/dev",
 }
 

@@ -87,3 +87,18 @@ module "api_gateway" {
   vpc_id                = module.networking.vpc_id
   vpc_link_subnet_ids   = module.networking.private_subnet_ids
 }
+
+# The roles GitHub Actions assumes through OpenID Connect (deploy.yml), when
+# github_repository is set. An administrator applies this module: the apply
+# role cannot change these roles (README "Deploying from CI").
+module "github_oidc" {
+  source = "../../modules/github_oidc"
+  count  = var.github_repository == null ? 0 : 1
+
+  env                    = var.env
+  github_repository      = var.github_repository
+  github_environment     = var.github_environment
+  oidc_provider_arn      = var.github_oidc_provider_arn
+  ecr_repository_arn     = module.container.ecr_repository_arn
+  terraform_state_bucket = var.terraform_state_bucket
+}

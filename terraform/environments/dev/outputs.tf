@@ -57,3 +57,12 @@ output "kms_key_arn" {
   description = "ARN of the environment's KMS key."
   value       = aws_kms_key.main.arn
 }
+
+output "ci_role_arns" {
+  description = "Roles of the deploy workflow (repository variables AWS_PUBLISH_ROLE_ARN, AWS_PLAN_ROLE_ARN, AWS_APPLY_ROLE_ARN); null without github_repository."
+  value = var.github_repository == null ? null : {
+    publish = module.github_oidc[0].publish_role_arn
+    plan    = module.github_oidc[0].plan_role_arn
+    apply   = module.github_oidc[0].apply_role_arn
+  }
+}

@@ -56,3 +56,27 @@ variable "jwt_audience" {
   description = "Audiences the JWT authorizer accepts."
   default     = []
 }
+
+variable "github_repository" {
+  type        = string
+  description = "GitHub repository (owner/name) whose workflows deploy this environment through OIDC roles; null creates no CI roles."
+  default     = null
+}
+
+variable "github_environment" {
+  type        = string
+  description = "Protected GitHub environment (with a required reviewer) whose jobs alone may assume the apply role."
+  default     = "dev"
+}
+
+variable "github_oidc_provider_arn" {
+  type        = string
+  description = "ARN of the account's GitHub OIDC provider when it exists already; null creates it with the CI roles."
+  default     = null
+}
+
+variable "terraform_state_bucket" {
+  type        = string
+  description = "S3 bucket of the Terraform state CI reads and writes (required with github_repository)."
+  default     = null
+}
