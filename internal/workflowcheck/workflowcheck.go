@@ -9,7 +9,11 @@
 //     sha256 digest; a local action or workflow (`./...`) exists;
 //   - every `make` target a `run:` script calls is a target of the Makefile,
 //     and every script it calls by path (`bash scripts/x.sh`, `.ci/run`)
-//     exists, and is executable when called directly.
+//     exists, and is executable when called directly;
+//   - AWS access is OpenID Connect only: configure-aws-credentials gets a
+//     role-to-assume and no access keys, its job has `id-token: write`, and
+//     no env sets AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or
+//     AWS_SESSION_TOKEN.
 //
 // The run scripts are read as simple shell: commands are the words at the
 // start of each command (after `&&`, `||`, `;`, `|`, `if`, `then`, `sudo`,
@@ -116,6 +120,7 @@ func (c *checker) workflow(wf *actionlint.Workflow) {
 	case p.All != nil || len(p.Scopes) > 0:
 		c.add(p.Pos.Line, "", "top-level permissions grant something: set `permissions: {}` and grant each job its own")
 	}
+	c.env("", wf.Env)
 	workdir := ""
 	if wf.Defaults != nil && wf.Defaults.Run != nil && wf.Defaults.Run.WorkingDirectory != nil {
 		workdir = wf.Defaults.Run.WorkingDirectory.Value
@@ -140,10 +145,13 @@ func (c *checker) job(id string, j *actionlint.Job, workdir string) {
 	if j.Defaults != nil && j.Defaults.Run != nil && j.Defaults.Run.WorkingDirectory != nil {
 		workdir = j.Defaults.Run.WorkingDirectory.Value
 	}
+	c.env(id, j.Env)
 	for _, s := range j.Steps {
+		c.env(id, s.Env)
 		switch e := s.Exec.(type) {
 		case *actionlint.ExecAction:
 			c.uses(id, e.Uses)
+			c.awsCredentials(id, j, e)
 		case *actionlint.ExecRun:
 			dir := workdir
 			if e.WorkingDirectory != nil {
@@ -152,6 +160,42 @@ func (c *checker) job(id string, j *actionlint.Job, workdir string) {
 			if e.Run != nil {
 				c.run(id, e.Run, dir)
 			}
+		}
+	}
+}
+
+// awsKeys are the variables that hold long-lived (or copied) AWS credentials.
+var awsKeys = []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+
+// env checks an env: section for AWS credentials.
+func (c *checker) env(job string, env *actionlint.Env) {
+	if env == nil {
+		return
+	}
+	for _, v := range env.Vars {
+		if v.Name != nil && slices.Contains(awsKeys, strings.ToUpper(v.Name.Value)) {
+			c.add(v.Name.Pos.Line, job, "sets %s: AWS access is through OIDC (configure-aws-credentials with role-to-assume)", v.Name.Value)
+		}
+	}
+}
+
+// awsCredentials checks a step that uses aws-actions/configure-aws-credentials.
+func (c *checker) awsCredentials(job string, j *actionlint.Job, e *actionlint.ExecAction) {
+	if e.Uses == nil || !strings.HasPrefix(strings.ToLower(e.Uses.Value), "aws-actions/configure-aws-credentials@") {
+		return
+	}
+	line := e.Uses.Pos.Line
+	for _, key := range []string{"aws-access-key-id", "aws-secret-access-key", "aws-session-token"} {
+		if in, ok := e.Inputs[key]; ok {
+			c.add(in.Name.Pos.Line, job, "configure-aws-credentials gets %s: AWS access is through OIDC, with role-to-assume and no keys", key)
+		}
+	}
+	if _, ok := e.Inputs["role-to-assume"]; !ok {
+		c.add(line, job, "configure-aws-credentials without role-to-assume: name the role the job assumes through OIDC")
+	}
+	if p := j.Permissions; p != nil {
+		if scope, ok := p.Scopes["id-token"]; !ok || scope.Value == nil || scope.Value.Value != "write" {
+			c.add(line, job, "configure-aws-credentials needs `id-token: write` in the job's permissions (OIDC)")
 		}
 	}
 }

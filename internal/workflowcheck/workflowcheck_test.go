@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rhysd/actionlint"
+
 	"github.com/orderledger/orderledger/internal/workflowcheck"
 )
 
@@ -65,7 +67,7 @@ func TestBadFixtures(t *testing.T) {
 		{"job_without_permissions.yml", 11, "test", "no permissions"},
 		{"called_workflow_without_permissions.yml", 5, "call", "no permissions"},
 		{"action_tag.yml", 10, "build", `actions/checkout@v7.0.1 is not pinned to a full 40-hex commit SHA`},
-		{"action_branch.yml", 10, "build", `aws-actions/configure-aws-credentials@main is not pinned`},
+		{"action_branch.yml", 10, "build", `docker/build-push-action@master is not pinned`},
 		{"action_short_sha.yml", 10, "build", `actions/checkout@3d3c42e is not pinned`},
 		{"action_no_version_comment.yml", 10, "build", "belongs in a comment"},
 		{"remote_workflow_tag.yml", 8, "call", "reusable.yml@v1 is not pinned"},
@@ -78,6 +80,10 @@ func TestBadFixtures(t *testing.T) {
 		{"missing_script_direct.yml", 14, "build", "calls .ci/run-all, which does not exist"},
 		{"missing_script_workdir.yml", 10, "build", "calls sub/scripts/ok.sh, which does not exist"},
 		{"script_not_executable.yml", 10, "build", "calls scripts/noexec.sh directly, which is not executable"},
+		{"aws_keys_input.yml", 14, "deploy", "configure-aws-credentials gets aws-secret-access-key"},
+		{"aws_keys_env.yml", 10, "deploy", "sets AWS_ACCESS_KEY_ID"},
+		{"aws_no_role.yml", 11, "deploy", "configure-aws-credentials without role-to-assume"},
+		{"aws_no_id_token.yml", 10, "deploy", "needs `id-token: write`"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			t.Parallel()
@@ -165,5 +171,48 @@ func TestCommands(t *testing.T) {
 		if !slices.Equal(got, c.want) {
 			t.Errorf("Commands(%q)\n got %q\nwant %q", c.script, got, c.want)
 		}
+	}
+}
+
+// TestDeployWorkflow checks what the deploy workflow promises beyond the
+// rules: one deploy at a time, never cancelled halfway, and terraform apply
+// only in a job of the protected environment the apply role trusts.
+func TestDeployWorkflow(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile(filepath.Join(repoRoot, workflowcheck.WorkflowsDir, "deploy.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf, errs := actionlint.Parse(src)
+	if len(errs) > 0 {
+		t.Fatal(errs[0])
+	}
+	c := wf.Concurrency
+	if c == nil || c.Group == nil || c.Group.Value == "" || c.Group.ContainsExpression() {
+		t.Fatal("deploy.yml: a fixed workflow-level concurrency group is required, so two deploys never overlap")
+	}
+	if c.CancelInProgress == nil || c.CancelInProgress.Value || c.CancelInProgress.Expression != nil {
+		t.Error("deploy.yml: cancel-in-progress must be false: a deploy is never cancelled halfway")
+	}
+	applies := 0
+	for id, j := range wf.Jobs {
+		for _, s := range j.Steps {
+			run, ok := s.Exec.(*actionlint.ExecRun)
+			if !ok || run.Run == nil {
+				continue
+			}
+			for _, cmd := range workflowcheck.Commands(run.Run.Value) {
+				if cmd.Name != "terraform" || !slices.Contains(cmd.Args, "apply") {
+					continue
+				}
+				applies++
+				if j.Environment == nil || j.Environment.Name == nil || j.Environment.Name.Value != "dev" {
+					t.Errorf("deploy.yml: job %s runs terraform apply outside the protected environment dev", id)
+				}
+			}
+		}
+	}
+	if applies != 1 {
+		t.Errorf("deploy.yml: %d terraform apply commands, want 1", applies)
 	}
 }
