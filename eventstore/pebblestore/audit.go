@@ -154,7 +154,7 @@ func (s *Store) FeedDigest(ctx context.Context, upTo uint64) (eventstore.FeedDig
 }
 
 // migrateBatch is how many events Migrate rewrites per durable batch.
-const migrateBatch = 1000
+var migrateBatch = 1000
 
 // Migrate implements eventstore.Auditable: it rewrites each event stored
 // without a hash (format 1, or format 2 with a zero hash) as a hashed
@@ -184,6 +184,8 @@ func (s *Store) Migrate(ctx context.Context, progress func(eventstore.MigrateRep
 			if err := b.Commit(pebble.Sync); err != nil {
 				return storageErr("migrate: commit", err)
 			}
+			// Same head, other bytes: pooled iterators must not serve them.
+			s.iters.invalidate()
 			_ = b.Close()
 			b = s.db.NewBatch()
 			pending = 0
