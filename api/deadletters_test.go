@@ -31,7 +31,7 @@ func TestDeadLetterEndpoints(t *testing.T) {
 
 	h := newHarness(t, func(d *api.Deps) { d.DeadLetters = br.DeadLetters() })
 	pending, cancelled := h.place(), h.place()
-	h.appendEvents(cancelled, order.Cancelled{Reason: "changed mind"})
+	h.appendEvents(cancelled, order.Cancelled{Reason: "changed mind"}, order.PaymentVoided{Reason: "order cancelled", Attempts: 1})
 	for _, id := range []string{pending, cancelled} {
 		envs, err := h.store.Load(ctx, id, 1)
 		if err != nil {

@@ -18,14 +18,16 @@ func TestCodecRoundTripsEveryEventType(t *testing.T) {
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.FixedZone("CET", 3600))
 	events := []order.Event{
 		order.Placed{CustomerName: "Zoë", ProductName: "茶碗", Quantity: 3},
-		order.PaymentSucceeded{PaymentID: "p1", Amount: 1230},
-		order.PaymentFailed{Reason: "declined"},
-		order.InventoryReserved{ReservationID: "r1"},
-		order.InventoryReservationFailed{Reason: "out of stock"},
-		order.PaymentRefunded{PaymentID: "p1", Reason: "out of stock"},
+		order.PaymentSucceeded{PaymentID: "p1", Amount: 1230, Attempts: 2},
+		order.PaymentFailed{Reason: "declined", Attempts: 1},
+		order.InventoryReserved{ReservationID: "r1", Attempts: 1},
+		order.InventoryReservationFailed{Reason: "out of stock", Attempts: 3},
+		order.PaymentRefunded{PaymentID: "p1", Reason: "out of stock", Attempts: 1},
 		order.Completed{},
 		order.Failed{Reason: "x", Step: "payment", Attempts: 3},
 		order.Cancelled{Reason: "changed my mind"},
+		order.PaymentVoided{Reason: "order cancelled", Attempts: 1},
+		order.AttemptFailed{Step: "payment", Attempt: 2, Reason: "unavailable"},
 	}
 	if len(events) != len(order.Types) {
 		t.Fatalf("test covers %d event types, the domain has %d", len(events), len(order.Types))

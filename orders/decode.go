@@ -32,7 +32,7 @@ func flatDecoders(types []string) map[string]flatDecoder {
 		flatFor[order.Placed](), flatFor[order.PaymentSucceeded](), flatFor[order.PaymentFailed](),
 		flatFor[order.InventoryReserved](), flatFor[order.InventoryReservationFailed](),
 		flatFor[order.PaymentRefunded](), flatFor[order.Completed](), flatFor[order.Failed](),
-		flatFor[order.Cancelled](),
+		flatFor[order.Cancelled](), flatFor[order.PaymentVoided](), flatFor[order.AttemptFailed](),
 	}
 	out := map[string]flatDecoder{}
 	for _, d := range all {
@@ -56,7 +56,8 @@ func flatFor[E order.Event]() flatDecoder {
 		f := t.Field(i)
 		key, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
 		k := f.Type.Kind()
-		if !f.IsExported() || key == "" || key == "-" || opts != "" || (k != reflect.String && k != reflect.Int && k != reflect.Int64) {
+		// omitempty changes encoding only: decoding reads the field the same.
+		if !f.IsExported() || key == "" || key == "-" || (opts != "" && opts != "omitempty") || (k != reflect.String && k != reflect.Int && k != reflect.Int64) {
 			return nil
 		}
 		fields = append(fields, flatField{key: key, offset: f.Offset, kind: k})

@@ -1,10 +1,18 @@
 // Package processing is the order saga: for a placed order it charges
 // payment, then reserves inventory, recording each outcome in the order's
 // stream, and completes or fails the order; when inventory fails after a
-// successful charge it refunds first (compensation), then fails. A charge
-// that lands after the order was cancelled (the customer cancelled while
-// the payment service was charging) is recorded on the cancelled order and
-// refunded the same way, so every cent that moves is in the history.
+// successful charge it refunds first (compensation), then fails.
+//
+// Every call that can move money ends in the order's history. A charge that
+// lands after the order was cancelled (the customer cancelled while the
+// payment service was charging) is recorded on the cancelled order and
+// refunded. An order that ends with no charge recorded and no final word from
+// the payment service (cancelled before its charge, or failed because the
+// service never answered) has its payment request voided (services.Payment
+// Void): a charge still in flight is then refused, and one that landed
+// unseen (a processor that died after the call, a lost answer) is answered
+// by the void, recorded, and refunded. So an order that ends Cancelled or
+// Failed holds nothing at the payment service once it is Settled.
 //
 // The saga is a function of one queue message: (*Processor).Handle takes a
 // messaging.Message whose body is the OrderPlaced envelope (eventstore.Event
@@ -22,16 +30,30 @@
 //     API's cancel takes too: the append carries the version the step was
 //     decided on, and on a conflict the state is reloaded and the step
 //     decided again, never appended twice.
-//   - Transient service failures are retried by redelivery (the queue's
-//     visibility timeout, or --retry-backoff on the embedded runtime). The
-//     attempt number is the message's ReceiveCount; a transient failure on
-//     attempt MaxAttempts (3) ends the order Failed{step, attempts: 3,
-//     reason}, refunding first if payment had succeeded, and the message is
-//     removed.
+//   - Attempts are counted per step, in the history: a try that fails
+//     transiently is recorded as AttemptFailed{step, attempt, reason} and
+//     retried by redelivery (the queue's visibility timeout, or
+//     --retry-backoff on the embedded runtime). The third failed try of a
+//     charge or a reservation ends the order Failed{step, attempts: 3}
+//     (refunding first if payment had succeeded, voiding the payment request
+//     if the charge went unanswered). The outcome events carry their step's
+//     tries, so "payment retried twice, then a reservation retried once"
+//     reads as such.
+//   - The queue delivers a message MaxReceiveCount (3) times. On the last
+//     delivery the failing step's remaining tries are made in process, with
+//     backoff from 20 ms, so a step that starts late still gets its three.
+//   - A refund or a void is never given up: each failed try is recorded, and
+//     when the last delivery's tries (5) fail too, an error-level log line
+//     says money is owed and the message goes to the dead-letter queue, whose
+//     state-aware redrive (orders.RedriveDeadLetters) sends it back.
 //   - A message that can never be processed (undecodable, not OrderPlaced,
 //     unknown order) returns an error wrapping ErrPoison; the queue retries it
 //     and dead-letters it after its maximum receive count without blocking
 //     other messages.
+//
+// Caveat: a reservation that lands unseen after its last try (the inventory
+// service never answered) is not released: stock is not money, and the
+// inventory port has no void. The order fails and is refunded as usual.
 package processing
 
 import (
@@ -50,9 +72,9 @@ import (
 	"github.com/orderledger/orderledger/services"
 )
 
-// MaxAttempts is how many attempts a step gets before the order fails; it
-// equals the processing queue's maximum receive count.
-const MaxAttempts = messaging.MaxReceiveCount
+// MaxAttempts is how many tries a charge or a reservation gets before the
+// order fails.
+const MaxAttempts = 3
 
 // maxDecisions bounds the steps and conflict retries of one Handle call.
 const maxDecisions = 32
@@ -89,6 +111,9 @@ type Config struct {
 	Clock     domain.Clock    // nil: domain.SystemClock
 	IDs       domain.IDSource // nil: crypto-random ULIDs
 	Logger    *slog.Logger    // nil: slog.Default()
+	// InlineBackoff is the wait before the first in-process retry on a
+	// message's last delivery, doubling after each (0: 20 ms).
+	InlineBackoff time.Duration
 }
 
 // Processor runs the saga. It is safe for concurrent use.
@@ -97,6 +122,7 @@ type Processor struct {
 	payment   services.Payment
 	inventory services.Inventory
 	log       *slog.Logger
+	backoff   time.Duration
 }
 
 // New returns a Processor, or an error naming a missing dependency.
@@ -113,9 +139,12 @@ func New(cfg Config) (*Processor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("processing: new: %w", err)
 	}
-	p := &Processor{orders: svc, payment: cfg.Payment, inventory: cfg.Inventory, log: cfg.Logger}
+	p := &Processor{orders: svc, payment: cfg.Payment, inventory: cfg.Inventory, log: cfg.Logger, backoff: cfg.InlineBackoff}
 	if p.log == nil {
 		p.log = slog.Default()
+	}
+	if p.backoff <= 0 {
+		p.backoff = inlineBackoff
 	}
 	return p, nil
 }
@@ -134,32 +163,35 @@ func (p *Processor) Handle(ctx context.Context, msg messaging.Message) error {
 	if !domain.ValidULID(env.StreamID) {
 		return fmt.Errorf("processing: message %s: invalid order ID %q: %w", msg.ID, env.StreamID, ErrPoison)
 	}
-	attempt := max(msg.ReceiveCount, 1)
 	meta := eventstore.Metadata{CorrelationID: env.Metadata.CorrelationID, CausationID: env.EventID}
 	if meta.CorrelationID == "" {
 		meta.CorrelationID = env.StreamID
 	}
-	return p.Process(ctx, env.StreamID, attempt, meta)
+	return p.Process(ctx, env.StreamID, msg.ReceiveCount >= messaging.MaxReceiveCount, meta)
 }
 
-// Process drives order orderID as far as it can go on this attempt
-// (1-based). It is Handle without the message decoding. Each step is one
+// Process drives order orderID as far as it can go on this delivery. It is
+// Handle without the message decoding; last says that the queue will not
+// deliver the message again, so the remaining tries of a failing step are
+// made now, with backoff, rather than on redeliveries. Each step is one
 // orders.Service.Update: the step is performed and decided on the state
 // Update loaded, and recorded at that state's version.
-func (p *Processor) Process(ctx context.Context, orderID string, attempt int, meta eventstore.Metadata) error {
+func (p *Processor) Process(ctx context.Context, orderID string, last bool, meta eventstore.Metadata) error {
 	rejectedAt := int64(-1) // the version at which Decide last refused
 	// charged is a charge this call made and has not seen recorded yet.
 	// Money moved: if the order changed meanwhile (a cancel won the race
 	// for the next version), the charge is still recorded, on whatever
 	// state the order is in now, and then refunded if the order ended.
 	var charged *order.RecordPayment
+	wait, inline := p.backoff, 0
 	for range maxDecisions {
 		var step order.Step
+		var retry *attemptError // a failed try, recorded: try again
 		_, err := p.orders.Update(ctx, orderID, meta, func(o order.Order) ([]order.Event, error) {
 			if !o.Exists() {
 				return nil, order.ErrNotFound
 			}
-			step = o.NextStep()
+			step, retry = o.NextStep(), nil
 			var cmd order.Command
 			switch {
 			case charged != nil && !o.Paid:
@@ -168,7 +200,9 @@ func (p *Processor) Process(ctx context.Context, orderID string, attempt int, me
 				return nil, nil
 			default:
 				var err error
-				if cmd, err = p.perform(ctx, o, step, attempt); err != nil {
+				if cmd, err = p.perform(ctx, o, step); errors.As(err, &retry) {
+					cmd = order.RecordAttemptFailure{Step: step, Attempt: retry.attempt, Reason: retry.err.Error()}
+				} else if err != nil {
 					return nil, err
 				}
 				if rp, ok := cmd.(order.RecordPayment); ok {
@@ -179,7 +213,10 @@ func (p *Processor) Process(ctx context.Context, orderID string, attempt int, me
 			if err != nil {
 				return nil, &rejection{version: o.Version, err: err}
 			}
-			return p.followUp(ctx, o, events, attempt), nil
+			if retry != nil {
+				return events, nil
+			}
+			return p.followUp(ctx, o, events), nil
 		})
 		var rej *rejection
 		switch {
@@ -212,8 +249,52 @@ func (p *Processor) Process(ctx context.Context, orderID string, attempt int, me
 		if step == order.StepNone {
 			return nil
 		}
+		if retry == nil {
+			continue
+		}
+		// A try failed and is recorded. Before the last delivery the queue
+		// retries it with its backoff; on the last one the step's tries
+		// left are made here (a charge's and a reservation's run out after
+		// MaxAttempts and decide the outcome; a refund's or a void's never
+		// do, so they stop after inlineTries and the message is
+		// dead-lettered: money is owed, the operator redrives it).
+		if !last || inline >= inlineTries {
+			if last && (step == order.StepRefund || step == order.StepVoid) {
+				p.log.ErrorContext(ctx, "processing: money owed: the "+string(step)+" failed on the last delivery; the message goes to the dead-letter queue, redrive it",
+					"order_id", orderID, "step", step, "attempt", retry.attempt, "err", retry.err)
+			}
+			return &TransientError{Step: string(step), Err: retry.err}
+		}
+		inline++
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return &TransientError{Step: string(step), Err: errors.Join(retry.err, ctx.Err())}
+		case <-t.C:
+		}
+		wait *= 2
 	}
 	return &TransientError{Step: "decide", Err: fmt.Errorf("order %s: no progress after %d decisions", orderID, maxDecisions)}
+}
+
+// inlineTries bounds the tries one delivery makes of a failing step when it
+// is the message's last (see Process); inlineBackoff is the default wait
+// before the first of them (Config.InlineBackoff), doubling after each.
+const (
+	inlineTries   = 5
+	inlineBackoff = 20 * time.Millisecond
+)
+
+// attemptError is one failed try of a step that has tries left: recorded
+// as an AttemptFailed, then tried again.
+type attemptError struct {
+	attempt int
+	err     error
+}
+
+func (e *attemptError) Error() string {
+	return fmt.Sprintf("processing: attempt %d failed: %v", e.attempt, e.err)
 }
 
 // rejection is order.Decide refusing the command that recorded a step's
@@ -233,7 +314,7 @@ func (r *rejection) Error() string { return r.err.Error() }
 // since the state they are decided on is o with events applied, which is
 // what a reload after the append would fold. A refusal stops the follow-up;
 // Process then meets the step again after the append, as before.
-func (p *Processor) followUp(ctx context.Context, o order.Order, events []order.Event, attempt int) []order.Event {
+func (p *Processor) followUp(ctx context.Context, o order.Order, events []order.Event) []order.Event {
 	next := o
 	for _, e := range events {
 		next = next.Apply(e)
@@ -243,7 +324,7 @@ func (p *Processor) followUp(ctx context.Context, o order.Order, events []order.
 		if step != order.StepComplete && step != order.StepFail {
 			break
 		}
-		cmd, err := p.perform(ctx, next, step, attempt)
+		cmd, err := p.perform(ctx, next, step)
 		if err != nil {
 			break
 		}
@@ -260,9 +341,10 @@ func (p *Processor) followUp(ctx context.Context, o order.Order, events []order.
 }
 
 // perform carries out step for o and returns the command recording its
-// outcome, or an error when the message must be retried.
-func (p *Processor) perform(ctx context.Context, o order.Order, step order.Step, attempt int) (order.Command, error) {
-	final := attempt >= MaxAttempts
+// outcome, an *attemptError for a failed try to record and repeat, or
+// another error when the message must be retried as it is.
+func (p *Processor) perform(ctx context.Context, o order.Order, step order.Step) (order.Command, error) {
+	attempt := o.Attempt(step)
 	switch step {
 	case order.StepCharge:
 		ch, err := p.payment.Charge(ctx, services.ChargeRequest{
@@ -270,85 +352,79 @@ func (p *Processor) perform(ctx context.Context, o order.Order, step order.Step,
 			CustomerName: o.CustomerName, ProductName: o.ProductName, Quantity: o.Quantity,
 		})
 		if err == nil {
-			return order.RecordPayment{PaymentID: ch.PaymentID, Amount: ch.Amount}, nil
+			return order.RecordPayment{PaymentID: ch.PaymentID, Amount: ch.Amount, Attempts: attempt}, nil
 		}
 		if reason, ok := services.IsRejected(err); ok {
 			return order.RecordPaymentFailure{Reason: reason, Attempts: attempt}, nil
 		}
-		if final {
-			return order.RecordPaymentFailure{Reason: "payment service unavailable: " + err.Error(), Attempts: attempt}, nil
+		if attempt < MaxAttempts {
+			return nil, &attemptError{attempt: attempt, err: err}
 		}
-		return nil, &TransientError{Step: string(step), Err: err}
+		// The service never answered: the order fails, and a charge that
+		// may have landed unseen is the void's to find (the next step).
+		return order.RecordPaymentFailure{Reason: "payment service unavailable: " + err.Error(), Attempts: attempt, Unconfirmed: true}, nil
 	case order.StepReserve:
 		r, err := p.inventory.Reserve(ctx, services.ReserveRequest{
 			IdempotencyKey: services.Key(o.ID, services.StepReserve), OrderID: o.ID,
 			ProductName: o.ProductName, Quantity: o.Quantity,
 		})
 		if err == nil {
-			return order.RecordReservation{ReservationID: r.ReservationID}, nil
+			return order.RecordReservation{ReservationID: r.ReservationID, Attempts: attempt}, nil
 		}
 		if reason, ok := services.IsRejected(err); ok {
-			return order.RecordReservationFailure{Reason: reason}, nil
+			return order.RecordReservationFailure{Reason: reason, Attempts: attempt}, nil
 		}
-		if final {
-			return order.RecordReservationFailure{Reason: "inventory service unavailable: " + err.Error()}, nil
+		if attempt < MaxAttempts {
+			return nil, &attemptError{attempt: attempt, err: err}
 		}
-		return nil, &TransientError{Step: string(step), Err: err}
+		return order.RecordReservationFailure{Reason: "inventory service unavailable: " + err.Error(), Attempts: attempt, Unconfirmed: true}, nil
 	case order.StepRefund:
 		// A refund is never given up: ending a charged order without
-		// compensation would keep the money. It is retried with the
-		// queue's backoff, then dead-lettered (logged as an error: money is
-		// owed) and redriven by the operator.
+		// compensation would keep the money. Every failed try is recorded
+		// and retried; see Process for the last delivery.
 		reason := refundReason(o)
-		if err := p.refund(ctx, services.RefundRequest{
+		if _, err := p.payment.Refund(ctx, services.RefundRequest{
 			IdempotencyKey: services.Key(o.ID, services.StepRefund), OrderID: o.ID,
 			PaymentID: o.PaymentID, Amount: o.Amount, Reason: reason,
 		}); err != nil {
-			if final {
-				p.log.ErrorContext(ctx, "processing: refund owed: the refund failed on the last attempt; the message goes to the dead-letter queue, redrive it",
-					"order_id", o.ID, "payment_id", o.PaymentID, "amount", o.Amount, "attempt", attempt, "err", err)
-			}
-			return nil, &TransientError{Step: string(step), Err: err}
+			return nil, &attemptError{attempt: attempt, err: err}
 		}
-		return order.RecordRefund{PaymentID: o.PaymentID, Reason: reason}, nil
+		return order.RecordRefund{PaymentID: o.PaymentID, Reason: reason, Attempts: attempt}, nil
+	case order.StepVoid:
+		// An order that ended with no charge recorded and no final word
+		// from the payment service (cancelled before it, or failed
+		// unanswered): close the payment request, so that a charge in
+		// flight is refused, and learn of one that landed unseen (then
+		// record it; its refund is the next step). Never given up, like a
+		// refund.
+		reason := voidReason(o)
+		v, err := p.payment.Void(ctx, services.VoidRequest{
+			IdempotencyKey: services.Key(o.ID, services.StepCharge), OrderID: o.ID, Reason: reason,
+		})
+		switch {
+		case err != nil:
+			return nil, &attemptError{attempt: attempt, err: err}
+		case v.Charged:
+			return order.RecordPayment{PaymentID: v.Charge.PaymentID, Amount: v.Charge.Amount, Attempts: o.Attempt(order.StepCharge)}, nil
+		}
+		return order.RecordVoid{Reason: reason, Attempts: attempt}, nil
 	case order.StepFail:
-		s := string(order.StepReserve)
 		if o.PaymentFailed {
-			s = string(order.StepCharge)
+			return order.Fail{Reason: o.FailureReason, Step: string(order.StepCharge), Attempts: max(o.PaymentAttempts, 1)}, nil
 		}
-		return order.Fail{Reason: o.FailureReason, Step: s, Attempts: attempt}, nil
+		return order.Fail{Reason: o.FailureReason, Step: string(order.StepReserve), Attempts: max(o.ReserveAttempts, 1)}, nil
 	case order.StepComplete:
 		return order.Complete{}, nil
 	}
 	return nil, fmt.Errorf("processing: order %s: unknown step %q: %w", o.ID, step, ErrPoison)
 }
 
-// refundTries is how many times one delivery calls the payment service for
-// a refund before leaving it to the queue's redelivery: money is owed, so a
-// refund gets more tries than a charge (with redeliveries,
-// refundTries x MaxAttempts before it is dead-lettered).
-const refundTries = 5
-
-// refund asks for req up to refundTries times, backing off from 20 ms.
-func (p *Processor) refund(ctx context.Context, req services.RefundRequest) error {
-	wait := 20 * time.Millisecond
-	var err error
-	for try := 1; ; try++ {
-		if _, err = p.payment.Refund(ctx, req); err == nil || try == refundTries {
-			return err
-		}
-		if _, rejected := services.IsRejected(err); rejected {
-			return err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(err, ctx.Err())
-		case <-t.C:
-		}
-		wait *= 2
+// voidReason says why o's payment request is voided.
+func voidReason(o order.Order) string {
+	if o.Status == order.StatusCancelled {
+		return "order cancelled before a charge was recorded"
 	}
+	return "payment service never answered: " + o.FailureReason
 }
 
 // refundReason says why o's charge is given back.

@@ -30,6 +30,9 @@ type racyPayment struct {
 	duringCharge func()
 	failRefunds  int
 	refundCalls  int
+	// loseAnswers is how many charges to make and then answer an error, as
+	// a processor that dies after the call, or a dropped response, would.
+	loseAnswers int
 }
 
 func (p *racyPayment) Charge(ctx context.Context, req services.ChargeRequest) (services.Charge, error) {
@@ -40,7 +43,14 @@ func (p *racyPayment) Charge(ctx context.Context, req services.ChargeRequest) (s
 	if f != nil {
 		f()
 	}
-	return p.Simulator.Charge(ctx, req)
+	ch, err := p.Simulator.Charge(ctx, req)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err == nil && p.loseAnswers > 0 {
+		p.loseAnswers--
+		return services.Charge{}, errors.New("connection reset after the request was sent")
+	}
+	return ch, err
 }
 
 func (p *racyPayment) Refund(ctx context.Context, req services.RefundRequest) (services.Refund, error) {
@@ -144,6 +154,64 @@ func chargeThatRacesACancel(t *testing.T, store eventstore.Store) {
 	}
 }
 
+// TestChargeLostThenCancelled: the processor charges and never learns it
+// (it dies after the call, or the answer is lost), and the customer cancels
+// before the next delivery. The next delivery finds the order cancelled with
+// no charge recorded; it voids the payment request, which answers the charge
+// that landed; the ledger records it on the cancelled order and refunds it.
+func TestChargeLostThenCancelled(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, store eventstore.Store) {
+		pay := &racyPayment{loseAnswers: 1}
+		p := racySetup(t, store, pay, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		id, msg := placed(t, store, 1)
+		if err := p.Handle(context.Background(), msg); err == nil {
+			t.Fatal("the delivery whose answer was lost succeeded")
+		}
+		cancelNow(t, store, id)
+		msg.ReceiveCount = 2
+		if err := p.Handle(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{order.TypePlaced, order.TypeAttemptFailed, order.TypeCancelled, order.TypePaymentSucceeded, order.TypePaymentRefunded}
+		if got := types(t, store, id); !slices.Equal(got, want) {
+			t.Fatalf("history %v, want %v", got, want)
+		}
+		if held := pay.Held()[id]; held != 0 {
+			t.Fatalf("the payment service holds %d for the cancelled order, want 0", held)
+		}
+		if st := pay.Stats(); st.Charges != 1 || st.Refunds != 1 {
+			t.Fatalf("payment service %+v, want one charge and one refund", st)
+		}
+	})
+}
+
+// TestCancelledBeforeChargeIsVoided: an order cancelled before the
+// processor charged it has its payment request voided, so a charge still in
+// flight (a slow delivery) is refused and nothing is held.
+func TestCancelledBeforeChargeIsVoided(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, store eventstore.Store) {
+		pay := &racyPayment{}
+		p := racySetup(t, store, pay, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		id, msg := placed(t, store, 1)
+		cancelNow(t, store, id)
+		if err := p.Handle(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{order.TypePlaced, order.TypeCancelled, order.TypePaymentVoided}
+		if got := types(t, store, id); !slices.Equal(got, want) {
+			t.Fatalf("history %v, want %v", got, want)
+		}
+		if _, err := pay.Charge(context.Background(), services.ChargeRequest{IdempotencyKey: services.Key(id, services.StepCharge), OrderID: id, Quantity: 1}); err == nil {
+			t.Fatal("a charge after the void succeeded")
+		}
+		if held := pay.Held()[id]; held != 0 {
+			t.Fatalf("held %d after the void, want 0", held)
+		}
+	})
+}
+
 // TestRefundIsRetriedAndNeverDropped: the refund of a late charge fails on
 // every try of every delivery. Each delivery retries it with backoff, then
 // answers an error (the queue redelivers, then dead-letters); the last one
@@ -167,13 +235,14 @@ func refundIsRetriedAndNeverDropped(t *testing.T, store eventstore.Store) {
 		if !errors.As(err, &te) || te.Step != string(order.StepRefund) {
 			t.Fatalf("attempt %d = %v, want a transient refund error (redeliver)", attempt, err)
 		}
-		owed := strings.Contains(logs.String(), "refund owed")
+		owed := strings.Contains(logs.String(), "money owed")
 		if owed != (attempt == processing.MaxAttempts) {
-			t.Fatalf("attempt %d: 'refund owed' logged = %v, want it on the last attempt only; logs:\n%s", attempt, owed, logs.String())
+			t.Fatalf("attempt %d: 'money owed' logged = %v, want it on the last attempt only; logs:\n%s", attempt, owed, logs.String())
 		}
 	}
 	want := []string{order.TypePlaced, order.TypeCancelled, order.TypePaymentSucceeded}
-	if got := types(t, store, id); !slices.Equal(got, want) {
+	all := types(t, store, id)
+	if got := outcomes(all); !slices.Equal(got, want) {
 		t.Fatalf("history while the refund fails %v, want %v (the charge recorded, no refund yet)", got, want)
 	}
 	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), id) {
@@ -184,7 +253,10 @@ func refundIsRetriedAndNeverDropped(t *testing.T, store eventstore.Store) {
 	pay.failRefunds = 0 // the payment service recovers
 	pay.mu.Unlock()
 	if calls <= processing.MaxAttempts {
-		t.Fatalf("%d refund calls over %d deliveries: a refund must be retried within a delivery too", calls, processing.MaxAttempts)
+		t.Fatalf("%d refund calls over %d deliveries: a refund must be retried within the last delivery too", calls, processing.MaxAttempts)
+	}
+	if tried := len(all) - len(outcomes(all)); tried != calls {
+		t.Fatalf("%d failed refund tries in the history, %d calls made: want each try recorded", tried, calls)
 	}
 	// The operator redrives the dead letter: its receive count starts again.
 	msg.ReceiveCount = 1
@@ -192,12 +264,17 @@ func refundIsRetriedAndNeverDropped(t *testing.T, store eventstore.Store) {
 		t.Fatal(err)
 	}
 	want = append(want, order.TypePaymentRefunded)
-	if got := types(t, store, id); !slices.Equal(got, want) {
+	if got := outcomes(types(t, store, id)); !slices.Equal(got, want) {
 		t.Fatalf("history after the redrive %v, want %v", got, want)
 	}
 	if st := pay.Stats(); st.Charges != 1 || st.Refunds != 1 {
 		t.Fatalf("payment service %+v, want one charge and one refund", st)
 	}
+}
+
+// outcomes is a history's event types without the failed tries.
+func outcomes(types []string) []string {
+	return slices.DeleteFunc(slices.Clone(types), func(s string) bool { return s == order.TypeAttemptFailed })
 }
 
 func history(t *testing.T, store eventstore.Store, id string) orders.History {

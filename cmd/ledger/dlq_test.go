@@ -59,7 +59,7 @@ func TestDLQListAndRedrive(t *testing.T) {
 		return envs[0]
 	}
 	placed := order.Placed{CustomerName: "Ada", ProductName: "widget", Quantity: 1}
-	finished := appendOrder(placed, order.Cancelled{Reason: "changed mind"})
+	finished := appendOrder(placed, order.Cancelled{Reason: "changed mind"}, order.PaymentVoided{Reason: "order cancelled", Attempts: 1})
 	pending := appendOrder(placed)
 	// Cancelled while it was being charged: the late charge is recorded,
 	// its refund is still owed, so the order is not settled.

@@ -44,33 +44,63 @@ type Place struct {
 	Quantity     int
 }
 
-// RecordPayment records a successful charge.
+// RecordPayment records a successful charge, made on the given try.
 type RecordPayment struct {
 	PaymentID string
 	Amount    int64
+	Attempts  int
 }
 
 // RecordPaymentFailure records that payment failed for good (declined, or
-// unreachable after every attempt); the order fails with it.
+// unreachable after every attempt); the order fails with it. Unconfirmed
+// says that the last try failed without an answer (the service was
+// unreachable), so a charge may have landed unseen: that try is recorded as
+// an AttemptFailed, and the saga then voids the payment request.
 type RecordPaymentFailure struct {
-	Reason   string
-	Attempts int
+	Reason      string
+	Attempts    int
+	Unconfirmed bool
 }
 
 // RecordReservation records a successful stock reservation.
-type RecordReservation struct{ ReservationID string }
+type RecordReservation struct {
+	ReservationID string
+	Attempts      int
+}
 
 // RecordReservationFailure records that stock could not be reserved. When
 // payment had succeeded the saga must refund before the order fails.
 type RecordReservationFailure struct {
-	Reason string
+	Reason      string
+	Attempts    int
+	Unconfirmed bool // as in RecordPaymentFailure (a reservation is not voided)
 }
 
 // RecordRefund records that the charge was refunded.
 type RecordRefund struct {
 	PaymentID string
 	Reason    string
+	Attempts  int
 }
+
+// RecordVoid records that an ended, unpaid order's payment request was
+// voided at the payment service with nothing charged.
+type RecordVoid struct {
+	Reason   string
+	Attempts int
+}
+
+// RecordAttemptFailure records a transient failure of one try of a step.
+// Attempt must be the step's next try (Order.Attempt); any other number (a
+// redelivery recording a try already recorded) records nothing.
+type RecordAttemptFailure struct {
+	Step    Step
+	Attempt int
+	Reason  string
+}
+
+// MaxAttemptReason bounds the error text an AttemptFailed keeps, in bytes.
+const MaxAttemptReason = 500
 
 // Complete completes a paid and reserved order.
 type Complete struct{}
@@ -94,6 +124,8 @@ func (RecordRefund) command()             {}
 func (Complete) command()                 {}
 func (Fail) command()                     {}
 func (Cancel) command()                   {}
+func (RecordVoid) command()               {}
+func (RecordAttemptFailure) command()     {}
 
 // Decide returns the events that cmd causes on o, or a named error. It never
 // changes o; apply the events to see the new state.
@@ -135,6 +167,9 @@ func Decide(o Order, cmd Command) ([]Event, error) {
 			return nil, nil
 		}
 	}
+	if c, ok := cmd.(RecordAttemptFailure); ok {
+		return recordAttemptFailure(o, c)
+	}
 	if o.Status.Terminal() {
 		return decideAfterEnd(o, cmd)
 	}
@@ -148,10 +183,15 @@ func Decide(o Order, cmd Command) ([]Event, error) {
 		if o.Paid {
 			return nil, ErrAlreadyPaid
 		}
-		return []Event{
-			PaymentFailed{Reason: c.Reason},
-			Failed{Reason: c.Reason, Step: string(StepCharge), Attempts: max(c.Attempts, 1)},
-		}, nil
+		n := max(c.Attempts, 1)
+		var events []Event
+		if c.Unconfirmed {
+			events = append(events, attemptFailed(StepCharge, n, c.Reason))
+		}
+		return append(events,
+			PaymentFailed{Reason: c.Reason, Attempts: n},
+			Failed{Reason: c.Reason, Step: string(StepCharge), Attempts: n},
+		), nil
 	case RecordReservation:
 		switch {
 		case !o.Paid:
@@ -163,7 +203,7 @@ func Decide(o Order, cmd Command) ([]Event, error) {
 		case o.ReserveFailed:
 			return nil, ErrReservationFailed
 		}
-		return []Event{InventoryReserved{ReservationID: c.ReservationID}}, nil
+		return []Event{InventoryReserved{ReservationID: c.ReservationID, Attempts: c.Attempts}}, nil
 	case RecordReservationFailure:
 		switch {
 		case o.ReserveFailed:
@@ -173,9 +213,15 @@ func Decide(o Order, cmd Command) ([]Event, error) {
 		case o.Reserved:
 			return nil, ErrAlreadyReserved
 		}
-		return []Event{InventoryReservationFailed{Reason: c.Reason}}, nil
+		var events []Event
+		if c.Unconfirmed {
+			events = append(events, attemptFailed(StepReserve, max(c.Attempts, 1), c.Reason))
+		}
+		return append(events, InventoryReservationFailed{Reason: c.Reason, Attempts: c.Attempts}), nil
 	case RecordRefund:
 		return recordRefund(o, c)
+	case RecordVoid:
+		return nil, &domain.Error{Code: domain.Conflict, Message: "order is pending: its payment request is voided only once it has ended"}
 	case Complete:
 		switch {
 		case !o.Paid:
@@ -209,8 +255,41 @@ func decideAfterEnd(o Order, cmd Command) ([]Event, error) {
 		return recordPayment(o, c) // a late charge, even after a PaymentFailed
 	case RecordRefund:
 		return recordRefund(o, c)
+	case RecordVoid:
+		switch {
+		case o.Paid:
+			return nil, ErrAlreadyPaid
+		case !o.chargeUnsettled():
+			return nil, nil // closed already: voided, or declined
+		}
+		return []Event{PaymentVoided{Reason: c.Reason, Attempts: c.Attempts}}, nil
 	}
 	return nil, ErrTerminal
+}
+
+// recordAttemptFailure records a failed try once, at the step's next
+// attempt number. A completed order has no step left to try.
+func recordAttemptFailure(o Order, c RecordAttemptFailure) ([]Event, error) {
+	if stepIndex(c.Step) < 0 {
+		return nil, domain.Errorf(domain.Invalid, "order: step %q has no attempts", c.Step)
+	}
+	if o.Status == StatusCompleted {
+		return nil, ErrTerminal
+	}
+	if c.Attempt != o.Attempt(c.Step) {
+		return nil, nil // recorded already (a redelivery), or out of date
+	}
+	return []Event{attemptFailed(c.Step, c.Attempt, c.Reason)}, nil
+}
+
+// attemptFailed is the AttemptFailed of a try, its reason made valid UTF-8
+// and cut to MaxAttemptReason bytes.
+func attemptFailed(step Step, attempt int, reason string) AttemptFailed {
+	reason = strings.ToValidUTF8(reason, "?")
+	if len(reason) > MaxAttemptReason {
+		reason = strings.ToValidUTF8(reason[:MaxAttemptReason], "")
+	}
+	return AttemptFailed{Step: string(step), Attempt: attempt, Reason: reason}
 }
 
 // recordPayment records a charge once: the same charge again (a
@@ -222,7 +301,7 @@ func recordPayment(o Order, c RecordPayment) ([]Event, error) {
 	case o.Paid:
 		return nil, ErrAlreadyPaid
 	}
-	return []Event{PaymentSucceeded{PaymentID: c.PaymentID, Amount: c.Amount}}, nil
+	return []Event{PaymentSucceeded{PaymentID: c.PaymentID, Amount: c.Amount, Attempts: c.Attempts}}, nil
 }
 
 // recordRefund records the refund of the order's charge once.
@@ -233,7 +312,7 @@ func recordRefund(o Order, c RecordRefund) ([]Event, error) {
 	case !o.Paid:
 		return nil, ErrNotPaid
 	}
-	return []Event{PaymentRefunded{PaymentID: o.PaymentID, Reason: c.Reason}}, nil
+	return []Event{PaymentRefunded{PaymentID: o.PaymentID, Reason: c.Reason, Attempts: c.Attempts}}, nil
 }
 
 func place(p Place) ([]Event, error) {

@@ -20,6 +20,8 @@ const (
 	TypeCompleted                  = "OrderCompleted"
 	TypeFailed                     = "OrderFailed"
 	TypeCancelled                  = "OrderCancelled"
+	TypePaymentVoided              = "PaymentVoided"
+	TypeAttemptFailed              = "AttemptFailed"
 )
 
 // Event is one fact in an order's life.
@@ -44,6 +46,9 @@ type PaymentSucceeded struct {
 	PaymentID string `json:"payment_id"`
 	// Amount is the amount charged, in minor units (cents).
 	Amount int64 `json:"amount"`
+	// Attempts is how many tries of the charge it took (0 in events
+	// recorded before attempts were counted per step).
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // PaymentFailed records that the payment service declined the order, or that
@@ -51,26 +56,60 @@ type PaymentSucceeded struct {
 type PaymentFailed struct {
 	// Reason says why, as the payment service or the processor put it.
 	Reason string `json:"reason"`
+	// Attempts is how many tries of the charge were made.
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // InventoryReserved records that the inventory service reserved the stock.
 type InventoryReserved struct {
 	// ReservationID is the inventory service's reference for the reservation.
 	ReservationID string `json:"reservation_id"`
+	// Attempts is how many tries of the reservation it took.
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // InventoryReservationFailed records that the stock could not be reserved.
 type InventoryReservationFailed struct {
 	// Reason says why, e.g. "out of stock".
 	Reason string `json:"reason"`
+	// Attempts is how many tries of the reservation were made.
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // PaymentRefunded records that a successful charge was refunded (the saga's
-// compensation when inventory fails after payment).
+// compensation when inventory fails after payment, or the return of a charge
+// that landed on an order cancelled meanwhile).
 type PaymentRefunded struct {
 	// PaymentID is the charge that was refunded.
 	PaymentID string `json:"payment_id"`
 	// Reason says why it was refunded.
+	Reason string `json:"reason"`
+	// Attempts is how many tries of the refund it took.
+	Attempts int `json:"attempts,omitempty"`
+}
+
+// PaymentVoided records that the order's payment request was closed at the
+// payment service with nothing charged, so that no charge can land on it any
+// more: the saga voids the charge of every order that ends without one
+// (cancelled before the charge, or failed because the payment service could
+// not be reached), since a charge may have been in flight.
+type PaymentVoided struct {
+	// Reason says why the request was closed.
+	Reason string `json:"reason"`
+	// Attempts is how many tries of the void it took.
+	Attempts int `json:"attempts,omitempty"`
+}
+
+// AttemptFailed records that one try of a saga step failed transiently (the
+// service did not answer, or answered an error); the step is tried again.
+// Attempts are counted per step, so the history reads "payment failed twice,
+// then succeeded", and an OrderFailed's attempts are those of its step.
+type AttemptFailed struct {
+	// Step is the step tried: "payment", "inventory", "refund" or "void".
+	Step string `json:"step"`
+	// Attempt is the try that failed, from 1.
+	Attempt int `json:"attempt"`
+	// Reason is the error, as the processor saw it.
 	Reason string `json:"reason"`
 }
 
@@ -102,6 +141,8 @@ func (PaymentRefunded) EventType() string            { return TypePaymentRefunde
 func (Completed) EventType() string                  { return TypeCompleted }
 func (Failed) EventType() string                     { return TypeFailed }
 func (Cancelled) EventType() string                  { return TypeCancelled }
+func (PaymentVoided) EventType() string              { return TypePaymentVoided }
+func (AttemptFailed) EventType() string              { return TypeAttemptFailed }
 
 // New returns a zero value of the event type name, ready to decode into,
 // or nil for an unknown type.
@@ -125,6 +166,10 @@ func New(eventType string) Event {
 		return &Failed{}
 	case TypeCancelled:
 		return &Cancelled{}
+	case TypePaymentVoided:
+		return &PaymentVoided{}
+	case TypeAttemptFailed:
+		return &AttemptFailed{}
 	}
 	return nil
 }
@@ -133,6 +178,7 @@ func New(eventType string) Event {
 var Types = []string{
 	TypePlaced, TypePaymentSucceeded, TypePaymentFailed, TypeInventoryReserved,
 	TypeInventoryReservationFailed, TypePaymentRefunded, TypeCompleted, TypeFailed, TypeCancelled,
+	TypePaymentVoided, TypeAttemptFailed,
 }
 
 // IsTerminal reports whether the event type ends an order's life.

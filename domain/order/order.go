@@ -45,6 +45,7 @@ type Order struct {
 	Paid           bool // a PaymentSucceeded happened
 	PaymentFailed  bool
 	Refunded       bool
+	Voided         bool // a PaymentVoided happened: no charge can land any more
 	ReservationID  string
 	Reserved       bool
 	ReserveFailed  bool // an InventoryReservationFailed happened
@@ -52,6 +53,13 @@ type Order struct {
 	FailedStep     string
 	FailedAttempts int
 	CancelReason   string
+
+	// PaymentAttempts and ReserveAttempts are the tries the charge's and
+	// the reservation's outcomes took, as recorded in them.
+	PaymentAttempts int
+	ReserveAttempts int
+	// tries counts the AttemptFailed events of each step.
+	tries [numSteps]int
 
 	CreatedAt time.Time // when OrderPlaced occurred (set by Fold callers that know it)
 	UpdatedAt time.Time // when the last event occurred
@@ -71,16 +79,26 @@ func (o Order) Apply(e Event) Order {
 		o.CustomerName, o.ProductName, o.Quantity = e.CustomerName, e.ProductName, e.Quantity
 	case PaymentSucceeded:
 		o.Paid, o.PaymentID, o.Amount = true, e.PaymentID, e.Amount
+		o.PaymentAttempts = e.Attempts
 	case PaymentFailed:
 		o.PaymentFailed = true
 		o.FailureReason = e.Reason
+		o.PaymentAttempts = e.Attempts
 	case InventoryReserved:
 		o.Reserved, o.ReservationID = true, e.ReservationID
+		o.ReserveAttempts = e.Attempts
 	case InventoryReservationFailed:
 		o.ReserveFailed = true
 		o.FailureReason = e.Reason
+		o.ReserveAttempts = e.Attempts
 	case PaymentRefunded:
 		o.Refunded = true
+	case PaymentVoided:
+		o.Voided = true
+	case AttemptFailed:
+		if i := stepIndex(Step(e.Step)); i >= 0 {
+			o.tries[i]++
+		}
 	case Completed:
 		o.Status = StatusCompleted
 	case Failed:
@@ -104,7 +122,8 @@ func Fold(id string, events ...Event) Order {
 
 // Settled reports whether the order has ended and owes nothing: it is
 // terminal and the saga has no step left (a late charge on a cancelled or
-// failed order is refunded first).
+// failed order is refunded first, and a cancelled order's payment request is
+// voided).
 func (o Order) Settled() bool { return o.Status.Terminal() && o.NextStep() == StepNone }
 
 // Step is what the processing saga must do next for an order.
@@ -118,7 +137,49 @@ const (
 	StepRefund   Step = "refund"    // compensate: refund the charge (then fail, unless the order already ended)
 	StepFail     Step = "fail"      // record the failure (a step failed, nothing to compensate)
 	StepComplete Step = "complete"  // record completion
+	StepVoid     Step = "void"      // close the payment request of an order that ended unpaid
 )
+
+// numSteps is how many steps call a service, and so have attempts.
+const numSteps = 4
+
+// stepIndex is the index of a step with attempts in Order.tries, or -1.
+func stepIndex(s Step) int {
+	switch s {
+	case StepCharge:
+		return 0
+	case StepReserve:
+		return 1
+	case StepRefund:
+		return 2
+	case StepVoid:
+		return 3
+	}
+	return -1
+}
+
+// chargeUnsettled reports whether an order has no charge recorded and no
+// final word from the payment service either: not charged, not voided, and
+// not declined (a payment failure whose every try went unanswered is no
+// final word). Only ended orders act on it: a pending one is still charging.
+func (o Order) chargeUnsettled() bool {
+	if o.Paid || o.Voided {
+		return false
+	}
+	if o.PaymentFailed {
+		return o.PaymentAttempts > 0 && o.tries[0] >= o.PaymentAttempts
+	}
+	return o.Status != StatusCompleted
+}
+
+// Attempt is the number of the next try of step: one more than the tries of
+// it recorded as AttemptFailed.
+func (o Order) Attempt(step Step) int {
+	if i := stepIndex(step); i >= 0 {
+		return o.tries[i] + 1
+	}
+	return 1
+}
 
 // NextStep returns what the processor must do next. It is a pure function of
 // the state, which is what makes redelivered messages safe: a step already
@@ -128,8 +189,16 @@ func (o Order) NextStep() Step {
 	case !o.Exists():
 		return StepNone
 	case o.Status.Terminal():
-		if o.Status != StatusCompleted && o.Paid && !o.Refunded {
+		switch {
+		case o.Status == StatusCompleted:
+			return StepNone
+		case o.Paid && !o.Refunded:
 			return StepRefund // a late charge on an ended order: give it back
+		case o.chargeUnsettled():
+			// Ended with no charge recorded, yet one may be in flight or
+			// may have landed unseen (a crash, a lost answer). Void it, and
+			// so learn of it.
+			return StepVoid
 		}
 		return StepNone
 	case o.PaymentFailed:

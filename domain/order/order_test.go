@@ -23,7 +23,7 @@ type scenario struct {
 var (
 	placed     = order.Placed{CustomerName: "Test Customer", ProductName: "Test Product", Quantity: 1}
 	paid       = order.PaymentSucceeded{PaymentID: "pay-1", Amount: 1999}
-	declined   = order.PaymentFailed{Reason: "card declined"}
+	declined   = order.PaymentFailed{Reason: "card declined", Attempts: 1}
 	failedPay  = order.Failed{Reason: "card declined", Step: "payment", Attempts: 1}
 	reserved   = order.InventoryReserved{ReservationID: "res-1"}
 	noStock    = order.InventoryReservationFailed{Reason: "out of stock"}
@@ -32,7 +32,13 @@ var (
 	failedInv  = order.Failed{Reason: "out of stock", Step: "inventory", Attempts: 1}
 	cancelled  = order.Cancelled{Reason: "changed my mind"}
 	lateRefund = order.PaymentRefunded{PaymentID: "pay-1", Reason: "order cancelled during payment"}
+	voided     = order.PaymentVoided{Reason: "order cancelled", Attempts: 1}
+	unanswered = order.PaymentFailed{Reason: "timeout", Attempts: 1}
 )
+
+func tried(n int) order.AttemptFailed {
+	return order.AttemptFailed{Step: "payment", Attempt: n, Reason: "timeout"}
+}
 
 func run(t *testing.T, cases []scenario) {
 	t.Helper()
@@ -75,7 +81,9 @@ func TestLegalTransitions(t *testing.T) {
 		{name: "payment declined fails the order", given: []order.Event{placed}, when: order.RecordPaymentFailure{Reason: "card declined", Attempts: 1},
 			then: []order.Event{declined, failedPay}},
 		{name: "payment unreachable after 3 attempts", given: []order.Event{placed}, when: order.RecordPaymentFailure{Reason: "timeout", Attempts: 3},
-			then: []order.Event{order.PaymentFailed{Reason: "timeout"}, order.Failed{Reason: "timeout", Step: "payment", Attempts: 3}}},
+			then: []order.Event{order.PaymentFailed{Reason: "timeout", Attempts: 3}, order.Failed{Reason: "timeout", Step: "payment", Attempts: 3}}},
+		{name: "payment unanswered after 3 attempts", given: []order.Event{placed, tried(1), tried(2)}, when: order.RecordPaymentFailure{Reason: "timeout", Attempts: 3, Unconfirmed: true},
+			then: []order.Event{tried(3), order.PaymentFailed{Reason: "timeout", Attempts: 3}, order.Failed{Reason: "timeout", Step: "payment", Attempts: 3}}},
 		{name: "inventory reserved", given: []order.Event{placed, paid}, when: order.RecordReservation{ReservationID: "res-1"}, then: []order.Event{reserved}},
 		{name: "inventory fails after payment", given: []order.Event{placed, paid}, when: order.RecordReservationFailure{Reason: "out of stock"}, then: []order.Event{noStock}},
 		{name: "refund after reservation failure", given: []order.Event{placed, paid, noStock}, when: order.RecordRefund{Reason: "out of stock"}, then: []order.Event{refunded}},
@@ -217,7 +225,11 @@ func TestApplyAndNextStep(t *testing.T) {
 		{"reserved", []order.Event{placed, paid, reserved}, order.StatusPending, order.StepComplete},
 		{"completed", []order.Event{placed, paid, reserved, completed}, order.StatusCompleted, order.StepNone},
 		{"failed", []order.Event{placed, paid, noStock, refunded, failedInv}, order.StatusFailed, order.StepNone},
-		{"cancelled", []order.Event{placed, cancelled}, order.StatusCancelled, order.StepNone},
+		{"cancelled", []order.Event{placed, cancelled}, order.StatusCancelled, order.StepVoid},
+		{"cancelled and voided", []order.Event{placed, cancelled, voided}, order.StatusCancelled, order.StepNone},
+		{"failed unanswered", []order.Event{placed, tried(1), unanswered, failedPay}, order.StatusFailed, order.StepVoid},
+		{"failed unanswered and voided", []order.Event{placed, tried(1), unanswered, failedPay, voided}, order.StatusFailed, order.StepNone},
+		{"failed declined after a failed try", []order.Event{placed, tried(1), order.PaymentFailed{Reason: "declined", Attempts: 2}, failedPay}, order.StatusFailed, order.StepNone},
 		{"charged after cancel", []order.Event{placed, cancelled, paid}, order.StatusCancelled, order.StepRefund},
 		{"refunded after cancel", []order.Event{placed, cancelled, paid, lateRefund}, order.StatusCancelled, order.StepNone},
 		{"charged after failure", []order.Event{placed, declined, failedPay, paid}, order.StatusFailed, order.StepRefund},
@@ -241,7 +253,8 @@ func TestApplyAndNextStep(t *testing.T) {
 // nonsense ones a correct store never holds, and only bump the version.
 func TestApplyNeverFails(t *testing.T) {
 	t.Parallel()
-	all := []order.Event{placed, paid, declined, reserved, noStock, refunded, completed, failedInv, cancelled}
+	all := []order.Event{placed, paid, declined, reserved, noStock, refunded, completed, failedInv, cancelled,
+		voided, order.AttemptFailed{Step: "payment", Attempt: 1, Reason: "x"}, order.AttemptFailed{Step: "nope", Attempt: 1}}
 	o := order.Order{ID: "x"}
 	for i := 0; i < 3; i++ {
 		for _, e := range all {
@@ -325,5 +338,59 @@ func TestCancelReasonPrintable(t *testing.T) {
 	evs, err := order.Decide(order.Fold("01J0000000000000000000000A", placed), order.Cancel{Reason: "\t Zoë changed her mind ☕\r\n"})
 	if err != nil || len(evs) != 1 || evs[0].(order.Cancelled).Reason != "Zoë changed her mind ☕" {
 		t.Fatalf("Decide(a printable reason) = %v, %v; want the order cancelled with the trimmed reason", evs, err)
+	}
+}
+
+// TestVoid: an order that ended unpaid has its payment request voided once;
+// a charge that lands after all is still recorded and refunded.
+func TestVoid(t *testing.T) {
+	t.Parallel()
+	void := order.RecordVoid{Reason: "order cancelled", Attempts: 1}
+	run(t, []scenario{
+		{name: "void a cancelled order", given: []order.Event{placed, cancelled}, when: void, then: []order.Event{voided}},
+		{name: "void again", given: []order.Event{placed, cancelled, voided}, when: void},
+		{name: "void a declined order", given: []order.Event{placed, declined, failedPay}, when: void},
+		{name: "void an order failed unanswered", given: []order.Event{placed, tried(1), unanswered, failedPay}, when: void, then: []order.Event{voided}},
+		{name: "void a charged cancelled order", given: []order.Event{placed, cancelled, paid}, when: void, err: order.ErrAlreadyPaid},
+		{name: "void a completed order", given: []order.Event{placed, paid, reserved, completed}, when: void, err: order.ErrTerminal},
+		{name: "a late charge after a void is still recorded", given: []order.Event{placed, cancelled, voided}, when: order.RecordPayment{PaymentID: "pay-1", Amount: 1999}, then: []order.Event{paid}},
+	})
+	if _, err := order.Decide(order.Fold("id", placed), void); domain.CodeOf(err) != domain.Conflict {
+		t.Fatalf("void of a pending order = %v, want a conflict", err)
+	}
+	if o := order.Fold("id", placed, cancelled, voided, paid); o.NextStep() != order.StepRefund {
+		t.Fatalf("a charge after a void: next step %q, want refund", o.NextStep())
+	}
+}
+
+// TestAttemptsPerStep: failed tries are counted per step, recorded once
+// each, and the outcomes carry their step's tries.
+func TestAttemptsPerStep(t *testing.T) {
+	t.Parallel()
+	payFail := func(n int) order.AttemptFailed {
+		return order.AttemptFailed{Step: "payment", Attempt: n, Reason: "unavailable"}
+	}
+	run(t, []scenario{
+		{name: "first failed try", given: []order.Event{placed}, when: order.RecordAttemptFailure{Step: order.StepCharge, Attempt: 1, Reason: "unavailable"}, then: []order.Event{payFail(1)}},
+		{name: "second failed try", given: []order.Event{placed, payFail(1)}, when: order.RecordAttemptFailure{Step: order.StepCharge, Attempt: 2, Reason: "unavailable"}, then: []order.Event{payFail(2)}},
+		{name: "a try recorded already", given: []order.Event{placed, payFail(1)}, when: order.RecordAttemptFailure{Step: order.StepCharge, Attempt: 1, Reason: "unavailable"}},
+		{name: "a refund try on a cancelled order", given: []order.Event{placed, cancelled, paid}, when: order.RecordAttemptFailure{Step: order.StepRefund, Attempt: 1, Reason: "x"},
+			then: []order.Event{order.AttemptFailed{Step: "refund", Attempt: 1, Reason: "x"}}},
+		{name: "no tries on a completed order", given: []order.Event{placed, paid, reserved, completed}, when: order.RecordAttemptFailure{Step: order.StepRefund, Attempt: 1}, err: order.ErrTerminal},
+		{name: "payment on its third try", given: []order.Event{placed, payFail(1), payFail(2)}, when: order.RecordPayment{PaymentID: "pay-1", Amount: 1999, Attempts: 3},
+			then: []order.Event{order.PaymentSucceeded{PaymentID: "pay-1", Amount: 1999, Attempts: 3}}},
+	})
+	o := order.Fold("id", placed, payFail(1), payFail(2), order.PaymentSucceeded{PaymentID: "p", Amount: 1, Attempts: 3},
+		order.AttemptFailed{Step: "inventory", Attempt: 1, Reason: "x"})
+	if o.Attempt(order.StepCharge) != 3 || o.Attempt(order.StepReserve) != 2 || o.Attempt(order.StepRefund) != 1 || o.PaymentAttempts != 3 {
+		t.Fatalf("attempts: payment %d, inventory %d, refund %d, recorded %d; want 3, 2, 1, 3",
+			o.Attempt(order.StepCharge), o.Attempt(order.StepReserve), o.Attempt(order.StepRefund), o.PaymentAttempts)
+	}
+	long, err := order.Decide(order.Fold("id", placed), order.RecordAttemptFailure{Step: order.StepCharge, Attempt: 1, Reason: strings.Repeat("é", 400)})
+	if err != nil || len(long[0].(order.AttemptFailed).Reason) > order.MaxAttemptReason {
+		t.Fatalf("a long reason: %v, %v; want it cut to %d bytes", long, err, order.MaxAttemptReason)
+	}
+	if _, err := order.Decide(order.Fold("id", placed), order.RecordAttemptFailure{Step: order.StepFail, Attempt: 1}); domain.CodeOf(err) != domain.Invalid {
+		t.Fatalf("a try of a step without attempts = %v, want invalid", err)
 	}
 }

@@ -319,9 +319,19 @@ func TestFailurePaths(t *testing.T) {
 		s := start(t, t.TempDir(), "--sim-payment-error-rate", "1")
 		v := s.waitTerminal(s.place("Ada", "Lamp", 1).OrderID)
 		h := s.history(v.OrderID)
-		last := h.Events[len(h.Events)-1]
-		if v.Status != "Failed" || last.Type != "OrderFailed" || data(t, last)["attempts"] != 3.0 {
-			t.Errorf("ended %+v with %v", v, last)
+		// The history reads: three failed payment tries, the failure, the
+		// end; then the void's tries (the service never answers them).
+		got := types(h)
+		if v.Status != "Failed" || len(got) < 6 || fmt.Sprint(got[:6]) != "[OrderPlaced AttemptFailed AttemptFailed AttemptFailed PaymentFailed OrderFailed]" {
+			t.Fatalf("ended %+v with history %v", v, got)
+		}
+		if end := h.Events[5]; data(t, end)["attempts"] != 3.0 || data(t, end)["step"] != "payment" {
+			t.Errorf("OrderFailed %s, want step payment and attempts 3", end.Data)
+		}
+		for i, e := range h.Events[1:4] {
+			if d := data(t, e); d["step"] != "payment" || d["attempt"] != float64(i+1) {
+				t.Errorf("failed try %d: %s", i+1, e.Data)
+			}
 		}
 	})
 }
