@@ -69,6 +69,9 @@ type Config struct {
 	// Env is the environment prefix of the resource names (empty:
 	// resources.DefaultEnv).
 	Env string
+	// OrdersTable, when set, is the read table instead of <env>-orders
+	// (LEDGER_ORDERS_TABLE: a blue/green rebuild's table).
+	OrdersTable string
 	// Addr is the API's listen address, e.g. ":8000" ("127.0.0.1:0" picks a port).
 	Addr string
 	// Token, when set, is required as a bearer token on /orders and /admin.
@@ -143,7 +146,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d, err := lambdas.NewDeps(cfg.AWS, cfg.Env, log)
+	d, err := lambdas.NewDepsFor(cfg.AWS, resources.For(cfg.Env).WithOrdersTable(cfg.OrdersTable), log)
 	if err != nil {
 		return nil, fmt.Errorf("aws/awsapp: open: %w", err)
 	}

@@ -34,6 +34,9 @@ type Config struct {
 	// services the processor calls (LEDGER_SERVICES_URL); unset, it calls
 	// the simulators.
 	ServicesURL string
+	// OrdersTable, when set, is the read table to use instead of
+	// <env>-orders (LEDGER_ORDERS_TABLE: a blue/green rebuild's table).
+	OrdersTable string
 	// EventsTopicARN and CompletedTopicARN are the publisher's topics
 	// (LEDGER_EVENTS_TOPIC_ARN, LEDGER_COMPLETED_TOPIC_ARN), both or neither.
 	// Unset, the publisher derives them on its first invocation from its
@@ -50,6 +53,7 @@ func LoadConfig(ctx context.Context, getenv func(string) string) (Config, error)
 		Env:               strings.TrimSpace(getenv("LEDGER_ENV")),
 		APIToken:          getenv("LEDGER_API_TOKEN"),
 		ServicesURL:       strings.TrimSpace(getenv("LEDGER_SERVICES_URL")),
+		OrdersTable:       strings.TrimSpace(getenv(resources.OrdersTableEnv)),
 		EventsTopicARN:    strings.TrimSpace(getenv("LEDGER_EVENTS_TOPIC_ARN")),
 		CompletedTopicARN: strings.TrimSpace(getenv("LEDGER_COMPLETED_TOPIC_ARN")),
 	}
@@ -58,6 +62,9 @@ func LoadConfig(ctx context.Context, getenv func(string) string) (Config, error)
 	}
 	if !resources.ValidEnv(c.Env) {
 		return Config{}, fmt.Errorf("lambdas: config: LEDGER_ENV=%q: want 1..40 lowercase letters, digits or '-'", c.Env)
+	}
+	if c.OrdersTable != "" && !resources.ValidTableName(c.OrdersTable) {
+		return Config{}, fmt.Errorf("lambdas: config: %s=%q: want a DynamoDB table name (3..255 letters, digits, '_', '-', '.')", resources.OrdersTableEnv, c.OrdersTable)
 	}
 	if c.ServicesURL != "" {
 		if u, err := url.Parse(c.ServicesURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

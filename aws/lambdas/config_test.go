@@ -23,6 +23,7 @@ func TestLoadConfigReadsEveryVariableOnce(t *testing.T) {
 		"LEDGER_SERVICES_URL":        "https://services.internal:8443",
 		"LEDGER_EVENTS_TOPIC_ARN":    "arn:aws:sns:eu-west-1:123456789012:prod-eu-order-events",
 		"LEDGER_COMPLETED_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:prod-eu-order-completed",
+		"LEDGER_ORDERS_TABLE":        "prod-eu-orders-blue",
 		"AWS_REGION":                 "eu-west-1",
 		"AWS_ENDPOINT_URL":           "http://127.0.0.1:1",
 	}
@@ -31,13 +32,13 @@ func TestLoadConfigReadsEveryVariableOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Env != "prod-eu" || c.APIToken != "s3cret" || c.ServicesURL != vars["LEDGER_SERVICES_URL"] ||
-		c.EventsTopicARN != vars["LEDGER_EVENTS_TOPIC_ARN"] || c.CompletedTopicARN != vars["LEDGER_COMPLETED_TOPIC_ARN"] {
+		c.EventsTopicARN != vars["LEDGER_EVENTS_TOPIC_ARN"] || c.CompletedTopicARN != vars["LEDGER_COMPLETED_TOPIC_ARN"] || c.OrdersTable != "prod-eu-orders-blue" {
 		t.Fatalf("config %+v", c)
 	}
 	if c.AWS.Region != "eu-west-1" || aws.ToString(c.AWS.BaseEndpoint) != "http://127.0.0.1:1" {
 		t.Fatalf("AWS config: region %q endpoint %q", c.AWS.Region, aws.ToString(c.AWS.BaseEndpoint))
 	}
-	for _, k := range []string{"LEDGER_ENV", "LEDGER_API_TOKEN", "LEDGER_SERVICES_URL", "LEDGER_EVENTS_TOPIC_ARN", "LEDGER_COMPLETED_TOPIC_ARN"} {
+	for _, k := range []string{"LEDGER_ENV", "LEDGER_API_TOKEN", "LEDGER_SERVICES_URL", "LEDGER_EVENTS_TOPIC_ARN", "LEDGER_COMPLETED_TOPIC_ARN", "LEDGER_ORDERS_TABLE"} {
 		if read[k] != 1 {
 			t.Errorf("%s read %d times, want once", k, read[k])
 		}
@@ -50,7 +51,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Env != "dev" || c.APIToken != "" || c.ServicesURL != "" || c.EventsTopicARN != "" || c.CompletedTopicARN != "" {
+	if c.Env != "dev" || c.APIToken != "" || c.ServicesURL != "" || c.EventsTopicARN != "" || c.CompletedTopicARN != "" || c.OrdersTable != "" {
 		t.Fatalf("defaults %+v", c)
 	}
 }
@@ -67,6 +68,8 @@ func TestLoadConfigFailsFast(t *testing.T) {
 		{map[string]string{"LEDGER_ENV": "Prod"}, "LEDGER_ENV"},
 		{map[string]string{"LEDGER_ENV": "dev_1"}, "LEDGER_ENV"},
 		{map[string]string{"LEDGER_ENV": strings.Repeat("a", 41)}, "LEDGER_ENV"},
+		{map[string]string{"LEDGER_ORDERS_TABLE": "dev orders"}, "LEDGER_ORDERS_TABLE"},
+		{map[string]string{"LEDGER_ORDERS_TABLE": "ab"}, "LEDGER_ORDERS_TABLE"},
 		{map[string]string{"LEDGER_SERVICES_URL": "services:8080"}, "LEDGER_SERVICES_URL"},
 		{map[string]string{"LEDGER_SERVICES_URL": "ftp://services"}, "LEDGER_SERVICES_URL"},
 		{map[string]string{"LEDGER_SERVICES_URL": "http://"}, "LEDGER_SERVICES_URL"},

@@ -60,10 +60,16 @@ type Deps struct {
 
 // NewDeps wires the stores of environment env over cfg.
 func NewDeps(cfg aws.Config, env string, log *slog.Logger) (*Deps, error) {
+	return NewDepsFor(cfg, resources.For(env), log)
+}
+
+// NewDepsFor wires the stores named by names over cfg (an environment's
+// names with another read table: resources.Names.WithOrdersTable).
+func NewDepsFor(cfg aws.Config, names resources.Names, log *slog.Logger) (*Deps, error) {
 	if log == nil {
 		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
-	d := &Deps{Names: resources.For(env), Clients: awsconfig.NewClients(cfg), Codec: orders.NewCodec(), Logger: log}
+	d := &Deps{Names: names, Clients: awsconfig.NewClients(cfg), Codec: orders.NewCodec(), Logger: log}
 	var err error
 	if d.Store, err = dynamostore.New(d.Clients.DynamoDB, d.Names.EventsTable, dynamostore.Options{}); err != nil {
 		return nil, err
@@ -81,7 +87,7 @@ func Load(ctx context.Context, getenv func(string) string) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := NewDeps(cfg.AWS, cfg.Env, nil)
+	d, err := NewDepsFor(cfg.AWS, resources.For(cfg.Env).WithOrdersTable(cfg.OrdersTable), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,35 @@ func ValidEnv(env string) bool {
 	return true
 }
 
+// OrdersTableEnv names the one setting that points the runtime, the
+// Lambdas and the CLI at another read table than <env>-orders: the table a
+// blue/green rebuild filled (`ledger projections rebuild --backend aws
+// --into NAME`). Terraform's orders_table variable sets it.
+const OrdersTableEnv = "LEDGER_ORDERS_TABLE"
+
+// ValidTableName reports whether name is a DynamoDB table name: 3..255
+// letters, digits, '_', '-' or '.'.
+func ValidTableName(name string) bool {
+	if len(name) < 3 || len(name) > 255 {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// WithOrdersTable returns n reading and writing the read table table
+// instead (n unchanged when table is empty).
+func (n Names) WithOrdersTable(table string) Names {
+	if table != "" {
+		n.OrdersTable = table
+	}
+	return n
+}
+
 // For returns the resource names of environment env ("dev" when empty).
 func For(env string) Names {
 	if env == "" {
