@@ -341,3 +341,49 @@ func TestRebuildBesideLiveTraffic(t *testing.T) {
 	}
 	e.check(t)
 }
+
+// TestCreateTableLike: the new table has the source's keys and indexes
+// (a rebuild fills it and its lists work); asked again, it is accepted as
+// the same table; a table of another shape is refused.
+func TestCreateTableLike(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newRebuildEnv(t, 8, 5)
+	name := e.table + "-blue"
+	t.Cleanup(func() { _, _ = e.db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)}) })
+	created, err := dynamoviews.CreateTableLike(ctx, e.db, e.table, name)
+	if err != nil || !created {
+		t.Fatalf("CreateTableLike: created %v, %v", created, err)
+	}
+	if created, err := dynamoviews.CreateTableLike(ctx, e.db, e.table, name); err != nil || created {
+		t.Fatalf("CreateTableLike again: created %v, %v; want the existing table accepted", created, err)
+	}
+	src, _ := e.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(e.table)})
+	got, _ := e.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+	if len(got.Table.GlobalSecondaryIndexes) != len(src.Table.GlobalSecondaryIndexes) || len(got.Table.GlobalSecondaryIndexes) != 2 {
+		t.Fatalf("indexes of the new table: %d, of the source %d", len(got.Table.GlobalSecondaryIndexes), len(src.Table.GlobalSecondaryIndexes))
+	}
+	blue, err := dynamoviews.New(e.db, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := blue.Rebuild(ctx, e.events, e.codec, dynamoviews.RebuildOptions{}); err != nil || res.Repaired != 8 {
+		t.Fatalf("rebuild into the new table: %+v, %v", res, err)
+	}
+	counts, err := blue.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int64(0)
+	for _, c := range counts {
+		n += c
+	}
+	if n != 8 {
+		t.Fatalf("the new table's status index counts %d orders, want 8", n)
+	}
+	// The events table has other keys: not a table to fill.
+	events := awstest.Table(t, e.db, "events")
+	if _, err := dynamoviews.CreateTableLike(ctx, e.db, e.table, events); err == nil {
+		t.Fatal("an existing table of another shape was accepted")
+	}
+}
