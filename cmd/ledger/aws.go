@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/orderledger/orderledger/aws/awsapp"
@@ -79,6 +80,10 @@ func serveAWSWith(ctx context.Context, e *env, o serveOptions, hooks awsHooks) e
 	if o.NotifyWebhook != "" {
 		return usagef("--notify-webhook is not supported with --backend aws: subscribe the webhook to the %s topic", resources.For(envName).CompletedTopic)
 	}
+	ordersTable, err := ordersTableSetting(e)
+	if err != nil {
+		return err
+	}
 	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Getenv: e.getenv})
 	if err != nil {
 		return err
@@ -90,11 +95,21 @@ func serveAWSWith(ctx context.Context, e *env, o serveOptions, hooks awsHooks) e
 		hooks.Instrument(&cfg)
 	}
 	return awsapp.Run(ctx, awsapp.Config{
-		AWS: cfg, Env: envName, Addr: o.Addr, Token: o.Token,
+		AWS: cfg, Env: envName, OrdersTable: ordersTable, Addr: o.Addr, Token: o.Token,
 		LocalMappings: o.LocalMappings, Workers: o.Workers, RetryBackoff: o.RetryBackoff, Sim: o.Sim, ServicesURL: o.ServicesURL,
 		Logger: o.Logger, ShutdownTimeout: o.ShutdownTimeout,
 		Started: func(addr string) {
-			fmt.Fprintf(e.stderr, "ledger: serving on http://%s (backend aws, environment %s, region %s)\n", addr, envName, cfg.Region)
+			fmt.Fprintf(e.stderr, "ledger: serving on http://%s (backend aws, environment %s, read table %s, region %s)\n",
+				addr, envName, resources.For(envName).WithOrdersTable(ordersTable).OrdersTable, cfg.Region)
 		},
 	})
+}
+
+// ordersTableSetting returns LEDGER_ORDERS_TABLE (empty: <env>-orders).
+func ordersTableSetting(e *env) (string, error) {
+	t := strings.TrimSpace(e.getenv(resources.OrdersTableEnv))
+	if t != "" && !resources.ValidTableName(t) {
+		return "", usagef("%s=%q is not a DynamoDB table name (3..255 letters, digits, '_', '-', '.')", resources.OrdersTableEnv, t)
+	}
+	return t, nil
 }

@@ -46,6 +46,7 @@ func runProjectionsRebuild(ctx context.Context, e *env, args []string) error {
 	fs.Float64Var(&o.maxWriteUnits, "max-write-units-per-second", 0, "aws: bound on the write units the rebuild spends per second (default: no bound)")
 	fs.BoolVar(&o.prune, "prune", false, "aws: delete the read table's items whose order has no events (default: report them)")
 	fs.BoolVar(&o.asJSON, "json", false, "aws: print the result as JSON")
+	fs.StringVar(&o.into, "into", "", "aws: blue/green: create table NAME with the read table's keys and indexes (or resume filling it) and rebuild into it; the old table stays")
 	if err := parseFlags(fs, e, args); err != nil {
 		return err
 	}
@@ -58,7 +59,7 @@ func runProjectionsRebuild(ctx context.Context, e *env, args []string) error {
 	case "embedded":
 		awsOnly := ""
 		fs.Visit(func(f *flag.Flag) {
-			if f.Name == "segments" || f.Name == "max-write-units-per-second" || f.Name == "prune" || f.Name == "json" {
+			if f.Name == "segments" || f.Name == "max-write-units-per-second" || f.Name == "prune" || f.Name == "json" || f.Name == "into" {
 				awsOnly = f.Name
 			}
 		})

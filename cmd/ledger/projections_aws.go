@@ -21,13 +21,16 @@ type awsRebuildFlags struct {
 	maxWriteUnits float64
 	prune         bool
 	asJSON        bool
+	into          string
 }
 
 // rebuildAWS rebuilds the read table of environment LEDGER_ENV in place
 // from its events table (package projections/dynamoviews: a parallel scan,
 // each order folded and written with the projector's version fence, so
 // that it converges with the live projector), resuming a run that was
-// interrupted. Progress goes to stderr: a bar on a terminal, JSON log lines
+// interrupted. With --into NAME it creates table NAME like the read table
+// (keys and indexes) and fills it instead: blue/green, switched to with
+// LEDGER_ORDERS_TABLE=NAME. Progress goes to stderr: a bar on a terminal, JSON log lines
 // otherwise; the result to stdout.
 func rebuildAWS(ctx context.Context, e *env, o awsRebuildFlags) error {
 	if o.segments < 0 || o.segments > 1_000_000 {
@@ -50,20 +53,43 @@ func rebuildAWS(ctx context.Context, e *env, o awsRebuildFlags) error {
 	if err := awsconfig.CheckCredentials(ctx, cfg); err != nil {
 		return usagef("%s", err)
 	}
-	d, err := lambdas.NewDeps(cfg, envName, slog.New(slog.DiscardHandler))
+	ordersTable, err := ordersTableSetting(e)
+	if err != nil {
+		return err
+	}
+	names := resources.For(envName).WithOrdersTable(ordersTable)
+	if o.into != "" && (!resources.ValidTableName(o.into) || o.into == names.OrdersTable || o.into == names.EventsTable) {
+		return usagef("--into must name a new DynamoDB table (3..255 letters, digits, '_', '-', '.'), not %q", o.into)
+	}
+	d, err := lambdas.NewDepsFor(cfg, names, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
 	if _, err := bootstrap.Resolve(ctx, d.Clients, d.Names); err != nil {
 		return err
 	}
-	show := newRebuildProgress(e.stderr, "rebuild "+d.Names.OrdersTable)
+	views := d.Views
+	if o.into != "" {
+		created, err := dynamoviews.CreateTableLike(ctx, d.Clients.DynamoDB, names.OrdersTable, o.into)
+		if err != nil {
+			return err
+		}
+		verb := "filling the existing"
+		if created {
+			verb = "created"
+		}
+		fmt.Fprintf(e.stderr, "ledger: %s table %s (keys and indexes of %s)\n", verb, o.into, names.OrdersTable)
+		if views, err = dynamoviews.New(d.Clients.DynamoDB, o.into); err != nil {
+			return err
+		}
+	}
+	show := newRebuildProgress(e.stderr, "rebuild")
 	log := slog.New(slog.DiscardHandler)
 	if !show.tty {
 		log = slog.New(slog.NewJSONHandler(e.stderr, nil))
 		show.log = log
 	}
-	res, err := d.Views.Rebuild(ctx, d.Store, d.Codec, dynamoviews.RebuildOptions{
+	res, err := views.Rebuild(ctx, d.Store, d.Codec, dynamoviews.RebuildOptions{
 		Segments: o.segments, MaxWriteUnitsPerSecond: o.maxWriteUnits, Prune: o.prune,
 		Progress: show.update, Logger: log,
 	})
@@ -96,6 +122,10 @@ func rebuildAWS(ctx context.Context, e *env, o awsRebuildFlags) error {
 			what = fmt.Sprintf("%d deleted", res.Pruned)
 		}
 		fmt.Fprintf(e.stdout, "  %d orphans (items whose order has no events), %s: %s\n", res.OrphanCount, what, strings.Join(res.Orphans, " "))
+	}
+	if o.into != "" {
+		fmt.Fprintf(e.stdout, "  to switch: %s=%s for serve --backend aws (Terraform: orders_table = %q), restart, then rebuild once more in place "+
+			"to catch up what changed meanwhile; %s stays until you delete it\n", resources.OrdersTableEnv, o.into, o.into, names.OrdersTable)
 	}
 	return nil
 }
