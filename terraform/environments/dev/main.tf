@@ -1,5 +1,12 @@
 # The dev environment: the seed's deployment of orderledger.
 
+locals {
+  # The read table in use: the module's, or the one a blue/green rebuild
+  # filled (var.orders_table), in the same account and region.
+  orders_table_arn = var.orders_table == null ? module.eventstore.orders_table_arn : replace(module.eventstore.orders_table_arn, "/table\\/.*$/", "table/${var.orders_table}")
+  orders_table_env = var.orders_table == null ? {} : { LEDGER_ORDERS_TABLE = var.orders_table }
+}
+
 module "networking" {
   source = "../../modules/networking"
 
@@ -35,7 +42,8 @@ module "lambda" {
 
   events_table_arn          = module.eventstore.events_table_arn
   events_stream_arn         = module.eventstore.events_stream_arn
-  orders_table_arn          = module.eventstore.orders_table_arn
+  orders_table_arn          = local.orders_table_arn
+  environment               = local.orders_table_env
   events_topic_arn          = module.messaging.events_topic_arn
   completed_topic_arn       = module.messaging.completed_topic_arn
   processing_queue_arn      = module.messaging.processing_queue_arn
@@ -59,7 +67,8 @@ module "container" {
   deletion_protection = var.deletion_protection
 
   events_table_arn = module.eventstore.events_table_arn
-  orders_table_arn = module.eventstore.orders_table_arn
+  orders_table_arn = local.orders_table_arn
+  environment      = local.orders_table_env
 
   vpc_id                  = module.networking.vpc_id
   vpc_cidr_block          = module.networking.vpc_cidr_block

@@ -80,3 +80,14 @@ variable "terraform_state_bucket" {
   description = "S3 bucket of the Terraform state CI reads and writes (required with github_repository)."
   default     = null
 }
+
+variable "orders_table" {
+  type        = string
+  description = "Read table the Lambdas and the ECS service use (LEDGER_ORDERS_TABLE), after a blue/green rebuild filled it (ledger projections rebuild --backend aws --into NAME); null uses the module's <env>-orders, which stays either way."
+  default     = null
+
+  validation {
+    condition     = var.orders_table == null || can(regex("^[A-Za-z0-9_.-]{3,255}$", var.orders_table))
+    error_message = "orders_table must be a DynamoDB table name (3..255 letters, digits, '_', '-', '.')."
+  }
+}

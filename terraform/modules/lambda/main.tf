@@ -114,10 +114,10 @@ resource "aws_lambda_function" "function" {
   kms_key_arn      = var.kms_key_arn
 
   environment {
-    variables = {
+    variables = merge({
       LEDGER_ENV     = var.env
       LEDGER_BACKEND = "aws"
-    }
+    }, var.environment)
   }
 
   logging_config {

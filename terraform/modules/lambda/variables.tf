@@ -34,6 +34,12 @@ variable "orders_table_arn" {
   description = "ARN of the read table."
 }
 
+variable "environment" {
+  type        = map(string)
+  description = "Extra environment variables of every function (LEDGER_* settings, such as LEDGER_ORDERS_TABLE)."
+  default     = {}
+}
+
 variable "events_topic_arn" {
   type        = string
   description = "ARN of the topic that announces placed orders."
