@@ -78,6 +78,9 @@ func New(db *dynamodb.Client, table string) (*Store, error) {
 	return &Store{db: db, table: table, cursors: cursors}, nil
 }
 
+// Table returns the name of the read table.
+func (s *Store) Table() string { return s.table }
+
 // cursorKey is the key list cursors are sealed with, derived from the table
 // name: every API instance and Lambda of one table has it with no
 // configuration and no extra permission (the API may only read the table),

@@ -350,7 +350,9 @@ func TestCreateTableLike(t *testing.T) {
 	ctx := context.Background()
 	e := newRebuildEnv(t, 8, 5)
 	name := e.table + "-blue"
-	t.Cleanup(func() { _, _ = e.db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)}) })
+	t.Cleanup(func() {
+		_, _ = e.db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)})
+	})
 	created, err := dynamoviews.CreateTableLike(ctx, e.db, e.table, name)
 	if err != nil || !created {
 		t.Fatalf("CreateTableLike: created %v, %v", created, err)
