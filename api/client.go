@@ -297,6 +297,17 @@ func (c *Client) History(ctx context.Context, id string, opts ...CallOption) (or
 	return h, nil
 }
 
+// VerifyHistory returns the audit history of order id with its chain
+// verified by the server (GET /orders/{id}/events?verify=true): a broken
+// chain is h.Chain.Holds false, not an error.
+func (c *Client) VerifyHistory(ctx context.Context, id string, opts ...CallOption) (orders.History, error) {
+	var h orders.History
+	if _, err := c.call(ctx, http.MethodGet, "/orders/"+url.PathEscape(id)+"/events?verify=true", nil, nil, &h, opts); err != nil {
+		return orders.History{}, err
+	}
+	return h, nil
+}
+
 // Health returns nil when the server is alive (GET /healthz answers 200).
 func (c *Client) Health(ctx context.Context, opts ...CallOption) error {
 	var h Health

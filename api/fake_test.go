@@ -61,6 +61,11 @@ func (m *memStore) AppendIdempotent(_ context.Context, key, streamID string, exp
 		cur++
 		m.pos++
 		e.StreamID, e.Version, e.Position = streamID, cur, m.pos
+		// The audit chain, as every store computes it.
+		if n := len(m.streams[streamID]); n > 0 {
+			e.PrevHash = m.streams[streamID][n-1].Hash
+		}
+		e.Hash = eventstore.EventHash(&e, e.PrevHash)
 		m.streams[streamID] = append(m.streams[streamID], e)
 	}
 	r := eventstore.Result{StreamID: streamID, Version: cur}

@@ -155,7 +155,16 @@ func (s *server) orderEvents(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	h, err := s.orders.History(r.Context(), id)
+	history := s.orders.History
+	switch v := r.URL.Query().Get("verify"); v {
+	case "", "false":
+	case "true":
+		history = s.orders.VerifyHistory
+	default:
+		s.writeError(w, r, malformed("verify", "must be true or false"))
+		return
+	}
+	h, err := history(r.Context(), id)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("api: order events: %w", err))
 		return

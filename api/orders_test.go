@@ -705,3 +705,44 @@ func TestRebuildEndpoint(t *testing.T) {
 		t.Errorf("status %s", r.body)
 	}
 }
+
+// TestOrderEventsVerify: ?verify=true answers the history and whether its
+// chain holds; an event changed behind the store's back breaks it, and the
+// answer names where. The client's VerifyHistory reads the same.
+func TestOrderEventsVerify(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	id := h.place()
+	h.appendEvents(id, order.PaymentFailed{Reason: "card declined"}, order.Failed{Reason: "card declined", Step: "payment", Attempts: 1})
+	c, err := api.NewClient(h.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(holds bool, version int64) {
+		t.Helper()
+		r := h.do("GET", "/orders/"+id+"/events/?verify=true", "")
+		h.want(r, http.StatusOK)
+		got, err := c.VerifyHistory(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Chain == nil || got.Chain.Holds != holds || len(got.Events) != 3 {
+			t.Fatalf("chain %+v, want holds=%v: %s", got.Chain, holds, r.body)
+		}
+		if !holds && (got.Chain.Break == nil || got.Chain.Break.Version != version || got.Chain.Break.StreamID != id) {
+			t.Fatalf("break %+v, want version %d of %s", got.Chain.Break, version, id)
+		}
+		if got.Events[1].Hash.IsZero() || got.Events[1].PrevHash != got.Events[0].Hash {
+			t.Fatalf("events carry no chain: %s", r.body)
+		}
+	}
+	check(true, 0)
+	if plain := h.do("GET", "/orders/"+id+"/events", ""); strings.Contains(string(plain.body), `"chain"`) {
+		t.Fatalf("chain without verify: %s", plain.body)
+	}
+	h.store.mu.Lock()
+	h.store.streams[id][1].Data = json.RawMessage(`{"reason":"approved"}`)
+	h.store.mu.Unlock()
+	check(false, 2)
+	h.want(h.do("GET", "/orders/"+id+"/events?verify=yes", ""), http.StatusBadRequest, "malformed")
+}
