@@ -10,8 +10,8 @@ locals {
 
 # One customer managed key for the environment's tables, topics, queues, log
 # groups, image repository and Lambda environment variables. The account
-# (through IAM policies) administers and uses it; CloudWatch Logs and SNS get
-# the use they need, scoped to this account.
+# (through IAM policies) administers and uses it; CloudWatch Logs, SNS and
+# CloudWatch alarms get the use they need, scoped to this account.
 resource "aws_kms_key" "main" {
   description             = "orderledger ${var.env}"
   enable_key_rotation     = true
@@ -82,6 +82,16 @@ resource "aws_kms_key" "main" {
         Sid       = "SNSDeliversToEncryptedQueues"
         Effect    = "Allow"
         Principal = { Service = "sns.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource  = "*"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+        }
+      },
+      {
+        Sid       = "CloudWatchAlarmsPublishToTheEncryptedTopic"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
         Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
         Resource  = "*"
         Condition = {

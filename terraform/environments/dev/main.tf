@@ -38,7 +38,7 @@ module "lambda" {
   api_enabled               = var.api_backend == "lambda"
   kms_key_arn               = aws_kms_key.main.arn
   processor_timeout_seconds = var.processor_timeout_seconds
-  alarm_actions             = var.alarm_actions
+  alarm_actions             = concat([module.monitoring.alarm_topic_arn], var.alarm_actions)
 
   events_table_arn          = module.eventstore.events_table_arn
   events_stream_arn         = module.eventstore.events_stream_arn
@@ -95,6 +95,17 @@ module "api_gateway" {
   alb_security_group_id = module.container.alb_security_group_id
   vpc_id                = module.networking.vpc_id
   vpc_link_subnet_ids   = module.networking.private_subnet_ids
+}
+
+module "monitoring" {
+  source = "../../modules/monitoring"
+
+  env            = var.env
+  kms_key_arn    = aws_kms_key.main.arn
+  alarm_email    = var.alarm_email
+  function_names = module.lambda.function_names
+  dlq_name       = module.messaging.dlq_name
+  api_id         = module.api_gateway.api_id
 }
 
 # The roles GitHub Actions assumes through OpenID Connect (deploy.yml), when

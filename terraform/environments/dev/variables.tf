@@ -41,8 +41,14 @@ variable "certificate_arn" {
 
 variable "alarm_actions" {
   type        = list(string)
-  description = "ARNs notified when an alarm fires (for example an SNS topic with an e-mail subscription)."
+  description = "More ARNs notified when an alarm fires, beside the operators' topic of the monitoring module."
   default     = []
+}
+
+variable "alarm_email" {
+  type        = string
+  description = "E-mail address subscribed to the operators' alarm topic (it must confirm), or null for none."
+  default     = null
 }
 
 variable "jwt_issuer" {
