@@ -71,6 +71,7 @@ func AppendCanonical(dst []byte, e *Event) []byte {
 	dst = appendField(dst, e.Metadata.CorrelationID)
 	dst = appendField(dst, e.Metadata.CausationID)
 	dst = appendField(dst, e.Metadata.RequestID)
+	dst = appendField(dst, e.Metadata.TraceParent)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(e.Data)))
 	return append(dst, e.Data...)
 }

@@ -31,6 +31,7 @@
 //	str       metadata correlation ID ("" when absent)
 //	str       metadata causation ID
 //	str       metadata request ID
+//	str       metadata traceparent
 //	str       data: the JSON body exactly as stored (never upcast or
 //	          re-encoded; DynamoDB stores an empty body as "{}", and that is
 //	          what is hashed there)
@@ -106,6 +107,12 @@ type Metadata struct {
 	CausationID string `json:"causation_id,omitempty"`
 	// RequestID is the X-Request-ID of the HTTP request that caused it.
 	RequestID string `json:"request_id,omitempty"`
+	// TraceParent is the W3C Trace Context traceparent of the span that
+	// appended the event ("00-<trace ID>-<span ID>-<flags>"), so that the
+	// work an event causes (the saga's steps, the notification) continues
+	// the trace of the request that started it. Empty when there was no
+	// trace (tracing off and no traceparent in the request).
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // Result is the outcome of an append.

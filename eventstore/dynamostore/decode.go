@@ -143,6 +143,7 @@ func decode(a attrs) (eventstore.Event, bool, error) {
 	e.Metadata.CorrelationID, _ = a.s(attrCorrelationID)
 	e.Metadata.CausationID, _ = a.s(attrCausationID)
 	e.Metadata.RequestID, _ = a.s(attrRequestID)
+	e.Metadata.TraceParent, _ = a.s(attrTraceParent)
 	for _, h := range []struct {
 		name string
 		to   *eventstore.Hash

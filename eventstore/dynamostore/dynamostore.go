@@ -54,6 +54,7 @@ const (
 	attrCorrelationID = "correlation_id"
 	attrCausationID   = "causation_id"
 	attrRequestID     = "request_id"
+	attrTraceParent   = "traceparent"
 	// The audit chain (eventstore.Event.PrevHash and Hash): 32 bytes each,
 	// binary (B). Both absent on an event stored before the chain and not
 	// yet migrated; prev_hash is absent on version 1.
@@ -319,7 +320,7 @@ func Item(e eventstore.Event) map[string]types.AttributeValue {
 		attrOccurredAt:    &types.AttributeValueMemberS{Value: e.OccurredAt.UTC().Format(time.RFC3339Nano)},
 		attrData:          &types.AttributeValueMemberS{Value: data},
 	}
-	for k, v := range map[string]string{attrCorrelationID: e.Metadata.CorrelationID, attrCausationID: e.Metadata.CausationID, attrRequestID: e.Metadata.RequestID} {
+	for k, v := range map[string]string{attrCorrelationID: e.Metadata.CorrelationID, attrCausationID: e.Metadata.CausationID, attrRequestID: e.Metadata.RequestID, attrTraceParent: e.Metadata.TraceParent} {
 		if v != "" {
 			item[k] = &types.AttributeValueMemberS{Value: v}
 		}

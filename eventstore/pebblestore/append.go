@@ -122,7 +122,8 @@ func newRequest(ctx context.Context, key, stream string, expected int64, events 
 	for i := range events {
 		e := &events[i]
 		size += 64 + len(stream) + len(e.EventID) + len(e.Type) + len(e.Data) +
-			len(e.Metadata.CorrelationID) + len(e.Metadata.CausationID) + len(e.Metadata.RequestID)
+			len(e.Metadata.CorrelationID) + len(e.Metadata.CausationID) + len(e.Metadata.RequestID) +
+			len(e.Metadata.TraceParent)
 	}
 	r := &request{
 		ctx:      ctx,

@@ -158,7 +158,7 @@ var migrateBatch = 1000
 
 // Migrate implements eventstore.Auditable: it rewrites each event stored
 // without a hash (format 1, or format 2 with a zero hash) as a hashed
-// format 2 record, under its stream key and its feed key in one batch,
+// format 3 record, under its stream key and its feed key in one batch,
 // committed with pebble.Sync every migrateBatch events. Run it while no
 // other writer appends (ledger audit migrate opens the directory, which
 // pebble locks against a running server): an append racing it may store

@@ -16,7 +16,7 @@ func WriteLegacy(s *Store, stream string, from int64, events ...eventstore.Event
 	for i := range events {
 		pos++
 		rec := append([]byte{recordFormat1}, make([]byte, recordHead-1)...)
-		rec = encodeRecordTail(rec, stream, &events[i])
+		rec = encodeRecordTail(rec, recordFormat1, stream, &events[i])
 		setRecordPosition(rec, pos, from+int64(i)+1)
 		s.set(b, streamKey(nil, stream, uint64(from+int64(i)+1)), rec)
 		s.set(b, feedKey(nil, pos), rec)

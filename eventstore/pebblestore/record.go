@@ -57,6 +57,14 @@ import (
 // record reads with zero hashes; ledger audit migrate rewrites it as format
 // 2 (Store.Migrate).
 //
+// Event record, format 3 (written since events carry a traceparent): format
+// 2 with the format byte 3 and, right after the request ID,
+//
+//	string   traceparent (eventstore.Metadata.TraceParent)
+//
+// Formats 1 and 2 read with an empty traceparent. Store.Migrate writes
+// format 3.
+//
 // Idempotency record, format 1: byte 1, uvarint version, then the stream ID.
 const (
 	prefixStream     = 's'
@@ -67,6 +75,7 @@ const (
 
 	recordFormat1 = 1
 	recordFormat2 = 2
+	recordFormat3 = 3
 	// offsets of the fixed-width fields patched by the sequencer.
 	offPosition = 1
 	offVersion  = 9
@@ -107,17 +116,18 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
-// encodeRecord appends e's record (format 2) to dst with position, version
+// encodeRecord appends e's record (format 3) to dst with position, version
 // and hashes zero; the sequencer patches them (setRecordPosition,
 // setRecordHashes).
 func encodeRecord(dst []byte, stream string, e *eventstore.Event) []byte {
-	dst = append(dst, recordFormat2)
+	dst = append(dst, recordFormat3)
 	dst = append(dst, make([]byte, record2Head-1)...)
-	return encodeRecordTail(dst, stream, e)
+	return encodeRecordTail(dst, recordFormat3, stream, e)
 }
 
-// encodeRecordTail appends the fields every format shares after its head.
-func encodeRecordTail(dst []byte, stream string, e *eventstore.Event) []byte {
+// encodeRecordTail appends the fields of format after its head (format 3
+// has the traceparent; 1 and 2 do not).
+func encodeRecordTail(dst []byte, format byte, stream string, e *eventstore.Event) []byte {
 	dst = appendString(dst, stream)
 	dst = appendString(dst, e.EventID)
 	dst = appendString(dst, e.Type)
@@ -127,6 +137,9 @@ func encodeRecordTail(dst []byte, stream string, e *eventstore.Event) []byte {
 	dst = appendString(dst, e.Metadata.CorrelationID)
 	dst = appendString(dst, e.Metadata.CausationID)
 	dst = appendString(dst, e.Metadata.RequestID)
+	if format == recordFormat3 {
+		dst = appendString(dst, e.Metadata.TraceParent)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(e.Data)))
 	return append(dst, e.Data...)
 }
@@ -136,7 +149,7 @@ func setRecordPosition(rec []byte, pos uint64, version int64) {
 	binary.BigEndian.PutUint64(rec[offVersion:], uint64(version))
 }
 
-// setRecordHashes patches a format 2 record's hashes.
+// setRecordHashes patches a format 2 or 3 record's hashes.
 func setRecordHashes(rec []byte, prev, h eventstore.Hash) {
 	copy(rec[offPrevHash:], prev[:])
 	copy(rec[offHash:], h[:])
@@ -144,7 +157,7 @@ func setRecordHashes(rec []byte, prev, h eventstore.Hash) {
 
 // recordPosition returns the feed position of a record without decoding it.
 func recordPosition(rec []byte) (uint64, error) {
-	if len(rec) < recordHead || (rec[0] != recordFormat1 && (rec[0] != recordFormat2 || len(rec) < record2Head)) {
+	if len(rec) < recordHead || (rec[0] != recordFormat1 && (!hashed(rec[0]) || len(rec) < record2Head)) {
 		return 0, errCorrupt
 	}
 	return binary.BigEndian.Uint64(rec[offPosition:]), nil
@@ -157,7 +170,7 @@ func recordHash(rec []byte) (eventstore.Hash, error) {
 	if _, err := recordPosition(rec); err != nil {
 		return h, err
 	}
-	if rec[0] == recordFormat2 {
+	if hashed(rec[0]) {
 		copy(h[:], rec[offHash:record2Head])
 	}
 	return h, nil
@@ -229,7 +242,8 @@ func (r *records) decodeOwned(out []eventstore.Event) ([]eventstore.Event, error
 	for i := range page {
 		e := &page[i]
 		n += len(e.StreamID) + len(e.EventID) + len(e.Type) +
-			len(e.Metadata.CorrelationID) + len(e.Metadata.CausationID) + len(e.Metadata.RequestID)
+			len(e.Metadata.CorrelationID) + len(e.Metadata.CausationID) + len(e.Metadata.RequestID) +
+			len(e.Metadata.TraceParent)
 	}
 	buf := make([]byte, 0, n) // never grows: every string below stays where it is
 	own := func(f *string) {
@@ -248,6 +262,7 @@ func (r *records) decodeOwned(out []eventstore.Event) ([]eventstore.Event, error
 		own(&e.Metadata.CorrelationID)
 		own(&e.Metadata.CausationID)
 		own(&e.Metadata.RequestID)
+		own(&e.Metadata.TraceParent)
 	}
 	return out, nil
 }
@@ -260,7 +275,7 @@ func decodeFields(s string, start int, e *eventstore.Event) (int, error) {
 	case len(s)-start < recordHead:
 		return 0, errCorrupt
 	case s[start] == recordFormat1:
-	case s[start] == recordFormat2 && len(s)-start >= record2Head:
+	case hashed(s[start]) && len(s)-start >= record2Head:
 		head = record2Head
 		copy(e.PrevHash[:], s[start+offPrevHash:])
 		copy(e.Hash[:], s[start+offHash:])
@@ -287,12 +302,18 @@ func decodeFields(s string, start int, e *eventstore.Event) (int, error) {
 	e.Metadata.CorrelationID = d.str()
 	e.Metadata.CausationID = d.str()
 	e.Metadata.RequestID = d.str()
+	if s[start] == recordFormat3 {
+		e.Metadata.TraceParent = d.str()
+	}
 	n := d.uvarint()
 	if d.err != nil || n != uint64(len(s)-d.i) {
 		return 0, errCorrupt
 	}
 	return int(n), nil
 }
+
+// hashed reports whether a record of format f carries the hashes (2 and 3).
+func hashed(f byte) bool { return f == recordFormat2 || f == recordFormat3 }
 
 func be64(s string) uint64 {
 	_ = s[7]

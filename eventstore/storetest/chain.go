@@ -35,6 +35,7 @@ func checkChain(t *testing.T, s eventstore.Store, stream string, want []eventsto
 	for _, tamper := range []func(e *eventstore.Event){
 		func(e *eventstore.Event) { e.Data = append([]byte(nil), e.Data...); e.Data[len(e.Data)-2] ^= 1 },
 		func(e *eventstore.Event) { e.Metadata.RequestID += "x" },
+		func(e *eventstore.Event) { e.Metadata.TraceParent = "" },
 		func(e *eventstore.Event) { e.OccurredAt = e.OccurredAt.Add(1) },
 	} {
 		bad := append([]eventstore.Event(nil), got...)

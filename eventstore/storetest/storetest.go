@@ -104,7 +104,8 @@ func ev(n int) eventstore.Event {
 		SchemaVersion: 1,
 		OccurredAt:    now,
 		Data:          json.RawMessage(fmt.Sprintf(`{"n":%d}`, n)),
-		Metadata:      eventstore.Metadata{CorrelationID: "corr", CausationID: "cause", RequestID: "req"},
+		Metadata: eventstore.Metadata{CorrelationID: "corr", CausationID: "cause", RequestID: "req",
+			TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 	}
 }
 
@@ -498,7 +499,8 @@ func testPayloads(t *testing.T, h Harness, _ Features) {
 	large.Data = json.RawMessage(`{"blob":"` + strings.Repeat("0123456789abcdef", 300*1024/16) + `"}`)
 	uni := ev(2)
 	uni.Data = json.RawMessage(`{"customer_name":"Zoë Ñúñez 李小龍 ✓","note":"emoji 🚀🧾 and \u00e9scapes \"quoted\" \\ back"}`)
-	uni.Metadata = eventstore.Metadata{CorrelationID: "corrélation-✓", CausationID: "因果", RequestID: "req-🚀"}
+	uni.Metadata = eventstore.Metadata{CorrelationID: "corrélation-✓", CausationID: "因果", RequestID: "req-🚀",
+		TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}
 	uni.Type = "Tested"
 	emptyBody := ev(3)
 	emptyBody.Data = json.RawMessage(`{}`)
