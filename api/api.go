@@ -82,7 +82,7 @@ type Deps struct {
 	// Logger receives the JSON access log and server errors; nil discards.
 	Logger *slog.Logger
 	// Token, when set, is required as "Authorization: Bearer <token>" on
-	// /orders and /admin; health and the OpenAPI document stay open.
+	// /orders, /admin and /feed; health and the OpenAPI document stay open.
 	Token string
 	// Ready reports readiness checks for /readyz; nil means always ready.
 	Ready func(ctx context.Context) []Check
@@ -92,6 +92,17 @@ type Deps struct {
 	// DeadLetters serves GET /admin/dlq and POST /admin/dlq/redrive
 	// through the dead-letter use cases of package orders; nil answers 503.
 	DeadLetters orders.DeadLetterQueue
+	// Feed, when set, serves GET /feed (Server-Sent Events over the
+	// store's change feed, see feed.go); nil answers 501 (the AWS backend
+	// has no global order).
+	Feed eventstore.Feed
+	// FeedStop, when set, is closed when the server begins to drain: every
+	// open /feed stream then ends, so that the drain need not wait for
+	// clients that never hang up.
+	FeedStop <-chan struct{}
+	// Heartbeat is how often an idle /feed stream sends a comment line so
+	// that proxies keep it open (0: DefaultHeartbeat).
+	Heartbeat time.Duration
 }
 
 // server holds the handlers' dependencies.
@@ -148,6 +159,7 @@ func NewRouter(d Deps) http.Handler {
 		r.Get("/admin/projections/rebuild", s.rebuildStatus)
 		r.Get("/admin/dlq", s.listDeadLetters)
 		r.Post("/admin/dlq/redrive", s.redriveDeadLetters)
+		r.Get("/feed", s.feed)
 	})
 	return r
 }

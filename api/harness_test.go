@@ -34,7 +34,7 @@ var seen struct {
 }
 
 // contractStatuses are the statuses the HTTP contract promises.
-var contractStatuses = []int{200, 201, 202, 400, 401, 404, 405, 409, 412, 413, 415, 422, 500, 503}
+var contractStatuses = []int{200, 201, 202, 400, 401, 404, 405, 409, 412, 413, 415, 422, 500, 501, 503}
 
 func TestMain(m *testing.M) {
 	seen.statuses = map[int]bool{}

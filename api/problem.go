@@ -20,6 +20,7 @@ const (
 	codeMethodNotAllowed domain.Code = "method_not_allowed"     // 405
 	codeTooLarge         domain.Code = "too_large"              // 413
 	codeUnsupportedMedia domain.Code = "unsupported_media_type" // 415
+	codeNotImplemented   domain.Code = "not_implemented"        // 501
 )
 
 // kind is how one error code is shown over HTTP.
@@ -42,6 +43,7 @@ var kinds = map[domain.Code]kind{
 	domain.Invalid:            {http.StatusUnprocessableEntity, "Validation failed"},
 	domain.Internal:           {http.StatusInternalServerError, "Internal error"},
 	domain.Unavailable:        {http.StatusServiceUnavailable, "Service unavailable"},
+	codeNotImplemented:        {http.StatusNotImplemented, "Not implemented"},
 }
 
 // ProblemTypePrefix prefixes every problem type; the suffix is the error code
@@ -86,7 +88,7 @@ func problemOf(r *http.Request, err error) Problem {
 	var de *domain.Error
 	var ce *eventstore.ConflictError
 	switch {
-	case k.status >= 500:
+	case k.status >= 500 && code != codeNotImplemented:
 		if code == domain.Unavailable {
 			p.Detail = "the service is temporarily unavailable; retry later"
 		} else {
@@ -115,7 +117,7 @@ func fieldErrors(fields map[string]string) []FieldError {
 // writeError answers r with the problem for err, logging server errors.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	p := problemOf(r, err)
-	if p.Status >= 500 {
+	if p.Status >= 500 && p.Status != http.StatusNotImplemented {
 		s.log.ErrorContext(r.Context(), "request failed",
 			slog.String("request_id", p.RequestID), slog.String("path", r.URL.Path),
 			slog.Int("status", p.Status), slog.String("error", err.Error()))

@@ -119,6 +119,9 @@ type App struct {
 	cancel context.CancelFunc // stops the subscription and rebuilds
 	wg     sync.WaitGroup
 
+	feedStop     chan struct{} // closed when the HTTP drain begins: /feed streams end
+	stopFeedOnce sync.Once
+
 	onShutdown func() // test hook: called when the HTTP shutdown begins
 }
 
@@ -141,7 +144,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: open: %w", err)
 	}
-	a := &App{cfg: cfg, log: log}
+	a := &App{cfg: cfg, log: log, feedStop: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			a.closeStores()
@@ -198,6 +201,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		Logger: log, Token: cfg.Token, Ready: a.ready,
 		Rebuilds:    boundRebuilds{a.rebuilds, runCtx},
 		DeadLetters: a.pipe.Broker().DeadLetters(),
+		Feed:        a.store, FeedStop: a.feedStop,
 	}), cfg.Token)
 	a.registerGauges(cfg.Metrics)
 	cfg.Metrics.Pebble(map[string]telemetry.PebbleDB{"events": a.store, "views": a.views, "queue": a.pipe.Broker()})
@@ -209,12 +213,22 @@ func (a *App) Handler() http.Handler { return a.handler }
 
 // Serve serves the API on cfg.Addr until ctx ends, then shuts the server
 // down gracefully: no new connections, requests in flight finish (for at
-// most ShutdownTimeout). The server's settings are internal/httpserver's.
+// most ShutdownTimeout); open GET /feed streams end at once (clients
+// reconnect with their last id). The server's settings are
+// internal/httpserver's.
 func (a *App) Serve(ctx context.Context) error {
 	return httpserver.Serve(ctx, httpserver.Config{
 		Addr: a.cfg.Addr, Handler: a.handler, Logger: a.log, LogAttrs: []any{"data", a.cfg.Dir},
-		ShutdownTimeout: a.cfg.ShutdownTimeout, Started: a.cfg.Started, OnShutdown: a.onShutdown,
+		ShutdownTimeout: a.cfg.ShutdownTimeout, Started: a.cfg.Started, OnShutdown: a.shutdownBegins,
 	})
+}
+
+// shutdownBegins ends the /feed streams, which never end by themselves.
+func (a *App) shutdownBegins() {
+	a.stopFeedOnce.Do(func() { close(a.feedStop) })
+	if a.onShutdown != nil {
+		a.onShutdown()
+	}
 }
 
 // Close stops the workers, letting them finish what they hold, and closes

@@ -191,3 +191,48 @@ func TestRebuildEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestServeEndsFeedStreams: a GET /feed stream open when shutdown begins
+// ends at once, after the events it was sent, and Serve returns cleanly
+// instead of waiting out the drain for a client that never hangs up.
+func TestServeEndsFeedStreams(t *testing.T) {
+	t.Parallel()
+	a := open(t, t.TempDir(), sim.Config{})
+	defer a.Close()
+	a.cfg.ShutdownTimeout = time.Hour // a stream left open would hang the test, not pass it
+	addrc := make(chan string, 1)
+	a.cfg.Started = func(addr string) { addrc <- addr }
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx) }()
+	addr := <-addrc
+
+	code, v := call(t, a.Handler(), "POST", "/orders/", seed)
+	if code != http.StatusCreated {
+		t.Fatalf("place: %d %v", code, v)
+	}
+	res, err := http.Get("http://" + addr + "/feed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if ct := res.Header.Get("Content-Type"); res.StatusCode != http.StatusOK || ct != "text/event-stream" {
+		t.Fatalf("GET /feed: %d %s", res.StatusCode, ct)
+	}
+	buf := make([]byte, 4096)
+	var got strings.Builder
+	for !strings.Contains(got.String(), `"order_id":"`+v["order_id"].(string)+`"`) {
+		n, err := res.Body.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("the feed ended before the order's first event: %v\n%s", err, got.String())
+		}
+	}
+	cancel()
+	if _, err := io.Copy(io.Discard, res.Body); err != nil {
+		t.Errorf("the stream ended with %v, want a clean end", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+}
