@@ -35,6 +35,7 @@ import (
 	"github.com/orderledger/orderledger/eventstore/dynamostore"
 	"github.com/orderledger/orderledger/internal/awsconfig"
 	"github.com/orderledger/orderledger/internal/resources"
+	"github.com/orderledger/orderledger/internal/telemetry"
 	"github.com/orderledger/orderledger/messaging/awsmsg"
 	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/processing"
@@ -53,9 +54,13 @@ type Deps struct {
 	Names   resources.Names
 	Clients awsconfig.Clients
 	Store   *dynamostore.Store
-	Views   *dynamoviews.Store
-	Codec   *orders.Codec
-	Logger  *slog.Logger
+	// Events is Store with every accepted append also written to stdout as
+	// a CloudWatch Embedded Metric Format line (telemetry.EMFStore): the
+	// functions that append (api, processor) append through it.
+	Events eventstore.Store
+	Views  *dynamoviews.Store
+	Codec  *orders.Codec
+	Logger *slog.Logger
 }
 
 // NewDeps wires the stores of environment env over cfg.
@@ -74,6 +79,7 @@ func NewDepsFor(cfg aws.Config, names resources.Names, log *slog.Logger) (*Deps,
 	if d.Store, err = dynamostore.New(d.Clients.DynamoDB, d.Names.EventsTable, dynamostore.Options{}); err != nil {
 		return nil, err
 	}
+	d.Events = telemetry.EMFStore(d.Store, os.Stdout, names.Env)
 	if d.Views, err = dynamoviews.New(d.Clients.DynamoDB, d.Names.OrdersTable); err != nil {
 		return nil, err
 	}
@@ -98,7 +104,7 @@ func Load(ctx context.Context, getenv func(string) string) (*Deps, error) {
 // Processor returns the order saga over d's store, calling the services at
 // Config.ServicesURL, or the simulators when it is unset.
 func (d *Deps) Processor() (*processing.Processor, error) {
-	cfg := processing.Config{Store: d.Store, Codec: d.Codec, Logger: d.Logger}
+	cfg := processing.Config{Store: d.Events, Codec: d.Codec, Logger: d.Logger}
 	if d.Config.ServicesURL != "" {
 		c, err := servicehttp.NewClient(d.Config.ServicesURL, ServicesTimeout)
 		if err != nil {

@@ -19,6 +19,6 @@ func main() {
 		log.Fatal(err) // cold start only: the function cannot run without its wiring
 	}
 	lambda.Start(lambdas.API(api.NewRouter(api.Deps{
-		Store: d.Store, Views: d.Views, Codec: d.Codec, Logger: d.Logger, Token: d.Config.APIToken,
+		Store: d.Events, Views: d.Views, Codec: d.Codec, Logger: d.Logger, Token: d.Config.APIToken,
 	})))
 }
