@@ -111,6 +111,7 @@ func TestNamesMatchCode(t *testing.T) {
 		{"messaging", "aws_sns_topic", "completed", "name", n.CompletedTopic},
 		{"messaging", "aws_sqs_queue", "processing", "name", n.ProcessingQueue},
 		{"messaging", "aws_sqs_queue", "dlq", "name", n.DeadLetterQueue},
+		{"messaging", "aws_sqs_queue", "stream_failures", "name", n.StreamFailureQueue},
 	} {
 		b := d.mods[c.module].resource(t, c.typ, c.name)
 		wantString(t, fmt.Sprintf("module.%s.%s.%s.%s", c.module, c.typ, c.name, c.attr), d.evals[c.module].attr(t, b, c.attr, nil), c.want)
@@ -405,6 +406,8 @@ func TestEventSourceMappings(t *testing.T) {
 			wantBool(t, name+": bisect_batch_on_function_error", e.attr(t, b, "bisect_batch_on_function_error", nil), true)
 			if retries := wantNumber(t, name+": maximum_retry_attempts", e.attr(t, b, "maximum_retry_attempts", nil)); retries < 0 || retries > 10 {
 				t.Errorf("%s: maximum_retry_attempts = %d, want a bound in [0, 10]", name, retries)
+			} else if retries != resources.StreamMaxRetryAttempts {
+				t.Errorf("%s: maximum_retry_attempts defaults to %d, the local mappings retry %d times (resources.StreamMaxRetryAttempts)", name, retries, resources.StreamMaxRetryAttempts)
 			}
 			dc := child(b, "destination_config")
 			if len(dc) != 1 || len(child(dc[0], "on_failure")) != 1 {

@@ -27,6 +27,11 @@ const (
 	// VisibilityTimeout is the processing queue's visibility timeout: 6x the
 	// processor timeout, as AWS recommends for Lambda event sources.
 	VisibilityTimeout = 6 * ProcessorTimeout
+	// StreamMaxRetryAttempts is how many times the projector's and the
+	// publisher's stream mappings retry a failing record after its first
+	// try before they send its batch's failure record to the stream
+	// failures queue (Terraform's stream_maximum_retry_attempts default).
+	StreamMaxRetryAttempts = 5
 )
 
 // Names are the names of one environment's resources.
@@ -38,10 +43,13 @@ type Names struct {
 	CompletedTopic  string // SNS topic for OrderCompleted / OrderFailed / OrderCancelled
 	ProcessingQueue string // SQS queue the processor Lambda consumes
 	DeadLetterQueue string // SQS dead-letter queue of ProcessingQueue
-	ProcessorFunc   string // Lambda: SQS -> order saga
-	ProjectorFunc   string // Lambda: events stream -> read table
-	PublisherFunc   string // Lambda: events stream -> SNS
-	APIFunc         string // Lambda: API Gateway HTTP API -> REST API
+	// StreamFailureQueue receives the failure records of the stream
+	// mappings (projector, publisher) whose retries ran out.
+	StreamFailureQueue string
+	ProcessorFunc      string // Lambda: SQS -> order saga
+	ProjectorFunc      string // Lambda: events stream -> read table
+	PublisherFunc      string // Lambda: events stream -> SNS
+	APIFunc            string // Lambda: API Gateway HTTP API -> REST API
 }
 
 // ValidEnv reports whether env can prefix the resource names: 1..40
@@ -93,16 +101,17 @@ func For(env string) Names {
 		env = DefaultEnv
 	}
 	return Names{
-		Env:             env,
-		EventsTable:     env + "-order-event-log",
-		OrdersTable:     env + "-orders",
-		EventsTopic:     env + "-order-events",
-		CompletedTopic:  env + "-order-completed",
-		ProcessingQueue: env + "-order-processing",
-		DeadLetterQueue: env + "-order-dlq",
-		ProcessorFunc:   env + "-order-processor",
-		ProjectorFunc:   env + "-order-projector",
-		PublisherFunc:   env + "-order-publisher",
-		APIFunc:         env + "-order-api",
+		Env:                env,
+		EventsTable:        env + "-order-event-log",
+		OrdersTable:        env + "-orders",
+		EventsTopic:        env + "-order-events",
+		CompletedTopic:     env + "-order-completed",
+		ProcessingQueue:    env + "-order-processing",
+		DeadLetterQueue:    env + "-order-dlq",
+		StreamFailureQueue: env + "-order-stream-failures",
+		ProcessorFunc:      env + "-order-processor",
+		ProjectorFunc:      env + "-order-projector",
+		PublisherFunc:      env + "-order-publisher",
+		APIFunc:            env + "-order-api",
 	}
 }
