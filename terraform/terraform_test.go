@@ -259,6 +259,9 @@ func TestMessaging(t *testing.T) {
 		t.Errorf("visibility timeout %d s is less than 6x the processor timeout %d s", visibility, timeout)
 	}
 
+	if got := wantNumber(t, "stream_failures.message_retention_seconds", e.attr(t, m.resource(t, "aws_sqs_queue", "stream_failures"), "message_retention_seconds", nil)); got != int64(resources.FailureRetention.Seconds()) {
+		t.Errorf("stream failures queue keeps messages %d s, the code's %s is %d s", got, resources.FailureRetention, int64(resources.FailureRetention.Seconds()))
+	}
 	for _, q := range []string{"processing", "dlq", "stream_failures"} {
 		if a := m.resource(t, "aws_sqs_queue", q).Body.Attributes["kms_master_key_id"]; a == nil {
 			t.Errorf("aws_sqs_queue.%s is not encrypted with the KMS key", q)

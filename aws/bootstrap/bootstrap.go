@@ -2,7 +2,8 @@
 // (`ledger aws bootstrap`), with exactly the names and settings Terraform
 // uses (both read package resources): the events table with its NEW_IMAGE
 // stream and idempotency TTL, the read table with its indexes, the topics,
-// the processing queue with its dead-letter redrive, and the subscription
+// the processing queue with its dead-letter redrive, the queue that
+// receives the stream mappings' failure records, and the subscription
 // that feeds placed orders to the queue. Bootstrap is idempotent: run twice,
 // it changes nothing the second time and reports what already existed.
 //
@@ -43,6 +44,11 @@ type Report struct {
 	DeadLetterQueueURL  string `json:"dead_letter_queue_url"`
 	ProcessingQueueARN  string `json:"processing_queue_arn"`
 	DeadLetterQueueARN  string `json:"dead_letter_queue_arn"`
+	// StreamFailureQueueURL and ARN are the queue the projector's and the
+	// publisher's stream mappings send a batch's failure record to when its
+	// retries run out.
+	StreamFailureQueueURL string `json:"stream_failure_queue_url"`
+	StreamFailureQueueARN string `json:"stream_failure_queue_arn"`
 	ProcessingSubscribe string `json:"processing_subscription_arn"`
 }
 
@@ -79,6 +85,11 @@ func Bootstrap(ctx context.Context, c awsconfig.Clients, n resources.Names) (Rep
 		return r, err
 	}
 	if r.DeadLetterQueueURL, r.DeadLetterQueueARN, err = queue(ctx, c.SQS, n.DeadLetterQueue, nil, &r); err != nil {
+		return r, err
+	}
+	if r.StreamFailureQueueURL, r.StreamFailureQueueARN, err = queue(ctx, c.SQS, n.StreamFailureQueue, map[string]string{
+		string(qtypes.QueueAttributeNameMessageRetentionPeriod): strconv.Itoa(int(resources.FailureRetention.Seconds())),
+	}, &r); err != nil {
 		return r, err
 	}
 	redrive, _ := json.Marshal(map[string]string{
@@ -343,7 +354,7 @@ func Teardown(ctx context.Context, c awsconfig.Clients, n resources.Names) error
 			}
 		}
 	}
-	for _, q := range []string{n.ProcessingQueue, n.DeadLetterQueue} {
+	for _, q := range []string{n.ProcessingQueue, n.DeadLetterQueue, n.StreamFailureQueue} {
 		if got, err := c.SQS.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(q)}); err == nil {
 			if _, err := c.SQS.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: got.QueueUrl}); err != nil {
 				errs = append(errs, err)
@@ -410,7 +421,11 @@ func Resolve(ctx context.Context, c awsconfig.Clients, n resources.Names) (Repor
 	for _, q := range []struct {
 		name     string
 		url, arn *string
-	}{{n.ProcessingQueue, &r.ProcessingQueueURL, &r.ProcessingQueueARN}, {n.DeadLetterQueue, &r.DeadLetterQueueURL, &r.DeadLetterQueueARN}} {
+	}{
+		{n.ProcessingQueue, &r.ProcessingQueueURL, &r.ProcessingQueueARN},
+		{n.DeadLetterQueue, &r.DeadLetterQueueURL, &r.DeadLetterQueueARN},
+		{n.StreamFailureQueue, &r.StreamFailureQueueURL, &r.StreamFailureQueueARN},
+	} {
 		got, err := c.SQS.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(q.name)})
 		if err != nil {
 			return r, fmt.Errorf("aws/bootstrap: queue %s: %w%s", q.name, err, hint)

@@ -31,14 +31,14 @@ func TestBootstrapCreatesEverythingOnceWithTheSharedSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(first.Created) != 7 || len(first.Existing) != 0 {
-		t.Fatalf("first run: created %v, existing %v; want 7 created", first.Created, first.Existing)
+	if len(first.Created) != 8 || len(first.Existing) != 0 {
+		t.Fatalf("first run: created %v, existing %v; want 8 created", first.Created, first.Existing)
 	}
 	second, err := bootstrap.Bootstrap(ctx, c, n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(second.Created) != 0 || len(second.Existing) != 7 {
+	if len(second.Created) != 0 || len(second.Existing) != 8 {
 		t.Fatalf("second run: created %v, existing %v; want nothing created", second.Created, second.Existing)
 	}
 	if first.ProcessingQueueURL != second.ProcessingQueueURL || first.EventsTopicARN != second.EventsTopicARN || first.ProcessingSubscribe != second.ProcessingSubscribe {
@@ -93,6 +93,20 @@ func TestBootstrapCreatesEverythingOnceWithTheSharedSettings(t *testing.T) {
 	}
 	if qa.Attributes["VisibilityTimeout"] != "180" {
 		t.Fatalf("visibility timeout = %s", qa.Attributes["VisibilityTimeout"])
+	}
+	fa, err := c.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(first.StreamFailureQueueURL), AttributeNames: []qtypes.QueueAttributeName{qtypes.QueueAttributeNameAll}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fa.Attributes["MessageRetentionPeriod"], "1209600"; got != want || !slices.Contains(first.Created, n.StreamFailureQueue) {
+		t.Fatalf("stream failures queue %s: retention %s s, want %s s (created: %v)", n.StreamFailureQueue, got, want, first.Created)
+	}
+	resolved, err := bootstrap.Resolve(ctx, c, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resolved.StreamFailureQueueURL != first.StreamFailureQueueURL || resolved.StreamFailureQueueARN != first.StreamFailureQueueARN || resolved.StreamFailureQueueARN == "" {
+		t.Fatalf("Resolve found the failures queue at %q %q, Bootstrap made %q %q", resolved.StreamFailureQueueURL, resolved.StreamFailureQueueARN, first.StreamFailureQueueURL, first.StreamFailureQueueARN)
 	}
 	sa, err := c.SNS.GetSubscriptionAttributes(ctx, &sns.GetSubscriptionAttributesInput{SubscriptionArn: aws.String(first.ProcessingSubscribe)})
 	if err != nil {

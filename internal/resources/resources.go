@@ -32,6 +32,10 @@ const (
 	// try before they send its batch's failure record to the stream
 	// failures queue (Terraform's stream_maximum_retry_attempts default).
 	StreamMaxRetryAttempts = 5
+	// FailureRetention is how long the stream failures queue keeps a
+	// failure record: SQS's longest, 14 days (a stream keeps its records
+	// for 24 hours only; the replay then falls back to the events table).
+	FailureRetention = 14 * 24 * time.Hour
 )
 
 // Names are the names of one environment's resources.
