@@ -44,12 +44,13 @@ type Report struct {
 	DeadLetterQueueURL  string `json:"dead_letter_queue_url"`
 	ProcessingQueueARN  string `json:"processing_queue_arn"`
 	DeadLetterQueueARN  string `json:"dead_letter_queue_arn"`
+	ProcessingSubscribe string `json:"processing_subscription_arn"`
+
 	// StreamFailureQueueURL and ARN are the queue the projector's and the
 	// publisher's stream mappings send a batch's failure record to when its
 	// retries run out.
 	StreamFailureQueueURL string `json:"stream_failure_queue_url"`
 	StreamFailureQueueARN string `json:"stream_failure_queue_arn"`
-	ProcessingSubscribe string `json:"processing_subscription_arn"`
 }
 
 func (r *Report) note(created bool, name string) {
