@@ -9,10 +9,25 @@
 // on every poll (TRIM_HORIZON the first time) and records are de-duplicated
 // by sequence number: a held NextShardIterator was seen to return phantom
 // records and miss later ones on the emulator.
+//
+// A stream mapping with an on-failure destination (Stream.FailureQueueURL)
+// retries like the deployed mappings (Terraform: bisect_batch_on_function_error,
+// maximum_retry_attempts, destination_config on_failure): a batch whose
+// handler reports a failure (or returns an error) is tried again from the
+// failed record with half as many records each time, down to that record
+// alone (bisection, which costs no retry), and then MaxRetryAttempts more
+// times; when those fail too, the mapping sends the failure record Lambda
+// sends (streamfailures.Record: the shard and the sequence numbers of the
+// records given up, not the records) to the queue and moves on past them.
+// `ledger streams failures replay` re-applies them. Without a destination
+// a failing record is retried until it succeeds and holds up its shard, as
+// before: nothing is ever skipped unrecorded.
 package localmapping
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +42,8 @@ import (
 	qtypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/orderledger/orderledger/aws/lambdas"
+	"github.com/orderledger/orderledger/aws/streamfailures"
+	"github.com/orderledger/orderledger/internal/resources"
 )
 
 // Stream maps a DynamoDB stream to a stream handler.
@@ -44,7 +61,30 @@ type Stream struct {
 	// Region is stamped on records (0: us-east-1).
 	Region string
 
-	last map[string]string // shard ID -> last sequence number handled
+	// SQS and FailureQueueURL are the on-failure destination: with both
+	// set, a record that keeps failing is given up after MaxRetryAttempts
+	// retries and its failure record sent there; without, it is retried
+	// until it succeeds.
+	SQS             *sqs.Client
+	FailureQueueURL string
+	// MaxRetryAttempts is how many times a failing record is retried
+	// alone after its first try (0: resources.StreamMaxRetryAttempts, as
+	// deployed; negative: none).
+	MaxRetryAttempts int
+	// FunctionARN names the function in failure records (empty: a
+	// function called Name in the stream's region and account).
+	FunctionARN string
+
+	last  map[string]string      // shard ID -> last sequence number handled
+	retry map[string]*retryState // shard ID -> the failing record's retries
+}
+
+// retryState is where a shard's failing record stands.
+type retryState struct {
+	seq     string // the first failed record of the last try
+	limit   int    // records per try from seq: halved after each failed try
+	retries int    // failed tries with seq alone
+	invokes int    // tries that included seq
 }
 
 // Run polls until ctx ends, then returns nil.
@@ -77,13 +117,16 @@ func (s *Stream) Run(ctx context.Context) error {
 // what it found to the handler. It returns how many records were handled.
 func (s *Stream) Poll(ctx context.Context) (int, error) {
 	if s.last == nil {
-		s.last = map[string]string{}
+		s.last, s.retry = map[string]string{}, map[string]*retryState{}
 	}
 	if s.BatchSize <= 0 || s.BatchSize > 1000 {
 		s.BatchSize = 100
 	}
 	if s.Region == "" {
 		s.Region = "us-east-1"
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
 	}
 	desc, err := s.Client.DescribeStream(ctx, &dynamodbstreams.DescribeStreamInput{StreamArn: aws.String(s.StreamARN)})
 	if err != nil {
@@ -100,7 +143,11 @@ func (s *Stream) Poll(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, fmt.Errorf("localmapping: shard iterator %s: %w", id, err)
 		}
-		out, err := s.Client.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: it.ShardIterator, Limit: aws.Int32(int32(s.BatchSize))})
+		limit := s.BatchSize
+		if st := s.retry[id]; st != nil {
+			limit = st.limit
+		}
+		out, err := s.Client.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: it.ShardIterator, Limit: aws.Int32(int32(limit))})
 		if err != nil {
 			return total, fmt.Errorf("localmapping: get records %s: %w", id, err)
 		}
@@ -115,12 +162,12 @@ func (s *Stream) Poll(ctx context.Context) (int, error) {
 		if len(batch.Records) == 0 {
 			continue
 		}
-		resp, err := s.Handler(ctx, batch)
-		if err != nil {
-			return total, fmt.Errorf("localmapping: %s handler: %w", s.Name, err)
-		}
+		batch.Records = batch.Records[:min(len(batch.Records), limit)]
+		resp, herr := s.Handler(ctx, batch)
 		done := len(batch.Records)
-		if len(resp.BatchItemFailures) > 0 {
+		if herr != nil {
+			done = 0 // the whole batch failed, as with a function error
+		} else if len(resp.BatchItemFailures) > 0 {
 			failed := resp.BatchItemFailures[0].ItemIdentifier
 			for _, f := range resp.BatchItemFailures[1:] {
 				if seqLess(f.ItemIdentifier, failed) {
@@ -136,11 +183,102 @@ func (s *Stream) Poll(ctx context.Context) (int, error) {
 			s.last[id] = batch.Records[done-1].Change.SequenceNumber
 		}
 		total += done
-		if done < len(batch.Records) {
-			return total, fmt.Errorf("localmapping: %s handler reported a failure at %s; retrying", s.Name, batch.Records[done].Change.SequenceNumber)
+		if done == len(batch.Records) {
+			delete(s.retry, id)
+			continue
+		}
+		given, err := s.failed(ctx, id, batch.Records[done:], herr)
+		total += given
+		if err != nil {
+			return total, err
 		}
 	}
 	return total, nil
+}
+
+// failed counts a failed try of recs (the failed record first) on shard
+// id: it narrows the next try, and once the retries are spent sends the
+// failure record and moves past recs, returning how many it gave up.
+func (s *Stream) failed(ctx context.Context, id string, recs []events.DynamoDBEventRecord, herr error) (int, error) {
+	seq := recs[0].Change.SequenceNumber
+	what := "reported a failure at " + seq
+	if herr != nil {
+		what = fmt.Sprintf("failed at %s: %v", seq, herr)
+	}
+	if s.SQS == nil || s.FailureQueueURL == "" {
+		return 0, fmt.Errorf("localmapping: %s handler %s; retrying", s.Name, what)
+	}
+	st := s.retry[id]
+	if st == nil || st.seq != seq {
+		st = &retryState{seq: seq, limit: len(recs)}
+		s.retry[id] = st
+	}
+	st.invokes++
+	if st.limit > 1 {
+		st.limit /= 2 // bisect: no retry spent
+		return 0, fmt.Errorf("localmapping: %s handler %s; retrying with %d records", s.Name, what, st.limit)
+	}
+	maxRetries := s.MaxRetryAttempts
+	switch {
+	case maxRetries == 0:
+		maxRetries = resources.StreamMaxRetryAttempts
+	case maxRetries < 0:
+		maxRetries = 0
+	}
+	if st.retries < maxRetries {
+		st.retries++
+		return 0, fmt.Errorf("localmapping: %s handler %s; retry %d of %d", s.Name, what, st.retries, maxRetries)
+	}
+	rec := s.failureRecord(id, recs, st.invokes, herr != nil)
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return 0, fmt.Errorf("localmapping: %s: failure record: %w", s.Name, err)
+	}
+	if _, err := s.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(s.FailureQueueURL), MessageBody: aws.String(string(body))}); err != nil {
+		return 0, fmt.Errorf("localmapping: %s handler %s and its failure record could not be sent (retrying): %w", s.Name, what, err)
+	}
+	s.Logger.Error("localmapping: stream records given up after their retries; failure record sent",
+		"mapping", s.Name, "shard_id", id, "start_sequence_number", rec.Batch.StartSequenceNumber,
+		"end_sequence_number", rec.Batch.EndSequenceNumber, "invokes", st.invokes, "queue_url", s.FailureQueueURL)
+	s.last[id] = recs[len(recs)-1].Change.SequenceNumber
+	delete(s.retry, id)
+	return len(recs), nil
+}
+
+// failureRecord is the record Lambda sends for recs of shard id.
+func (s *Stream) failureRecord(id string, recs []events.DynamoDBEventRecord, invokes int, functionError bool) streamfailures.Record {
+	fn := s.FunctionARN
+	if fn == "" {
+		fn = streamfailures.FunctionARN(s.StreamARN, s.Name)
+	}
+	rec := streamfailures.Record{
+		RequestContext: streamfailures.RequestContext{
+			RequestID: newRequestID(), FunctionARN: fn,
+			Condition: streamfailures.ConditionRetriesExhausted, ApproximateInvokeCount: invokes,
+		},
+		ResponseContext: streamfailures.ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST"},
+		Version:         streamfailures.RecordVersion,
+		Timestamp:       time.Now().UTC().Truncate(time.Millisecond),
+		Batch: streamfailures.BatchInfo{
+			ShardID: id, StreamARN: s.StreamARN, BatchSize: len(recs),
+			StartSequenceNumber:             recs[0].Change.SequenceNumber,
+			EndSequenceNumber:               recs[len(recs)-1].Change.SequenceNumber,
+			ApproximateArrivalOfFirstRecord: recs[0].Change.ApproximateCreationDateTime.UTC().Truncate(time.Second),
+			ApproximateArrivalOfLastRecord:  recs[len(recs)-1].Change.ApproximateCreationDateTime.UTC().Truncate(time.Second),
+		},
+	}
+	if functionError {
+		rec.ResponseContext.FunctionError = "Unhandled"
+	}
+	return rec
+}
+
+// newRequestID returns a random UUID, the shape of Lambda's request IDs.
+func newRequestID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 func seqLess(a, b string) bool {
