@@ -3,7 +3,9 @@
 // on the DynamoDB stores (event log and read table of one environment), and,
 // with LocalMappings, local event-source mappings (package aws/localmapping)
 // that call the Lambda handlers in this process: projector and publisher on
-// the events table's stream, the order processor on the processing queue.
+// the events table's stream (a record that keeps failing is given up after
+// its retries and its failure record sent to the stream failures queue, as
+// deployed), the order processor on the processing queue.
 // Where the deployed Lambdas consume the stream and the queue (the ECS
 // service Terraform deploys), LocalMappings is off and only the API runs.
 //
@@ -211,10 +213,16 @@ func (a *App) startMappings(ctx context.Context) error {
 			_ = f(runCtx)
 		}()
 	}
+	// As deployed: a record that keeps failing is given up after its
+	// retries, its failure record sent to the stream failures queue.
 	goRun((&localmapping.Stream{Client: d.Clients.Streams, StreamARN: rep.EventsStreamARN, Name: "projector",
-		Handler: lambdas.Projector(proj, log), Logger: log, Region: region}).Run)
+		Handler: lambdas.Projector(proj, log), Logger: log, Region: region,
+		SQS: d.Clients.SQS, FailureQueueURL: rep.StreamFailureQueueURL,
+		FunctionARN: localmapping.FunctionARN(rep.EventsStreamARN, d.Names.ProjectorFunc)}).Run)
 	goRun((&localmapping.Stream{Client: d.Clients.Streams, StreamARN: rep.EventsStreamARN, Name: "publisher",
-		Handler: lambdas.Publisher(pub, log), Logger: log, Region: region}).Run)
+		Handler: lambdas.Publisher(pub, log), Logger: log, Region: region,
+		SQS: d.Clients.SQS, FailureQueueURL: rep.StreamFailureQueueURL,
+		FunctionARN: localmapping.FunctionARN(rep.EventsStreamARN, d.Names.PublisherFunc)}).Run)
 	for range a.cfg.Workers {
 		goRun((&localmapping.Queue{Client: d.Clients.SQS, QueueURL: rep.ProcessingQueueURL, QueueARN: rep.ProcessingQueueARN,
 			Name: "processor", Handler: lambdas.Processor(proc, log), BatchSize: 1,

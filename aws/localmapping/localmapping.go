@@ -17,7 +17,7 @@
 // failed record with half as many records each time, down to that record
 // alone (bisection, which costs no retry), and then MaxRetryAttempts more
 // times; when those fail too, the mapping sends the failure record Lambda
-// sends (streamfailures.Record: the shard and the sequence numbers of the
+// sends (Record: the shard and the sequence numbers of the
 // records given up, not the records) to the queue and moves on past them.
 // `ledger streams failures replay` re-applies them. Without a destination
 // a failing record is retried until it succeeds and holds up its shard, as
@@ -42,7 +42,6 @@ import (
 	qtypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/orderledger/orderledger/aws/lambdas"
-	"github.com/orderledger/orderledger/aws/streamfailures"
 	"github.com/orderledger/orderledger/internal/resources"
 )
 
@@ -153,7 +152,7 @@ func (s *Stream) Poll(ctx context.Context) (int, error) {
 		}
 		var batch events.DynamoDBEvent
 		for _, r := range out.Records {
-			rec := s.record(r)
+			rec := EventRecord(r, s.StreamARN, s.Region)
 			if last := s.last[id]; last != "" && !seqLess(last, rec.Change.SequenceNumber) {
 				continue // already handled
 			}
@@ -246,20 +245,20 @@ func (s *Stream) failed(ctx context.Context, id string, recs []events.DynamoDBEv
 }
 
 // failureRecord is the record Lambda sends for recs of shard id.
-func (s *Stream) failureRecord(id string, recs []events.DynamoDBEventRecord, invokes int, functionError bool) streamfailures.Record {
+func (s *Stream) failureRecord(id string, recs []events.DynamoDBEventRecord, invokes int, functionError bool) FailureRecord {
 	fn := s.FunctionARN
 	if fn == "" {
-		fn = streamfailures.FunctionARN(s.StreamARN, s.Name)
+		fn = FunctionARN(s.StreamARN, s.Name)
 	}
-	rec := streamfailures.Record{
-		RequestContext: streamfailures.RequestContext{
+	rec := FailureRecord{
+		RequestContext: RequestContext{
 			RequestID: newRequestID(), FunctionARN: fn,
-			Condition: streamfailures.ConditionRetriesExhausted, ApproximateInvokeCount: invokes,
+			Condition: ConditionRetriesExhausted, ApproximateInvokeCount: invokes,
 		},
-		ResponseContext: streamfailures.ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST"},
-		Version:         streamfailures.RecordVersion,
+		ResponseContext: ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST"},
+		Version:         FailureRecordVersion,
 		Timestamp:       time.Now().UTC().Truncate(time.Millisecond),
-		Batch: streamfailures.BatchInfo{
+		Batch: BatchInfo{
 			ShardID: id, StreamARN: s.StreamARN, BatchSize: len(recs),
 			StartSequenceNumber:             recs[0].Change.SequenceNumber,
 			EndSequenceNumber:               recs[len(recs)-1].Change.SequenceNumber,
@@ -288,10 +287,12 @@ func seqLess(a, b string) bool {
 	return a < b
 }
 
-func (s *Stream) record(r stypes.Record) events.DynamoDBEventRecord {
+// EventRecord wraps a record read from stream streamARN as a Lambda
+// receives it (events.DynamoDBEventRecord, stamped with region).
+func EventRecord(r stypes.Record, streamARN, region string) events.DynamoDBEventRecord {
 	out := events.DynamoDBEventRecord{
-		AWSRegion: s.Region, EventID: aws.ToString(r.EventID), EventName: string(r.EventName),
-		EventSource: "aws:dynamodb", EventVersion: aws.ToString(r.EventVersion), EventSourceArn: s.StreamARN,
+		AWSRegion: region, EventID: aws.ToString(r.EventID), EventName: string(r.EventName),
+		EventSource: "aws:dynamodb", EventVersion: aws.ToString(r.EventVersion), EventSourceArn: streamARN,
 	}
 	if d := r.Dynamodb; d != nil {
 		out.Change = events.DynamoDBStreamRecord{

@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/orderledger/orderledger/aws/localmapping"
-	"github.com/orderledger/orderledger/aws/streamfailures"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/dynamostore"
@@ -190,7 +189,7 @@ func TestStreamGivesUpAFailingRecordAfterItsRetriesAndSendsLambdasFailureRecord(
 			t.Errorf("failure record lacks %q: %s", k, aws.ToString(out.Messages[0].Body))
 		}
 	}
-	rec, err := streamfailures.Decode([]byte(aws.ToString(out.Messages[0].Body)))
+	rec, err := localmapping.DecodeFailureRecord([]byte(aws.ToString(out.Messages[0].Body)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +198,7 @@ func TestStreamGivesUpAFailingRecordAfterItsRetriesAndSendsLambdasFailureRecord(
 		b.ApproximateArrivalOfFirstRecord.IsZero() {
 		t.Fatalf("failure record batch = %+v, want the bad record %s alone of stream %s", b, badSeq, streamARN)
 	}
-	if rc := rec.RequestContext; rc.Condition != streamfailures.ConditionRetriesExhausted || rc.ApproximateInvokeCount != tries[bad] ||
+	if rc := rec.RequestContext; rc.Condition != localmapping.ConditionRetriesExhausted || rc.ApproximateInvokeCount != tries[bad] ||
 		rec.FunctionName() != "t-order-projector" || rc.RequestID == "" || rec.Version != "1.0" {
 		t.Fatalf("failure record request context = %+v (function %q, version %q)", rc, rec.FunctionName(), rec.Version)
 	}

@@ -1,4 +1,4 @@
-package streamfailures
+package localmapping
 
 import (
 	"encoding/json"
@@ -7,14 +7,15 @@ import (
 	"time"
 )
 
-// Record is the failure record ("invocation record") AWS Lambda sends to a
-// DynamoDB stream event source mapping's on-failure destination when a
-// batch exhausts its retries or its records grow too old: metadata about
-// the batch, not its records (AWS Lambda Developer Guide, "Retaining
+// FailureRecord is the failure record ("invocation record") AWS Lambda
+// sends to a DynamoDB stream event source mapping's on-failure destination
+// when a batch exhausts its retries or its records grow too old: metadata
+// about the batch, not its records (AWS Lambda Developer Guide, "Retaining
 // discarded records for a DynamoDB event source in Lambda"). aws-lambda-go
-// has no type for it; the JSON names are the guide's. The local mappings
-// (package localmapping) send the same record.
-type Record struct {
+// has no type for it; the JSON names are the guide's. The local stream
+// mappings send the same record, and `ledger streams failures` (package
+// aws/streamfailures) reads both.
+type FailureRecord struct {
 	RequestContext  RequestContext  `json:"requestContext"`
 	ResponseContext ResponseContext `json:"responseContext"`
 	// Version is the record format's version, "1.0".
@@ -62,28 +63,28 @@ const (
 	ConditionRecordAge        = "RecordAgeExceeded"
 )
 
-// RecordVersion is the Record format version Lambda sends.
-const RecordVersion = "1.0"
+// FailureRecordVersion is the FailureRecord format version Lambda sends.
+const FailureRecordVersion = "1.0"
 
-// Decode parses a failure record and checks that it locates a batch.
-func Decode(body []byte) (Record, error) {
-	var r Record
+// DecodeFailureRecord parses a failure record and checks that it locates a batch.
+func DecodeFailureRecord(body []byte) (FailureRecord, error) {
+	var r FailureRecord
 	if err := json.Unmarshal(body, &r); err != nil {
-		return Record{}, fmt.Errorf("aws/streamfailures: not a stream failure record: %w", err)
+		return FailureRecord{}, fmt.Errorf("localmapping: not a stream failure record: %w", err)
 	}
 	b := r.Batch
 	if b.ShardID == "" || b.StartSequenceNumber == "" || b.EndSequenceNumber == "" || b.StreamARN == "" {
-		return Record{}, fmt.Errorf("aws/streamfailures: not a stream failure record: DDBStreamBatchInfo lacks its shard, sequence numbers or stream")
+		return FailureRecord{}, fmt.Errorf("localmapping: not a stream failure record: DDBStreamBatchInfo lacks its shard, sequence numbers or stream")
 	}
 	if seqLess(b.EndSequenceNumber, b.StartSequenceNumber) {
-		return Record{}, fmt.Errorf("aws/streamfailures: failure record: sequence %s ends before it starts (%s)", b.EndSequenceNumber, b.StartSequenceNumber)
+		return FailureRecord{}, fmt.Errorf("localmapping: failure record: sequence %s ends before it starts (%s)", b.EndSequenceNumber, b.StartSequenceNumber)
 	}
 	return r, nil
 }
 
 // FunctionName returns the last part of the failed function's ARN
 // ("dev-order-projector"), or "" when there is none.
-func (r Record) FunctionName() string {
+func (r FailureRecord) FunctionName() string {
 	arn := r.RequestContext.FunctionARN
 	if arn == "" {
 		return ""
@@ -104,12 +105,4 @@ func FunctionARN(anyARN, name string) string {
 		return "arn:aws:lambda:::function:" + name
 	}
 	return strings.Join([]string{"arn", p[1], "lambda", p[3], p[4], "function", name}, ":")
-}
-
-// seqLess orders stream sequence numbers (decimal strings of any length).
-func seqLess(a, b string) bool {
-	if len(a) != len(b) {
-		return len(a) < len(b)
-	}
-	return a < b
 }
