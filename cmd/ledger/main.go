@@ -70,6 +70,9 @@ func run(ctx context.Context, e *env, args []string) int {
 	}
 	c, rest, ok := lookup(args)
 	if !ok {
+		if len(args) > 1 && len(subcommands(args[0]+" "+args[1])) > 0 {
+			args = append([]string{args[0] + " " + args[1]}, args[2:]...) // a group in a group: "streams failures"
+		}
 		if group := subcommands(args[0]); len(group) > 0 {
 			// A group such as "dlq": with -h (or nothing) list its commands.
 			help := len(args) > 1 && (args[1] == "-h" || args[1] == "--help" || args[1] == "help")
@@ -81,7 +84,7 @@ func run(ctx context.Context, e *env, args []string) int {
 			}
 			fmt.Fprintf(w, "usage: ledger %s <command> [flags]\n\ncommands:\n", args[0])
 			for _, n := range group {
-				fmt.Fprintf(w, "  %-22s %s\n", n, commands[n].summary)
+				fmt.Fprintf(w, "  %-24s %s\n", n, commands[n].summary)
 			}
 			fmt.Fprintf(w, "\nRun 'ledger %s <command> -h' for a command's flags.\n", args[0])
 			if help {
@@ -114,6 +117,11 @@ func isUsage(err error) bool {
 
 // lookup finds the longest registered name that prefixes args.
 func lookup(args []string) (command, []string, bool) {
+	if len(args) >= 3 {
+		if c, ok := commands[strings.Join(args[:3], " ")]; ok {
+			return c, args[3:], true
+		}
+	}
 	if len(args) >= 2 {
 		if c, ok := commands[args[0]+" "+args[1]]; ok {
 			return c, args[2:], true
@@ -145,7 +153,7 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "usage: ledger <command> [flags]")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-22s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-24s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'ledger <command> -h' for a command's flags.")
 }
