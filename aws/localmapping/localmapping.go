@@ -21,7 +21,9 @@
 // records given up, not the records) to the queue and moves on past them.
 // `ledger streams failures replay` re-applies them. Without a destination
 // a failing record is retried until it succeeds and holds up its shard, as
-// before: nothing is ever skipped unrecorded.
+// before: nothing is ever skipped unrecorded. Positions are not stored: a
+// mapping started again reads the stream from its oldest record, so a
+// record given up before is tried (and, failing again, reported) again.
 package localmapping
 
 import (
@@ -68,7 +70,9 @@ type Stream struct {
 	FailureQueueURL string
 	// MaxRetryAttempts is how many times a failing record is retried
 	// alone after its first try (0: resources.StreamMaxRetryAttempts, as
-	// deployed; negative: none).
+	// deployed; negative: none), the n-th retry Interval<<n after the last
+	// try (at most 10s), so that a passing outage is not taken for a bad
+	// record.
 	MaxRetryAttempts int
 	// FunctionARN names the function in failure records (empty: a
 	// function called Name in the stream's region and account).
@@ -80,10 +84,11 @@ type Stream struct {
 
 // retryState is where a shard's failing record stands.
 type retryState struct {
-	seq     string // the first failed record of the last try
-	limit   int    // records per try from seq: halved after each failed try
-	retries int    // failed tries with seq alone
-	invokes int    // tries that included seq
+	seq     string    // the first failed record of the last try
+	limit   int       // records per try from seq: halved after each failed try
+	retries int       // failed tries with seq alone
+	invokes int       // tries that included seq
+	next    time.Time // no retry before then
 }
 
 // Run polls until ctx ends, then returns nil.
@@ -134,6 +139,9 @@ func (s *Stream) Poll(ctx context.Context) (int, error) {
 	total := 0
 	for _, sh := range desc.StreamDescription.Shards {
 		id := aws.ToString(sh.ShardId)
+		if st := s.retry[id]; st != nil && time.Now().Before(st.next) {
+			continue // backing off before the next retry
+		}
 		in := &dynamodbstreams.GetShardIteratorInput{StreamArn: aws.String(s.StreamARN), ShardId: sh.ShardId, ShardIteratorType: stypes.ShardIteratorTypeTrimHorizon}
 		if last := s.last[id]; last != "" {
 			in.ShardIteratorType, in.SequenceNumber = stypes.ShardIteratorTypeAfterSequenceNumber, aws.String(last)
@@ -226,6 +234,7 @@ func (s *Stream) failed(ctx context.Context, id string, recs []events.DynamoDBEv
 	}
 	if st.retries < maxRetries {
 		st.retries++
+		st.next = time.Now().Add(min(s.Interval<<st.retries, 10*time.Second))
 		return 0, fmt.Errorf("localmapping: %s handler %s; retry %d of %d", s.Name, what, st.retries, maxRetries)
 	}
 	rec := s.failureRecord(id, recs, st.invokes, herr != nil)

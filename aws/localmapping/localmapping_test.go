@@ -213,3 +213,47 @@ func TestStreamGivesUpAFailingRecordAfterItsRetriesAndSendsLambdasFailureRecord(
 		t.Fatalf("the given-up record was handed in again (%d tries, then %d)", before, tries[bad])
 	}
 }
+
+// TestStreamBacksOffBetweenRetries: a retry waits Interval<<n after the
+// n-th failed try, so polling sooner hands nothing in.
+func TestStreamBacksOffBetweenRetries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := awstest.Clients(t)
+	table := awstest.Table(t, c.DynamoDB, "events")
+	store, err := dynamostore.New(c.DynamoDB, table, dynamostore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := c.DynamoDB.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := c.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(table + "-failures")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = c.SQS.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: q.QueueUrl}) })
+	if _, err := store.Append(ctx, ids(time.Now()), 0, ev(1)); err != nil {
+		t.Fatal(err)
+	}
+	tries := 0
+	const interval = 300 * time.Millisecond
+	m := &localmapping.Stream{Client: c.Streams, StreamARN: aws.ToString(desc.Table.LatestStreamArn), Name: "publisher", Interval: interval,
+		SQS: c.SQS, FailureQueueURL: aws.ToString(q.QueueUrl), MaxRetryAttempts: 1,
+		Handler: func(context.Context, events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+			tries++
+			return events.DynamoDBEventResponse{}, errors.New("down (test)")
+		}}
+	start := time.Now()
+	if _, err := m.Poll(ctx); err == nil || tries != 1 {
+		t.Fatalf("first poll: %v after %d tries, want a failure after 1", err, tries)
+	}
+	if _, err := m.Poll(ctx); err != nil || tries != 1 {
+		t.Fatalf("a poll within the backoff: %v, %d tries; want the shard skipped", err, tries)
+	}
+	time.Sleep(2*interval - time.Since(start) + 20*time.Millisecond)
+	if n, err := m.Poll(ctx); err != nil || tries != 2 || n != 1 {
+		t.Fatalf("the poll after the backoff: %d given up, %v, %d tries; want the retry, failed and given up", n, err, tries)
+	}
+}
