@@ -71,7 +71,7 @@ type Stream struct {
 	// MaxRetryAttempts is how many times a failing record is retried
 	// alone after its first try (0: resources.StreamMaxRetryAttempts, as
 	// deployed; negative: none), the n-th retry Interval<<n after the last
-	// try (at most 10s), so that a passing outage is not taken for a bad
+	// try (at most 2s), so that a passing outage is not taken for a bad
 	// record.
 	MaxRetryAttempts int
 	// FunctionARN names the function in failure records (empty: a
@@ -234,7 +234,7 @@ func (s *Stream) failed(ctx context.Context, id string, recs []events.DynamoDBEv
 	}
 	if st.retries < maxRetries {
 		st.retries++
-		st.next = time.Now().Add(min(s.Interval<<st.retries, 10*time.Second))
+		st.next = time.Now().Add(min(s.Interval<<st.retries, 2*time.Second))
 		return 0, fmt.Errorf("localmapping: %s handler %s; retry %d of %d", s.Name, what, st.retries, maxRetries)
 	}
 	rec := s.failureRecord(id, recs, st.invokes, herr != nil)
