@@ -238,21 +238,21 @@ func TestStreamBacksOffBetweenRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	tries := 0
-	const interval = 300 * time.Millisecond
+	const interval = 500 * time.Millisecond
 	m := &localmapping.Stream{Client: c.Streams, StreamARN: aws.ToString(desc.Table.LatestStreamArn), Name: "publisher", Interval: interval,
 		SQS: c.SQS, FailureQueueURL: aws.ToString(q.QueueUrl), MaxRetryAttempts: 1,
 		Handler: func(context.Context, events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 			tries++
 			return events.DynamoDBEventResponse{}, errors.New("down (test)")
 		}}
-	start := time.Now()
 	if _, err := m.Poll(ctx); err == nil || tries != 1 {
 		t.Fatalf("first poll: %v after %d tries, want a failure after 1", err, tries)
 	}
+	failed := time.Now() // the retry is due at most 2*interval after this
 	if _, err := m.Poll(ctx); err != nil || tries != 1 {
 		t.Fatalf("a poll within the backoff: %v, %d tries; want the shard skipped", err, tries)
 	}
-	time.Sleep(2*interval - time.Since(start) + 20*time.Millisecond)
+	time.Sleep(time.Until(failed.Add(2*interval + 50*time.Millisecond)))
 	if n, err := m.Poll(ctx); err != nil || tries != 2 || n != 1 {
 		t.Fatalf("the poll after the backoff: %d given up, %v, %d tries; want the retry, failed and given up", n, err, tries)
 	}
