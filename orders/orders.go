@@ -179,10 +179,26 @@ func (s *Service) Load(ctx context.Context, id string) (Stream, error) {
 // returns at the version it saw; when another writer appended first, it
 // reloads and decides again, at most MaxAttempts times. See the package doc.
 func (s *Service) Update(ctx context.Context, id string, meta eventstore.Metadata, decide Decider) (Stream, error) {
+	return s.UpdateFrom(ctx, id, Stream{}, meta, decide)
+}
+
+// UpdateFrom is Update starting from known, a state of order id that this
+// caller read or wrote itself (typically what its previous Update
+// returned), instead of loading the stream first: a caller that makes
+// several decisions in a row (the saga's steps) reads the stream once, not
+// once per step. Nothing is weakened: the append is conditioned on the
+// version known was at, so if another writer appended since, the store
+// refuses it and the stream is loaded and decided on again, exactly as in
+// Update. A zero known (no events) loads as Update does.
+func (s *Service) UpdateFrom(ctx context.Context, id string, known Stream, meta eventstore.Metadata, decide Decider) (Stream, error) {
 	for attempt := 1; ; attempt++ {
-		st, err := s.Load(ctx, id)
-		if err != nil {
-			return Stream{}, err
+		st := known
+		known = Stream{} // a conflict reloads
+		if len(st.Events) == 0 || st.Order.ID != id {
+			var err error
+			if st, err = s.Load(ctx, id); err != nil {
+				return Stream{}, err
+			}
 		}
 		events, err := decide(st.Order)
 		if err != nil {

@@ -333,3 +333,48 @@ func TestNewRequiresAStore(t *testing.T) {
 		t.Fatalf("New without a store = %v, want an error naming Store", err)
 	}
 }
+
+// countingLoads counts the store reads of the Service.
+type countingLoads struct {
+	eventstore.Store
+	loads atomic.Int32
+}
+
+func (c *countingLoads) Load(ctx context.Context, streamID string, from int64) ([]eventstore.Event, error) {
+	c.loads.Add(1)
+	return c.Store.Load(ctx, streamID, from)
+}
+
+// TestUpdateFromSkipsTheReadAndStillDetectsAWriterInBetween: deciding from
+// a state this caller appended itself reads nothing; when another writer
+// appended meanwhile, the append conflicts, the stream is read, and the
+// decision is made again on the fresh state.
+func TestUpdateFromSkipsTheReadAndStillDetectsAWriterInBetween(t *testing.T) {
+	t.Parallel()
+	var c *countingLoads
+	f := newFixture(t, func(s eventstore.Store) eventstore.Store { c = &countingLoads{Store: s}; return c })
+	f.given(eventstore.Metadata{}, placed)
+	ctx := context.Background()
+	st, err := f.svc.Update(ctx, id, eventstore.Metadata{}, decide(paid))
+	if err != nil || c.loads.Load() != 1 {
+		t.Fatalf("Update = %v after %d loads, want 1 load", err, c.loads.Load())
+	}
+	st, err = f.svc.UpdateFrom(ctx, id, st, eventstore.Metadata{}, decide(order.InventoryReserved{ReservationID: "res-1"}))
+	if err != nil || c.loads.Load() != 1 || st.Order.Version != 3 {
+		t.Fatalf("UpdateFrom = v%d, %v after %d loads; want v3 with no more loads", st.Order.Version, err, c.loads.Load())
+	}
+	// Another writer appends; the caller still holds v3.
+	f.given(eventstore.Metadata{}, order.InventoryReserved{ReservationID: "other-writer"})
+	var seen []int64
+	st, err = f.svc.UpdateFrom(ctx, id, st, eventstore.Metadata{}, func(o order.Order) ([]order.Event, error) {
+		seen = append(seen, o.Version)
+		return []order.Event{order.Completed{}}, nil
+	})
+	if err != nil || !reflect.DeepEqual(seen, []int64{3, 4}) || c.loads.Load() != 2 || st.Order.Version != 5 {
+		t.Fatalf("UpdateFrom = v%d, %v; decider saw %v after %d loads; want [3 4], 2 loads, v5", st.Order.Version, err, seen, c.loads.Load())
+	}
+	_, evs := f.stored()
+	if len(evs) != 5 || evs[4] != (order.Completed{}) {
+		t.Fatalf("stream = %#v, want the decision appended once, last", evs)
+	}
+}

@@ -184,10 +184,15 @@ func (p *Processor) Process(ctx context.Context, orderID string, last bool, meta
 	// state the order is in now, and then refunded if the order ended.
 	var charged *order.RecordPayment
 	wait, inline := p.backoff, 0
+	// st is the order as this call last appended it: each decision after
+	// the first starts from it instead of reading the stream again (one
+	// read per message, not one per step; a writer in between makes the
+	// append conflict and the stream is read again, see orders.UpdateFrom).
+	var st orders.Stream
 	for range maxDecisions {
 		var step order.Step
 		var retry *attemptError // a failed try, recorded: try again
-		_, err := p.orders.Update(ctx, orderID, meta, func(o order.Order) ([]order.Event, error) {
+		next, err := p.orders.UpdateFrom(ctx, orderID, st, meta, func(o order.Order) ([]order.Event, error) {
 			if !o.Exists() {
 				return nil, order.ErrNotFound
 			}
@@ -218,9 +223,11 @@ func (p *Processor) Process(ctx context.Context, orderID string, last bool, meta
 			}
 			return p.followUp(ctx, o, events), nil
 		})
+		st = orders.Stream{}
 		var rej *rejection
 		switch {
 		case err == nil:
+			st = next
 		case errors.As(err, &rej):
 			if rejectedAt == rej.version {
 				return &TransientError{Step: string(step), Err: fmt.Errorf("order %s: %w", orderID, rej.err)}
