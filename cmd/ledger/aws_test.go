@@ -49,7 +49,6 @@ func startAWSServer(t *testing.T, extraEnv map[string]string, meter *awstest.Met
 	clients := awstest.Clients(t)
 	var hooks awsHooks
 	if meter != nil {
-		meter.SetIndexes(names.OrdersTable, 2)
 		hooks.Instrument = meter.Attach
 	}
 	t.Cleanup(func() { _ = bootstrap.Teardown(context.Background(), clients, names) })
@@ -58,6 +57,13 @@ func startAWSServer(t *testing.T, extraEnv map[string]string, meter *awstest.Met
 	}
 	if !strings.Contains(out.String(), "created  "+names.EventsTable) {
 		t.Fatalf("bootstrap output:\n%s", out.String())
+	}
+	if meter != nil {
+		for _, table := range []string{names.EventsTable, names.OrdersTable} {
+			if err := meter.Describe(context.Background(), clients.DynamoDB, table); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

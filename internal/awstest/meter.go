@@ -2,8 +2,11 @@ package awstest
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"reflect"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,17 +19,45 @@ import (
 // Meter counts the requests made through the configurations it is attached
 // to, per "Service.Operation", and estimates the DynamoDB capacity units they
 // consume by the published on-demand rules: a write is 1 unit per started
-// KiB of item (2 in a transaction) plus one more per global secondary index
-// the table has; a strongly consistent read is 1 unit per started 4 KiB of
-// items returned (0.5 eventually consistent, 2 in a transaction), at least
-// one per request. Update and delete requests are counted at the size of
-// what they send, a lower bound. Safe for concurrent use.
+// KiB of item (2 in a transaction); a strongly consistent read is 1 unit per
+// started 4 KiB of items returned (0.5 eventually consistent, 2 in a
+// transaction), at least one per request. A write that fails its condition
+// still costs its units.
+//
+// Global secondary indexes: for a table described with Index, a successful
+// put is charged what DynamoDB charges each index for it, which depends on
+// the item it replaces. The meter keeps the last item it saw written per
+// key (every write of a metered run passes through it): a new index entry
+// costs 1 unit per started KiB of what the index projects, a changed index
+// key 2 (the old entry deleted, the new one put), a change to a projected
+// attribute 1, and a write that changes nothing the index holds 0. For a
+// table given only a count (SetIndexes), every write is charged one unit
+// per index, the rule's upper bound for an unchanged key. Update and delete
+// requests are counted at the size of what they send, a lower bound. Safe
+// for concurrent use.
 type Meter struct {
-	mu    sync.Mutex
-	calls map[string]int64
-	wcu   float64
-	rcu   float64
-	gsis  map[string]int
+	mu      sync.Mutex
+	calls   map[string]int64
+	wcu     float64
+	rcu     float64
+	gsis    map[string]int
+	tables  map[string]*tableShape
+	written map[string]map[string]map[string]types.AttributeValue // table -> key -> last item
+}
+
+// Index describes a global secondary index for the meter: its key
+// attributes, and what it projects besides the keys (KeysOnly; Include, the
+// named attributes; neither: ALL).
+type Index struct {
+	Name     string
+	Keys     []string
+	KeysOnly bool
+	Include  []string
+}
+
+type tableShape struct {
+	key     []string // the table's own key attributes
+	indexes []Index
 }
 
 // NewMeter returns a meter. gsis maps table names to their number of global
@@ -36,7 +67,124 @@ func NewMeter(gsis map[string]int) *Meter {
 	for k, v := range gsis {
 		g[k] = v
 	}
-	return &Meter{calls: map[string]int64{}, gsis: g}
+	return &Meter{calls: map[string]int64{}, gsis: g, tables: map[string]*tableShape{}, written: map[string]map[string]map[string]types.AttributeValue{}}
+}
+
+// Describe records table's key and its global secondary indexes as
+// DynamoDB describes them, so that writes to it are charged per index by
+// what they change (see Meter).
+func (m *Meter) Describe(ctx context.Context, db *dynamodb.Client, table string) error {
+	out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
+		return err
+	}
+	shape := &tableShape{}
+	for _, k := range out.Table.KeySchema {
+		shape.key = append(shape.key, aws.ToString(k.AttributeName))
+	}
+	for _, g := range out.Table.GlobalSecondaryIndexes {
+		idx := Index{Name: aws.ToString(g.IndexName)}
+		for _, k := range g.KeySchema {
+			idx.Keys = append(idx.Keys, aws.ToString(k.AttributeName))
+		}
+		if g.Projection != nil {
+			switch g.Projection.ProjectionType {
+			case types.ProjectionTypeKeysOnly:
+				idx.KeysOnly = true
+			case types.ProjectionTypeInclude:
+				idx.Include = g.Projection.NonKeyAttributes
+			}
+		}
+		shape.indexes = append(shape.indexes, idx)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tables[table] = shape
+	delete(m.gsis, table)
+	return nil
+}
+
+// indexUnits is what writing item (replacing old, nil if none) costs idx.
+func indexUnits(shape *tableShape, idx Index, old, item map[string]types.AttributeValue) float64 {
+	has := func(it map[string]types.AttributeValue) bool {
+		if it == nil {
+			return false
+		}
+		for _, k := range idx.Keys {
+			if _, ok := it[k]; !ok {
+				return false
+			}
+		}
+		return true
+	}
+	projected := func(it map[string]types.AttributeValue) map[string]types.AttributeValue {
+		p := map[string]types.AttributeValue{}
+		add := func(name string) {
+			if v, ok := it[name]; ok {
+				p[name] = v
+			}
+		}
+		for _, k := range shape.key {
+			add(k)
+		}
+		for _, k := range idx.Keys {
+			add(k)
+		}
+		switch {
+		case idx.KeysOnly:
+		case idx.Include != nil:
+			for _, k := range idx.Include {
+				add(k)
+			}
+		default:
+			return it
+		}
+		return p
+	}
+	inOld, inNew := has(old), has(item)
+	switch {
+	case !inOld && !inNew:
+		return 0
+	case !inNew:
+		return 1 // the old entry deleted
+	case !inOld:
+		return kib(ItemSize(projected(item)), 1024)
+	}
+	for _, k := range idx.Keys {
+		if !reflect.DeepEqual(old[k], item[k]) {
+			return 1 + kib(ItemSize(projected(item)), 1024) // delete, then put
+		}
+	}
+	if reflect.DeepEqual(projected(old), projected(item)) {
+		return 0
+	}
+	return kib(ItemSize(projected(item)), 1024)
+}
+
+// putUnits is what indexes charge for putting item into table after a
+// successful write; it records item as the key's last.
+func (m *Meter) putUnits(table string, item map[string]types.AttributeValue) float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	shape := m.tables[table]
+	if shape == nil {
+		return 0
+	}
+	var key strings.Builder
+	for _, k := range shape.key {
+		key.WriteString(fmt.Sprint(item[k]))
+		key.WriteByte(0)
+	}
+	old := m.written[table][key.String()]
+	var units float64
+	for _, idx := range shape.indexes {
+		units += indexUnits(shape, idx, old, item)
+	}
+	if m.written[table] == nil {
+		m.written[table] = map[string]map[string]types.AttributeValue{}
+	}
+	m.written[table][key.String()] = item
+	return units
 }
 
 // Usage is what a meter has counted.
@@ -133,7 +281,12 @@ func (m *Meter) units(params, result any, err error) (wcu, rcu float64) {
 	}
 	switch p := params.(type) {
 	case *dynamodb.PutItemInput:
-		return write(aws.ToString(p.TableName), ItemSize(p.Item), 1), 0
+		table := aws.ToString(p.TableName)
+		wcu = write(table, ItemSize(p.Item), 1)
+		if err == nil {
+			wcu += m.putUnits(table, p.Item)
+		}
+		return wcu, 0
 	case *dynamodb.UpdateItemInput:
 		return write(aws.ToString(p.TableName), ItemSize(p.Key)+ItemSize(p.ExpressionAttributeValues), 1), 0
 	case *dynamodb.DeleteItemInput:
@@ -142,7 +295,11 @@ func (m *Meter) units(params, result any, err error) (wcu, rcu float64) {
 		for _, it := range p.TransactItems {
 			switch {
 			case it.Put != nil:
-				wcu += write(aws.ToString(it.Put.TableName), ItemSize(it.Put.Item), 2)
+				table := aws.ToString(it.Put.TableName)
+				wcu += write(table, ItemSize(it.Put.Item), 2)
+				if err == nil {
+					wcu += 2 * m.putUnits(table, it.Put.Item)
+				}
 			case it.Update != nil:
 				wcu += write(aws.ToString(it.Update.TableName), ItemSize(it.Update.Key)+ItemSize(it.Update.ExpressionAttributeValues), 2)
 			case it.Delete != nil:

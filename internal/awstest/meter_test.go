@@ -55,3 +55,48 @@ func TestMeterCountsRequestsAndUnits(t *testing.T) {
 		t.Fatalf("cost = %v", got)
 	}
 }
+
+// TestMeterChargesIndexesByWhatAWriteChanges: on the real orders table
+// (status-index and customer-index, both projecting ALL), a new item costs
+// one unit per index, a status change two on status-index (delete, put) and
+// one on customer-index, a change to a non-key attribute one each, and a
+// put that changes nothing in the item nothing beyond the table's own unit.
+func TestMeterChargesIndexesByWhatAWriteChanges(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := awstest.Config(t)
+	m := awstest.NewMeter(nil)
+	m.Attach(&cfg)
+	db := dynamodb.NewFromConfig(cfg)
+	table := awstest.Table(t, db, "orders")
+	if err := m.Describe(ctx, db, table); err != nil {
+		t.Fatal(err)
+	}
+	item := func(status, version string) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{
+			"order_id":      &types.AttributeValueMemberS{Value: "o1"},
+			"status":        &types.AttributeValueMemberS{Value: status},
+			"customer_name": &types.AttributeValueMemberS{Value: "Ada"},
+			"created_at":    &types.AttributeValueMemberS{Value: "2026-12-03T00:00:00.000000000Z#o1"},
+			"version":       &types.AttributeValueMemberN{Value: version},
+		}
+	}
+	for _, step := range []struct {
+		name string
+		item map[string]types.AttributeValue
+		want float64
+	}{
+		{"new item", item("Pending", "1"), 1 + 1 + 1},
+		{"non-key attribute changed", item("Pending", "2"), 1 + 1 + 1},
+		{"status changed", item("Completed", "3"), 1 + 2 + 1},
+		{"nothing changed", item("Completed", "3"), 1},
+	} {
+		before := m.Snapshot()
+		if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: step.item}); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Snapshot().Sub(before).WriteUnits; got != step.want {
+			t.Errorf("%s: %v write units, want %v", step.name, got, step.want)
+		}
+	}
+}
