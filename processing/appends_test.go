@@ -36,25 +36,46 @@ func (s *countingStore) Append(ctx context.Context, streamID string, expected in
 // TestStepsWithoutServiceCallShareAnAppend: completing or failing an order
 // calls no service, so it is appended together with the outcome that leads
 // to it; the events recorded are those of one append per step, in order.
+// With OneStepPerAppend each step is its own append, and the events
+// recorded are the same.
 func TestStepsWithoutServiceCallShareAnAppend(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name    string
 		sim     sim.Config
 		qty     int
+		oneStep bool // Config.OneStepPerAppend
 		appends [][]string
 	}{
-		{"completed", sim.Config{}, 1, [][]string{
+		{"completed", sim.Config{}, 1, false, [][]string{
 			{order.TypePaymentSucceeded},
 			{order.TypeInventoryReserved, order.TypeCompleted},
 		}},
-		{"payment declined", sim.Config{PaymentDeclineRate: 1}, 1, [][]string{
+		{"payment declined", sim.Config{PaymentDeclineRate: 1}, 1, false, [][]string{
 			{order.TypePaymentFailed, order.TypeFailed},
 		}},
-		{"out of stock, refunded", sim.Config{InventoryStock: 1}, 2, [][]string{
+		{"out of stock, refunded", sim.Config{InventoryStock: 1}, 2, false, [][]string{
 			{order.TypePaymentSucceeded},
 			{order.TypeInventoryReservationFailed},
 			{order.TypePaymentRefunded, order.TypeFailed},
+		}},
+		// With OneStepPerAppend (DynamoDB: no transactions), the same
+		// events, one step per append.
+		{"completed, one step per append", sim.Config{}, 1, true, [][]string{
+			{order.TypePaymentSucceeded},
+			{order.TypeInventoryReserved},
+			{order.TypeCompleted},
+		}},
+		// A decline and the failure it ends in are one decision of the
+		// domain, so one append either way.
+		{"payment declined, one step per append", sim.Config{PaymentDeclineRate: 1}, 1, true, [][]string{
+			{order.TypePaymentFailed, order.TypeFailed},
+		}},
+		{"out of stock, refunded, one step per append", sim.Config{InventoryStock: 1}, 2, true, [][]string{
+			{order.TypePaymentSucceeded},
+			{order.TypeInventoryReservationFailed},
+			{order.TypePaymentRefunded},
+			{order.TypeFailed},
 		}},
 	}
 	for _, tc := range cases {
@@ -63,7 +84,7 @@ func TestStepsWithoutServiceCallShareAnAppend(t *testing.T) {
 			_, store, s := setup(t, tc.sim)
 			counted := &countingStore{Store: store}
 			p, err := processing.New(processing.Config{Store: counted, Payment: s, Inventory: s,
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), OneStepPerAppend: tc.oneStep})
 			if err != nil {
 				t.Fatal(err)
 			}

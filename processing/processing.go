@@ -114,6 +114,14 @@ type Config struct {
 	// InlineBackoff is the wait before the first in-process retry on a
 	// message's last delivery, doubling after each (0: 20 ms).
 	InlineBackoff time.Duration
+	// OneStepPerAppend appends each step's outcome on its own instead of
+	// folding the steps that call no service (complete, fail) into the
+	// append before them. Set it on DynamoDB, where an append of several
+	// events is a transaction billed at twice the write units of single
+	// puts: a completed order then costs 4 write units of events, not 6.
+	// Nothing is weakened: a crash between the two appends leaves the order
+	// at the step before, which the next delivery resumes.
+	OneStepPerAppend bool
 }
 
 // Processor runs the saga. It is safe for concurrent use.
@@ -123,6 +131,7 @@ type Processor struct {
 	inventory services.Inventory
 	log       *slog.Logger
 	backoff   time.Duration
+	oneStep   bool
 }
 
 // New returns a Processor, or an error naming a missing dependency.
@@ -139,7 +148,7 @@ func New(cfg Config) (*Processor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("processing: new: %w", err)
 	}
-	p := &Processor{orders: svc, payment: cfg.Payment, inventory: cfg.Inventory, log: cfg.Logger, backoff: cfg.InlineBackoff}
+	p := &Processor{orders: svc, payment: cfg.Payment, inventory: cfg.Inventory, log: cfg.Logger, backoff: cfg.InlineBackoff, oneStep: cfg.OneStepPerAppend}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -218,7 +227,7 @@ func (p *Processor) Process(ctx context.Context, orderID string, last bool, meta
 			if err != nil {
 				return nil, &rejection{version: o.Version, err: err}
 			}
-			if retry != nil {
+			if retry != nil || p.oneStep {
 				return events, nil
 			}
 			return p.followUp(ctx, o, events), nil

@@ -104,7 +104,7 @@ func Load(ctx context.Context, getenv func(string) string) (*Deps, error) {
 // Processor returns the order saga over d's store, calling the services at
 // Config.ServicesURL, or the simulators when it is unset.
 func (d *Deps) Processor() (*processing.Processor, error) {
-	cfg := processing.Config{Store: d.Events, Codec: d.Codec, Logger: d.Logger}
+	cfg := processing.Config{Store: d.Events, Codec: d.Codec, Logger: d.Logger, OneStepPerAppend: true}
 	if d.Config.ServicesURL != "" {
 		c, err := servicehttp.NewClient(d.Config.ServicesURL, ServicesTimeout)
 		if err != nil {
