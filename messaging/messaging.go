@@ -89,6 +89,25 @@ type Topic interface {
 	Publish(ctx context.Context, body []byte, attrs map[string]string) (string, error)
 }
 
+// Outgoing is one message of a BatchTopic.PublishBatch.
+type Outgoing struct {
+	Body  []byte
+	Attrs map[string]string
+}
+
+// BatchTopic is a Topic that can publish several messages in one request:
+// SNS bills a PublishBatch of up to ten small messages as one request, not
+// ten, which is most of what publishing costs on AWS.
+type BatchTopic interface {
+	Topic
+	// PublishBatch publishes msgs in as few requests as the service
+	// allows and returns how many of them, counted from the first, are
+	// known published: len(msgs) and nil, or fewer and the error of the
+	// first one not known published. Messages after that one may have been
+	// published too: publishing is at least once, consumers de-duplicate.
+	PublishBatch(ctx context.Context, msgs []Outgoing) (int, error)
+}
+
 // Filter selects messages by attribute: every key must be present with one of
 // the listed values (an SNS filter policy of exact matches). A nil Filter
 // matches every message.

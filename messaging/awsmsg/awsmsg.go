@@ -167,7 +167,7 @@ type Topic struct {
 	arn string
 }
 
-var _ messaging.Topic = (*Topic)(nil)
+var _ messaging.BatchTopic = (*Topic)(nil)
 
 // NewTopic returns the topic with ARN arn.
 func NewTopic(c *sns.Client, arn string) (*Topic, error) {
@@ -194,4 +194,59 @@ func (t *Topic) Publish(ctx context.Context, body []byte, attrs map[string]strin
 		return "", fmt.Errorf("messaging/awsmsg: publish: %w", err)
 	}
 	return aws.ToString(out.MessageId), nil
+}
+
+// SNS's PublishBatch limits: entries per request, and bytes of all the
+// entries' messages and attributes together.
+const (
+	batchEntries = 10
+	batchBytes   = 256 * 1024
+)
+
+// PublishBatch implements messaging.BatchTopic with SNS PublishBatch
+// requests of up to 10 messages and 256 KiB, in order.
+func (t *Topic) PublishBatch(ctx context.Context, msgs []messaging.Outgoing) (int, error) {
+	for done := 0; done < len(msgs); {
+		var entries []stypes.PublishBatchRequestEntry
+		size := 0
+		for i := done; i < len(msgs) && len(entries) < batchEntries; i++ {
+			n := len(msgs[i].Body)
+			for k, v := range msgs[i].Attrs {
+				n += len(k) + len("String") + len(v)
+			}
+			if len(entries) > 0 && size+n > batchBytes {
+				break
+			}
+			size += n
+			e := stypes.PublishBatchRequestEntry{Id: aws.String(strconv.Itoa(i - done)), Message: aws.String(string(msgs[i].Body))}
+			if len(msgs[i].Attrs) > 0 {
+				e.MessageAttributes = map[string]stypes.MessageAttributeValue{}
+				for k, v := range msgs[i].Attrs {
+					e.MessageAttributes[k] = stypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+				}
+			}
+			entries = append(entries, e)
+		}
+		out, err := t.c.PublishBatch(ctx, &sns.PublishBatchInput{TopicArn: aws.String(t.arn), PublishBatchRequestEntries: entries})
+		if err != nil {
+			return done, fmt.Errorf("messaging/awsmsg: publish batch: %w", err)
+		}
+		if len(out.Failed) > 0 {
+			first := len(entries)
+			var ferr error
+			for _, f := range out.Failed {
+				if i, cerr := strconv.Atoi(aws.ToString(f.Id)); cerr == nil && i < first {
+					first = i
+					ferr = fmt.Errorf("messaging/awsmsg: publish batch: entry %d: %s: %s", done+i, aws.ToString(f.Code), aws.ToString(f.Message))
+				}
+			}
+			if ferr == nil {
+				ferr = fmt.Errorf("messaging/awsmsg: publish batch: %d entries failed", len(out.Failed))
+				first = 0
+			}
+			return done + first, ferr
+		}
+		done += len(entries)
+	}
+	return len(msgs), nil
 }

@@ -34,6 +34,56 @@ func Run(t *testing.T, f Features, newTopic Factory) {
 		}
 		testFilter(t, newTopic)
 	})
+	t.Run("PublishBatch", func(t *testing.T) {
+		t.Parallel()
+		topic, _ := newTopic(t, nil)
+		if _, ok := topic.(messaging.BatchTopic); !ok {
+			t.Skip("adapter is not a messaging.BatchTopic (the publisher publishes one message per request)")
+		}
+		testPublishBatch(t, newTopic)
+	})
+}
+
+// testPublishBatch: 23 messages (more than one request's worth) reach every
+// subscription with their bodies and attributes, and filters apply to each.
+func testPublishBatch(t *testing.T, newTopic Factory) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	placed := messaging.Filter{messaging.AttrEventType: {"OrderPlaced"}}
+	topic, queues := newTopic(t, []messaging.Filter{nil, placed})
+	var msgs []messaging.Outgoing
+	var want, wantPlaced []string
+	for i := range 23 {
+		typ := "OrderCompleted"
+		if i%3 == 0 {
+			typ = "OrderPlaced"
+			wantPlaced = append(wantPlaced, fmt.Sprintf(`{"n":%d}`, i))
+		}
+		want = append(want, fmt.Sprintf(`{"n":%d}`, i))
+		msgs = append(msgs, messaging.Outgoing{Body: []byte(want[i]), Attrs: map[string]string{messaging.AttrEventType: typ, messaging.AttrOrderID: fmt.Sprint("o", i)}})
+	}
+	n, err := topic.(messaging.BatchTopic).PublishBatch(ctx, msgs)
+	if err != nil || n != len(msgs) {
+		t.Fatalf("PublishBatch = %d, %v; want %d, nil", n, err, len(msgs))
+	}
+	for qi, w := range [][]string{want, wantPlaced} {
+		got := drain(t, ctx, queues[qi], len(w))
+		var bodies []string
+		for _, m := range got {
+			bodies = append(bodies, string(m.Body))
+			if m.Attributes[messaging.AttrOrderID] == "" || m.Attributes[messaging.AttrEventType] == "" {
+				t.Errorf("queue %d: attributes %v lost", qi, m.Attributes)
+			}
+			if qi == 1 && m.Attributes[messaging.AttrEventType] != "OrderPlaced" {
+				t.Errorf("filtered queue got %s", m.Attributes[messaging.AttrEventType])
+			}
+		}
+		sort.Strings(bodies)
+		sort.Strings(w)
+		if fmt.Sprint(bodies) != fmt.Sprint(w) {
+			t.Errorf("queue %d got %v, want %v", qi, bodies, w)
+		}
+	}
 }
 
 func drain(t *testing.T, ctx context.Context, q messaging.Queue, want int) []messaging.Message {
