@@ -142,6 +142,64 @@ func (p *Publisher) Publish(ctx context.Context, ev eventstore.Event) error {
 	return nil
 }
 
+// PublishBatch routes evs, in order, publishing to a topic that can batch
+// (messaging.BatchTopic: SNS) in batches rather than one request per event.
+// It returns how many of evs, counted from the first, are known published:
+// len(evs) and nil, or fewer and the error of the first one not known
+// published (some after it may have been published: at least once).
+func (p *Publisher) PublishBatch(ctx context.Context, evs []eventstore.Event) (int, error) {
+	type routed struct {
+		index []int // into evs
+		msgs  []messaging.Outgoing
+	}
+	byTopic := map[messaging.Topic]*routed{}
+	var order []messaging.Topic
+	for i, ev := range evs {
+		var topic messaging.Topic
+		switch RouteOf(ev.Type) {
+		case Events:
+			topic = p.cfg.Events
+		case Completed:
+			topic = p.cfg.Completed
+		default:
+			continue
+		}
+		body, err := json.Marshal(ev)
+		if err != nil {
+			return i, fmt.Errorf("publisher: encode %s: %w", ev.EventID, err)
+		}
+		r := byTopic[topic]
+		if r == nil {
+			r = &routed{}
+			byTopic[topic] = r
+			order = append(order, topic)
+		}
+		r.index = append(r.index, i)
+		r.msgs = append(r.msgs, messaging.Outgoing{Body: body, Attrs: Attributes(ev)})
+	}
+	known := len(evs) // how many from the first are known published
+	var first error
+	for _, topic := range order {
+		r := byTopic[topic]
+		n, err := len(r.msgs), error(nil)
+		if bt, ok := topic.(messaging.BatchTopic); ok {
+			n, err = bt.PublishBatch(ctx, r.msgs)
+		} else {
+			for j, m := range r.msgs {
+				if _, err = topic.Publish(ctx, m.Body, m.Attrs); err != nil {
+					n = j
+					break
+				}
+			}
+		}
+		if err != nil && r.index[n] < known {
+			ev := evs[r.index[n]]
+			known, first = r.index[n], fmt.Errorf("publisher: publish %s %s: %w", ev.Type, ev.EventID, err)
+		}
+	}
+	return known, first
+}
+
 // Run publishes the feed from the saved checkpoint on with the one
 // feed-follow loop (eventstore/follow), waiting for new events, until ctx
 // ends; then it returns ctx.Err(). Failures are logged and retried with

@@ -107,3 +107,65 @@ func TestRouteOf(t *testing.T) {
 		}
 	}
 }
+
+// failingTopic refuses every publish from the n-th on.
+type failingTopic struct {
+	messaging.Topic
+	n, calls int
+}
+
+func (f *failingTopic) Publish(ctx context.Context, body []byte, attrs map[string]string) (string, error) {
+	if f.calls++; f.calls >= f.n {
+		return "", errors.New("topic down")
+	}
+	return f.Topic.Publish(ctx, body, attrs)
+}
+
+// TestPublishBatchReportsTheKnownPublishedPrefix: PublishBatch routes a
+// batch of two orders' events to both topics and answers how many, from
+// the first, are known published; when the completed topic fails on its
+// second message, that event is the first not known published.
+func TestPublishBatchReportsTheKnownPublishedPrefix(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, err := pebblequeue.Open(t.TempDir(), pebblequeue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	events, _ := b.Topic("events")
+	completed, _ := b.Topic("completed")
+	eq, _ := b.Queue("eq", pebblequeue.QueueConfig{})
+	cq, _ := b.Queue("cq", pebblequeue.QueueConfig{})
+	events.Subscribe(eq, nil)
+	completed.Subscribe(cq, nil)
+	codec, ids := orders.NewCodec(), domain.NewULIDSource(nil)
+	now := time.Now().UTC()
+	var envs []eventstore.Event
+	for _, e := range []order.Event{order.Placed{CustomerName: "A", ProductName: "B", Quantity: 1}, order.PaymentSucceeded{PaymentID: "p", Amount: 1},
+		order.Completed{}, order.Placed{CustomerName: "C", ProductName: "D", Quantity: 1}, order.Cancelled{}} {
+		env, _ := codec.Encode(e, ids(now), now, eventstore.Metadata{})
+		env.StreamID = "o" + env.EventID
+		envs = append(envs, env)
+	}
+	p, err := publisher.New(publisher.Config{Events: events, Completed: completed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.PublishBatch(ctx, envs); err != nil || n != len(envs) {
+		t.Fatalf("PublishBatch = %d, %v; want %d, nil", n, err, len(envs))
+	}
+	for q, want := range map[*pebblequeue.Queue]int{eq: 2, cq: 2} {
+		if msgs, _ := q.Peek(ctx, 0); len(msgs) != want {
+			t.Fatalf("queue %s holds %d messages, want %d", q.Name(), len(msgs), want)
+		}
+	}
+	p, err = publisher.New(publisher.Config{Events: events, Completed: &failingTopic{Topic: completed, n: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Completed (index 2) goes; Cancelled (index 4) fails: 4 known published.
+	if n, err := p.PublishBatch(ctx, envs); err == nil || n != 4 {
+		t.Fatalf("PublishBatch = %d, %v; want 4 and the topic's error", n, err)
+	}
+}

@@ -230,21 +230,23 @@ func Projector(p *projections.Projector, log *slog.Logger) StreamHandler {
 	}
 }
 
-// Publisher returns the publisher function's handler: each event routed by
-// p in stream order; on the first failure the rest of the batch is left to
-// the retry (consumers de-duplicate by event ID).
+// Publisher returns the publisher function's handler: the batch's events
+// routed by p in stream order, in SNS batches of up to ten (one billed
+// request, not ten); from the first failure on, the rest of the batch is
+// left to the retry (consumers de-duplicate by event ID).
 func Publisher(p *publisher.Publisher, log *slog.Logger) StreamHandler {
 	return func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 		envs, seqs, failed := decodeRecords(ev, log)
-		for i, e := range envs {
+		n := len(envs)
+		for i := range envs {
 			if len(failed) > 0 && seqLess(failed[0], seqs[i]) {
+				n = i
 				break
 			}
-			if err := p.Publish(ctx, e); err != nil {
-				log.Error("lambdas: publisher: publish failed", "event_id", e.EventID, "err", err)
-				failed = append(failed, seqs[i])
-				break
-			}
+		}
+		if done, err := p.PublishBatch(ctx, envs[:n]); err != nil {
+			log.Error("lambdas: publisher: publish failed", "event_id", envs[done].EventID, "err", err)
+			failed = append(failed, seqs[done])
 		}
 		return streamFailures(failed), nil
 	}
