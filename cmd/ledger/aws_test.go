@@ -178,12 +178,12 @@ func TestServeAWSSeedOrderCompletes(t *testing.T) {
 	// The outcome is published after it is projected or before; wait for
 	// both publishes (OrderPlaced, OrderCompleted) before measuring.
 	for range 600 {
-		if meter.Snapshot().Sub(before).Calls["SNS.Publish"] >= 2 {
+		if c := meter.Snapshot().Sub(before).Calls; c["SNS.Publish"]+c["SNS.PublishBatch"] >= 2 {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	reportOrderCost(t, meter.Snapshot().Sub(before))
+	reportOrderCost(t, meter.Snapshot().Sub(before), names)
 	want := map[string]string{"order_id": id, "customer_name": "Test Customer", "product_name": "Test Product", "quantity": "N:1", "status": "Completed"}
 	for k, w := range want {
 		if got := str(item, k); got != w {
@@ -322,32 +322,61 @@ func awsTestLogger(t *testing.T) *slog.Logger {
 // Lambda reads DynamoDB streams for free, and SQS is charged one receive and
 // one delete per message here (what an event-source mapping does per batch,
 // at worst per message).
-func reportOrderCost(t *testing.T, u awstest.Usage) {
+func reportOrderCost(t *testing.T, u awstest.Usage, names resources.Names) {
 	t.Helper()
-	perOrder := awstest.Usage{Calls: map[string]int64{}, WriteUnits: u.WriteUnits, ReadUnits: u.ReadUnits}
-	for op, n := range u.Calls {
-		switch {
-		case strings.HasPrefix(op, "DynamoDB Streams."), op == "SQS.ReceiveMessage", op == "SQS.ChangeMessageVisibility":
-		case op == "SQS.DeleteMessageBatch":
-			perOrder.Calls[op] = 1 // one message processed
-		default:
-			perOrder.Calls[op] = n
-		}
-	}
-	perOrder.Calls["SQS.ReceiveMessage"] = 1
-	perOrder.Calls["SQS.SendMessage (SNS delivery)"] = 1
-	if perOrder.Calls["SNS.Publish"] != 2 || perOrder.WriteUnits <= 0 || perOrder.Service("DynamoDB") == 0 {
+	events, views := u.Tables[names.EventsTable], u.Tables[names.OrdersTable]
+	published := u.Calls["SNS.Publish"] + u.Calls["SNS.PublishBatch"]
+	if published != 2 || events.Writes == 0 || views.Writes == 0 {
 		t.Fatalf("metered usage of one order looks wrong: %+v", u)
 	}
-	// Lambda: api 1, processor 1, projector and publisher once per stream
-	// record at worst (4 events); 50 ms billed at 256 MB each (assumed).
-	const invocations = 1 + 1 + 2*4
-	o := awstest.Order{Usage: perOrder, LambdaInvocations: invocations, LambdaGBSeconds: invocations * 0.05 * 0.25, HTTPRequests: 1}
-	lines := awstest.Default.PerMillion(o)
+	// The request budget of the seed order: a change that makes it cost
+	// more requests fails here. Events: one single-item put each (no
+	// transaction: processing.Config.OneStepPerAppend), 1 WRU each. The
+	// processor reads the stream once. The read table: at most one write
+	// per event, the first 3 WRU (the item and its two index entries), a
+	// status change 4 (the status-index entry deleted and put again), and a
+	// view read only before a write that is not the first.
+	const records = 4
+	insert, update := 3.0, 4.0
+	switch {
+	case events.Writes != records || events.WriteUnits != records || u.Calls["DynamoDB.TransactWriteItems"] != 0:
+		t.Errorf("events table: %d items written for %v WRU (transactions %d); want %d single puts for %d WRU", events.Writes, events.WriteUnits, u.Calls["DynamoDB.TransactWriteItems"], records, records)
+	case u.Calls["DynamoDB.Query"] > 1:
+		t.Errorf("%d Queries; want the stream read once", u.Calls["DynamoDB.Query"])
+	case views.Writes > records || views.WriteUnits > insert+update*float64(views.Writes-1):
+		t.Errorf("read table: %d writes for %v WRU; want at most %d, %v for the first and at most %v after", views.Writes, views.WriteUnits, records, insert, update)
+	case u.Calls["DynamoDB.GetItem"] > views.Writes:
+		t.Errorf("%d GetItems for %d read-table writes", u.Calls["DynamoDB.GetItem"], views.Writes)
+	}
+	if views.Writes > 1 {
+		update = (views.WriteUnits - insert) / float64(views.Writes-1)
+	}
 	var b strings.Builder
-	awstest.WriteCalls(&b, perOrder)
-	awstest.WriteTable(&b, lines)
+	awstest.WriteCalls(&b, u)
+
+	// Alone: the order is the only traffic, so nothing is shared. Lambda:
+	// the API, the processor, and a projector and a publisher invocation
+	// per stream record at worst; 50 ms billed at 256 MB each (assumed).
+	alone := awstest.Measured(u)
+	alone.SQSRequests = 3 // SNS's delivery, one receive, one delete
+	alone.LambdaInvocations = 1 + 1 + 2*records
+	alone.LambdaGBSeconds = alone.LambdaInvocations * 0.05 * 0.25
+	alone.HTTPRequests = 1
+	fmt.Fprintf(&b, "\nalone (the only order, nothing batched):\n")
+	awstest.WriteTable(&b, awstest.Default.PerMillion(alone))
+
+	// Loaded: the model of BENCHMARKS.md at its stated load.
+	load := awstest.Load{OrdersPerSecond: 100, StreamPollsPerSecond: 4, PublisherBatchSize: 100, ProjectorBatchSize: 1000, ProjectorWindow: 2,
+		OrderSpan: 0.5, ProcessorBatchSize: 10, APISeconds: 0.05, ProcessorSeconds: 0.1, StreamBatchSeconds: 0.2, MemoryGB: 0.125}
+	seed := awstest.SeedOrder{StreamRecords: records, Published: float64(published), EventWriteUnits: events.WriteUnits,
+		ViewInsertUnits: insert, ViewUpdateUnits: update, ReadUnits: u.ReadUnits}
+	loaded := awstest.Default.PerMillion(load.Model(seed))
+	fmt.Fprintf(&b, "\nat %v orders/s (%+v):\n", load.OrdersPerSecond, load)
+	awstest.WriteTable(&b, loaded)
 	t.Logf("one order on the AWS backend (prices %s):\n%s", awstest.Default.Dated, b.String())
+	if total := awstest.Total(loaded); total > 8 {
+		t.Errorf("modelled cost $%.2f per million orders, over the $8 budget", total)
+	}
 	if path := os.Getenv("LEDGER_COST_REPORT"); path != "" {
 		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)

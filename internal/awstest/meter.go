@@ -40,6 +40,7 @@ type Meter struct {
 	calls   map[string]int64
 	wcu     float64
 	rcu     float64
+	byTable map[string]TableUsage
 	gsis    map[string]int
 	tables  map[string]*tableShape
 	written map[string]map[string]map[string]types.AttributeValue // table -> key -> last item
@@ -67,7 +68,7 @@ func NewMeter(gsis map[string]int) *Meter {
 	for k, v := range gsis {
 		g[k] = v
 	}
-	return &Meter{calls: map[string]int64{}, gsis: g, tables: map[string]*tableShape{}, written: map[string]map[string]map[string]types.AttributeValue{}}
+	return &Meter{calls: map[string]int64{}, byTable: map[string]TableUsage{}, gsis: g, tables: map[string]*tableShape{}, written: map[string]map[string]map[string]types.AttributeValue{}}
 }
 
 // Describe records table's key and its global secondary indexes as
@@ -102,6 +103,16 @@ func (m *Meter) Describe(ctx context.Context, db *dynamodb.Client, table string)
 	m.tables[table] = shape
 	delete(m.gsis, table)
 	return nil
+}
+
+// countWrite adds items written and units spent to table's usage.
+func (m *Meter) countWrite(table string, items int64, units float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := m.byTable[table]
+	t.Writes += items
+	t.WriteUnits += units
+	m.byTable[table] = t
 }
 
 // indexUnits is what writing item (replacing old, nil if none) costs idx.
@@ -194,14 +205,29 @@ type Usage struct {
 	// WriteUnits and ReadUnits are the estimated DynamoDB capacity units.
 	WriteUnits float64 `json:"write_units"`
 	ReadUnits  float64 `json:"read_units"`
+	// Tables splits the DynamoDB writes by table.
+	Tables map[string]TableUsage `json:"tables,omitempty"`
+}
+
+// TableUsage is what was written to one DynamoDB table.
+type TableUsage struct {
+	// Writes counts the items written (a transaction's items each count).
+	Writes     int64   `json:"writes"`
+	WriteUnits float64 `json:"write_units"`
 }
 
 // Sub returns u minus an earlier snapshot.
 func (u Usage) Sub(earlier Usage) Usage {
-	d := Usage{Calls: map[string]int64{}, WriteUnits: u.WriteUnits - earlier.WriteUnits, ReadUnits: u.ReadUnits - earlier.ReadUnits}
+	d := Usage{Calls: map[string]int64{}, WriteUnits: u.WriteUnits - earlier.WriteUnits, ReadUnits: u.ReadUnits - earlier.ReadUnits, Tables: map[string]TableUsage{}}
 	for k, v := range u.Calls {
 		if n := v - earlier.Calls[k]; n != 0 {
 			d.Calls[k] = n
+		}
+	}
+	for k, v := range u.Tables {
+		e := earlier.Tables[k]
+		if v.Writes != e.Writes || v.WriteUnits != e.WriteUnits {
+			d.Tables[k] = TableUsage{Writes: v.Writes - e.Writes, WriteUnits: v.WriteUnits - e.WriteUnits}
 		}
 	}
 	return d
@@ -232,9 +258,12 @@ func (u Usage) Operations() []string {
 func (m *Meter) Snapshot() Usage {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	u := Usage{Calls: make(map[string]int64, len(m.calls)), WriteUnits: m.wcu, ReadUnits: m.rcu}
+	u := Usage{Calls: make(map[string]int64, len(m.calls)), WriteUnits: m.wcu, ReadUnits: m.rcu, Tables: make(map[string]TableUsage, len(m.byTable))}
 	for k, v := range m.calls {
 		u.Calls[k] = v
+	}
+	for k, v := range m.byTable {
+		u.Tables[k] = v
 	}
 	return u
 }
@@ -271,7 +300,9 @@ func (m *Meter) units(params, result any, err error) (wcu, rcu float64) {
 	gsis := m.gsis
 	m.mu.Unlock()
 	write := func(table string, size int, factor float64) float64 {
-		return kib(size, 1024) * factor * float64(1+gsis[table])
+		units := kib(size, 1024) * factor * float64(1+gsis[table])
+		m.countWrite(table, 1, units)
+		return units
 	}
 	readFactor := func(consistent *bool) float64 {
 		if consistent != nil && *consistent {
@@ -284,7 +315,9 @@ func (m *Meter) units(params, result any, err error) (wcu, rcu float64) {
 		table := aws.ToString(p.TableName)
 		wcu = write(table, ItemSize(p.Item), 1)
 		if err == nil {
-			wcu += m.putUnits(table, p.Item)
+			idx := m.putUnits(table, p.Item)
+			m.countWrite(table, 0, idx)
+			wcu += idx
 		}
 		return wcu, 0
 	case *dynamodb.UpdateItemInput:
@@ -298,7 +331,9 @@ func (m *Meter) units(params, result any, err error) (wcu, rcu float64) {
 				table := aws.ToString(it.Put.TableName)
 				wcu += write(table, ItemSize(it.Put.Item), 2)
 				if err == nil {
-					wcu += 2 * m.putUnits(table, it.Put.Item)
+					idx := 2 * m.putUnits(table, it.Put.Item)
+					m.countWrite(table, 0, idx)
+					wcu += idx
 				}
 			case it.Update != nil:
 				wcu += write(aws.ToString(it.Update.TableName), ItemSize(it.Update.Key)+ItemSize(it.Update.ExpressionAttributeValues), 2)

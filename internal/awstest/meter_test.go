@@ -50,7 +50,7 @@ func TestMeterCountsRequestsAndUnits(t *testing.T) {
 	if u.WriteUnits != 6 || u.ReadUnits != 1 {
 		t.Fatalf("units: %v write, %v read; want 6 and 1", u.WriteUnits, u.ReadUnits)
 	}
-	lines := awstest.Default.PerMillion(awstest.Order{Usage: u})
+	lines := awstest.Default.PerMillion(awstest.Measured(u))
 	if got := awstest.Total(lines); got != 6*0.625+1*0.125 {
 		t.Fatalf("cost = %v", got)
 	}
