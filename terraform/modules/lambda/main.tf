@@ -138,10 +138,11 @@ resource "aws_lambda_function" "function" {
 }
 
 resource "aws_lambda_event_source_mapping" "processor" {
-  function_name           = aws_lambda_function.function["processor"].arn
-  event_source_arn        = var.processing_queue_arn
-  batch_size              = 10
-  function_response_types = ["ReportBatchItemFailures"]
+  function_name                      = aws_lambda_function.function["processor"].arn
+  event_source_arn                   = var.processing_queue_arn
+  batch_size                         = 10
+  maximum_batching_window_in_seconds = var.processor_batching_window_seconds
+  function_response_types            = ["ReportBatchItemFailures"]
 
   scaling_config {
     maximum_concurrency = var.processor_maximum_concurrency
@@ -149,13 +150,14 @@ resource "aws_lambda_event_source_mapping" "processor" {
 }
 
 resource "aws_lambda_event_source_mapping" "projector" {
-  function_name                  = aws_lambda_function.function["projector"].arn
-  event_source_arn               = var.events_stream_arn
-  starting_position              = "TRIM_HORIZON"
-  batch_size                     = var.stream_batch_size
-  function_response_types        = ["ReportBatchItemFailures"]
-  bisect_batch_on_function_error = true
-  maximum_retry_attempts         = var.stream_maximum_retry_attempts
+  function_name                      = aws_lambda_function.function["projector"].arn
+  event_source_arn                   = var.events_stream_arn
+  starting_position                  = "TRIM_HORIZON"
+  batch_size                         = var.projector_batch_size
+  maximum_batching_window_in_seconds = var.projector_batching_window_seconds
+  function_response_types            = ["ReportBatchItemFailures"]
+  bisect_batch_on_function_error     = true
+  maximum_retry_attempts             = var.stream_maximum_retry_attempts
 
   destination_config {
     on_failure {

@@ -98,13 +98,13 @@ variable "processor_timeout_seconds" {
 
 variable "memory_size" {
   type        = number
-  description = "Memory of every function, in MiB."
-  default     = 256
+  description = "Memory of every function, in MiB. The functions wait on DynamoDB, SNS and the payment service far more than they compute, so 128 MiB bills half the GB-seconds of 256 (BENCHMARKS.md, cost per order)."
+  default     = 128
 }
 
 variable "stream_batch_size" {
   type        = number
-  description = "Largest batch of stream records one invocation of the projector or publisher receives."
+  description = "Largest batch of stream records one invocation of the publisher receives (no batching window: notifications and the processing queue stay prompt)."
   default     = 100
 }
 
@@ -141,4 +141,37 @@ variable "alarm_actions" {
   type        = list(string)
   description = "ARNs (for example an SNS topic) notified when an alarm fires."
   default     = []
+}
+
+variable "projector_batch_size" {
+  type        = number
+  description = "Largest batch of stream records one projector invocation receives. With the batching window, an order's events usually arrive in one batch and its read item is written once (BENCHMARKS.md, cost per order)."
+  default     = 1000
+
+  validation {
+    condition     = var.projector_batch_size >= 1 && var.projector_batch_size <= 10000
+    error_message = "A DynamoDB stream batch holds 1 to 10000 records."
+  }
+}
+
+variable "projector_batching_window_seconds" {
+  type        = number
+  description = "Longest the projector mapping waits to fill a batch: how stale the read table may be, in seconds, traded for fewer read-table writes. 0 writes as soon as records arrive."
+  default     = 2
+
+  validation {
+    condition     = var.projector_batching_window_seconds >= 0 && var.projector_batching_window_seconds <= 300
+    error_message = "A batching window is 0 to 300 seconds."
+  }
+}
+
+variable "processor_batching_window_seconds" {
+  type        = number
+  description = "Longest the processor's SQS mapping waits to fill a batch of 10 messages: one receive, delete and invocation per batch instead of per order."
+  default     = 1
+
+  validation {
+    condition     = var.processor_batching_window_seconds >= 0 && var.processor_batching_window_seconds <= 300
+    error_message = "A batching window is 0 to 300 seconds."
+  }
 }
