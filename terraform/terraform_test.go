@@ -722,6 +722,30 @@ func TestContainer(t *testing.T) {
 	}
 	wantBool(t, "readonlyRootFilesystem", c.GetAttr("readonlyRootFilesystem"), true)
 
+	// The task role allows what `serve --backend aws` calls before it
+	// serves: aws/bootstrap.Resolve's reads of the environment.
+	stmts, err := policyStatements(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := map[string]bool{}
+	for where, vs := range stmts {
+		if !strings.Contains(where, "aws_iam_policy_document.task ") {
+			continue
+		}
+		for _, v := range vs {
+			actions, _ := stringList(v)
+			for _, a := range actions {
+				granted[a] = true
+			}
+		}
+	}
+	for _, a := range []string{"dynamodb:DescribeTable", "sns:ListTopics", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "dynamodb:PutItem", "dynamodb:Query"} {
+		if !granted[a] {
+			t.Errorf("the container's task role does not allow %s, which serve --backend aws calls at start or to serve", a)
+		}
+	}
+
 	tg := m.resource(t, "aws_lb_target_group", "this")
 	if got := wantNumber(t, "target group port", e.attr(t, tg, "port", nil)); got != 8000 {
 		t.Errorf("target group port = %d, want 8000", got)

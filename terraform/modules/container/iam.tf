@@ -69,6 +69,28 @@ data "aws_iam_policy_document" "task" {
     resources = [var.orders_table_arn, "${var.orders_table_arn}/index/*"]
   }
 
+  # At start, `serve --backend aws` resolves the environment (package
+  # aws/bootstrap, Resolve): both tables' descriptions (the events stream's
+  # ARN), the topics by name, the queues' URLs and ARNs. Without these the
+  # task exits before it serves anything.
+  statement {
+    sid       = "ResolveTables"
+    actions   = ["dynamodb:DescribeTable"]
+    resources = [var.events_table_arn, var.orders_table_arn]
+  }
+
+  statement {
+    sid       = "ResolveTopics"
+    actions   = ["sns:ListTopics"]
+    resources = ["*"] # ListTopics has no resource-level permissions
+  }
+
+  statement {
+    sid       = "ResolveQueues"
+    actions   = ["sqs:GetQueueUrl", "sqs:GetQueueAttributes"]
+    resources = ["arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:${var.env}-order-*"]
+  }
+
   statement {
     sid       = "Key"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
