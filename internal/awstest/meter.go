@@ -366,6 +366,20 @@ func (m *Meter) units(params, result any, err error) (wcu, rcu float64) {
 			}
 		}
 		return 0, kib(size, 4096) * readFactor(p.ConsistentRead)
+	case *dynamodb.BatchGetItemInput:
+		// Each item is read as by its own GetItem: 4 KiB units, at least 1.
+		if o, ok := result.(*dynamodb.BatchGetItemOutput); ok && err == nil {
+			for table, items := range o.Responses {
+				var consistent *bool
+				if ka, ok := p.RequestItems[table]; ok {
+					consistent = ka.ConsistentRead
+				}
+				for _, it := range items {
+					rcu += kib(ItemSize(it), 4096) * readFactor(consistent)
+				}
+			}
+		}
+		return 0, rcu
 	case *dynamodb.TransactGetItemsInput:
 		return 0, 2 * float64(len(p.TransactItems))
 	}

@@ -31,6 +31,7 @@ type rebuildEnv struct {
 	events  *dynamostore.Store
 	views   *dynamoviews.Store
 	table   string
+	evTable string
 	codec   *orders.Codec
 	streams [][]eventstore.Event
 }
@@ -41,7 +42,8 @@ func newRebuildEnv(t *testing.T, n int, seed uint64) *rebuildEnv {
 	c := awstest.Clients(t)
 	e := &rebuildEnv{db: c.DynamoDB, codec: orders.NewCodec()}
 	var err error
-	if e.events, err = dynamostore.New(c.DynamoDB, awstest.Table(t, c.DynamoDB, "events"), dynamostore.Options{}); err != nil {
+	e.evTable = awstest.Table(t, c.DynamoDB, "events")
+	if e.events, err = dynamostore.New(c.DynamoDB, e.evTable, dynamostore.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	e.table = awstest.Table(t, c.DynamoDB, "orders")
@@ -388,4 +390,51 @@ func TestCreateTableLike(t *testing.T) {
 	if _, err := dynamoviews.CreateTableLike(ctx, e.db, e.table, events); err == nil {
 		t.Fatal("an existing table of another shape was accepted")
 	}
+}
+
+// TestRebuildCostPerOrder meters a rebuild of 200 orders on the emulator:
+// into an empty read table every order costs one put (3 WRU: the item and
+// its two index entries), and a second pass in place over items already
+// right writes nothing (it reads the items and compares).
+// It logs the rate and units (BENCHMARKS.md, "Rebuild on DynamoDB"); the
+// unit budgets fail the test, the rate is only reported.
+func TestRebuildCostPerOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := awstest.Config(t)
+	meter := awstest.NewMeter(nil)
+	meter.Attach(&cfg)
+	db := dynamodb.NewFromConfig(cfg)
+	const n = 200
+	e := newRebuildEnv(t, n, 7)
+	views, err := dynamoviews.New(db, e.table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := dynamostore.New(db, e.evTable, dynamostore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := meter.Describe(ctx, db, e.table); err != nil {
+		t.Fatal(err)
+	}
+	for _, pass := range []struct {
+		name      string
+		wruBudget float64
+	}{{"into an empty table", 3}, {"in place, nothing to repair", 0}} {
+		before := meter.Snapshot()
+		res, err := views.Rebuild(ctx, events, e.codec, dynamoviews.RebuildOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := meter.Snapshot().Sub(before)
+		w := u.Tables[e.table]
+		perOrder := w.WriteUnits / n
+		t.Logf("%s: %d events, %d orders in %v (%.0f events/s on the emulator); read table %d writes, %.2f WRU per order; %.2f RRU per order (scan and checkpoints); calls %v",
+			pass.name, res.Events, res.Orders, res.Elapsed.Round(time.Millisecond), float64(res.Events)/res.Elapsed.Seconds(), w.Writes, perOrder, u.ReadUnits/n, u.Calls)
+		if res.Orders != n || perOrder > pass.wruBudget {
+			t.Errorf("%s: %d orders at %.2f WRU each; want %d at most %v", pass.name, res.Orders, perOrder, n, pass.wruBudget)
+		}
+	}
+	e.check(t)
 }
