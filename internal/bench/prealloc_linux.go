@@ -1,0 +1,13 @@
+package bench
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// preallocate reserves size bytes for f as pebble reserves its WAL
+// (fallocate, keeping the file's size).
+func preallocate(f *os.File, size int64) error {
+	return unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, size)
+}
