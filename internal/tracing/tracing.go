@@ -1,0 +1,162 @@
+// Package tracing is the ledger's OpenTelemetry tracing, shared by both
+// runtimes and the Lambdas: Setup installs the process's tracer provider
+// from the standard OTEL_* environment, and the helpers here start spans
+// and carry W3C Trace Context (traceparent) across the places where the
+// ledger's work leaves the process: an HTTP request or call (a header), a
+// stored event (eventstore.Metadata.TraceParent) and a queue message (the
+// messaging.AttrTraceParent attribute).
+//
+// Guarantees and caveats:
+//   - Off and free unless asked: without OTEL_EXPORTER_OTLP_ENDPOINT or
+//     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (or with OTEL_SDK_DISABLED=true or
+//     OTEL_TRACES_EXPORTER=none) no SDK is installed; spans are the global
+//     no-op ones, which only carry the span context they were started in.
+//     So an incoming traceparent is still passed on, into events, messages
+//     and calls, while nothing is recorded or exported.
+//   - On, spans are batched and exported over OTLP/HTTP (protobuf) to the
+//     endpoint; every other OTEL_EXPORTER_OTLP_* setting (headers, timeout,
+//     compression) and OTEL_TRACES_SAMPLER are read by the SDK itself. An
+//     endpoint that does not answer costs dropped spans and an error line
+//     from the SDK, never a failed request.
+//   - Propagation is W3C Trace Context only (traceparent; tracestate is not
+//     stored in events).
+//   - Spans are started on the tracer provider installed when they start
+//     (otel.GetTracerProvider), so a test may install its own.
+package tracing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Name is the instrumentation scope of every span of the ledger.
+const Name = "github.com/orderledger/orderledger"
+
+// HeaderTraceParent is the W3C Trace Context header (and message attribute)
+// name.
+const HeaderTraceParent = "traceparent"
+
+// propagator is W3C Trace Context, whatever the global propagator is.
+var propagator = propagation.TraceContext{}
+
+// Enabled reports whether getenv asks for traces to be exported: an OTLP
+// endpoint is set and the SDK is not disabled.
+func Enabled(getenv func(string) string) bool {
+	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
+		return false
+	}
+	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")), "none") {
+		return false
+	}
+	return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+}
+
+// Setup installs the W3C Trace Context propagator and, when Enabled, a
+// tracer provider exporting over OTLP/HTTP, as the process's global ones.
+// service names the process in the exported resource unless
+// OTEL_SERVICE_NAME is set. The returned shutdown flushes the spans still
+// batched and stops the exporter (a no-op when tracing is off); call it
+// once, before the process exits. Setup is for a process's main, once.
+func Setup(ctx context.Context, getenv func(string) string, service string) (shutdown func(context.Context) error, err error) {
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	if !Enabled(getenv) {
+		return func(context.Context) error { return nil }, nil
+	}
+	exp, err := otlptracehttp.New(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
+	}
+	attrs := []attribute.KeyValue{attribute.String("service.name", service)}
+	res, err := resource.New(ctx, resource.WithAttributes(attrs...), resource.WithFromEnv(), resource.WithTelemetrySDK())
+	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
+		return nil, fmt.Errorf("tracing: resource: %w", err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	otel.SetTracerProvider(tp)
+	return tp.Shutdown, nil
+}
+
+// ForceFlush exports the spans the installed provider still batches, when
+// it is the SDK's (a Lambda calls it before its invocation returns, since
+// the function may be frozen right after). Otherwise it does nothing.
+func ForceFlush(ctx context.Context) {
+	if tp, ok := otel.GetTracerProvider().(interface{ ForceFlush(context.Context) error }); ok {
+		_ = tp.ForceFlush(ctx)
+	}
+}
+
+// Start starts a span named name as a child of the span in ctx (or of the
+// remote span context Continue put there), of the given kind.
+func Start(ctx context.Context, name string, kind trace.SpanKind, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	return otel.GetTracerProvider().Tracer(Name).Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+}
+
+// End ends span, marking it failed with err when err is not nil.
+func End(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// TraceParent returns the traceparent of the span context in ctx
+// ("00-<trace ID>-<span ID>-<flags>"), or "" when ctx carries none.
+func TraceParent(ctx context.Context) string {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return ""
+	}
+	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
+}
+
+// TraceID returns the trace ID of the span context in ctx as 32 lowercase
+// hex digits, or "" when ctx carries none.
+func TraceID(ctx context.Context) string {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return ""
+	}
+	return sc.TraceID().String()
+}
+
+// TraceIDOf returns the trace ID of a traceparent, or "" when it is not a
+// valid one.
+func TraceIDOf(traceparent string) string {
+	return TraceID(Continue(context.Background(), traceparent))
+}
+
+// Continue returns ctx carrying traceparent as the remote parent of the
+// spans started from it. An empty or malformed traceparent leaves ctx as
+// it is (spans started from it begin a new trace, or continue the one ctx
+// already has).
+func Continue(ctx context.Context, traceparent string) context.Context {
+	if traceparent == "" {
+		return ctx
+	}
+	return propagator.Extract(ctx, propagation.MapCarrier{HeaderTraceParent: traceparent})
+}
+
+// Extract returns ctx carrying the trace context of the request headers h
+// (traceparent, tracestate) as the remote parent.
+func Extract(ctx context.Context, h http.Header) context.Context {
+	return propagator.Extract(ctx, propagation.HeaderCarrier(h))
+}
+
+// Inject sets the traceparent (and tracestate) headers of the span context
+// in ctx on h; it sets nothing when ctx carries none.
+func Inject(ctx context.Context, h http.Header) {
+	propagator.Inject(ctx, propagation.HeaderCarrier(h))
+}
