@@ -139,7 +139,7 @@ func NewRouter(d Deps) http.Handler {
 	s := &server{Deps: d, orders: svc, log: d.Logger}
 
 	r := chi.NewRouter()
-	r.Use(s.requestID, s.accessLog, s.recoverer, limitBody, middleware.StripSlashes, middleware.GetHead)
+	r.Use(s.requestID, s.traceRequest, s.accessLog, s.recoverer, limitBody, middleware.StripSlashes, middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domain.Errorf(domain.NotFound, "no such resource: %s", r.URL.Path))
 	})

@@ -10,20 +10,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderledger/orderledger/domain"
+	"github.com/orderledger/orderledger/internal/logging"
+	"github.com/orderledger/orderledger/internal/tracing"
 )
 
-type ctxKey int
-
-const requestIDKey ctxKey = iota
-
-// RequestID returns the request ID of ctx ("" outside a request).
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
-}
+// RequestID returns the request ID of ctx ("" outside a request). The ID
+// travels in ctx as internal/logging's, so every log line of the request
+// carries it.
+func RequestID(ctx context.Context) string { return logging.RequestID(ctx) }
 
 // validRequestID accepts 1..128 visible ASCII characters; anything else from
 // a client is replaced by a fresh ID rather than echoed into logs and events.
@@ -47,7 +48,40 @@ func (s *server) requestID(next http.Handler) http.Handler {
 			id = s.IDs(s.now())
 		}
 		w.Header().Set("X-Request-ID", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		next.ServeHTTP(w, r.WithContext(logging.WithRequestID(r.Context(), id)))
+	})
+}
+
+// traceRequest serves each request in a server span that continues the
+// request's traceparent header (or starts a trace), named after the
+// method and the route pattern chi matched ("POST /orders"; never a raw
+// path: an unmatched request is "unmatched"). The events the request
+// appends carry this trace in their metadata (package orders).
+func (s *server) traceRequest(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, span := tracing.Start(tracing.Extract(r.Context(), r.Header), "HTTP "+r.Method, trace.SpanKindServer,
+			attribute.String("http.request.method", r.Method),
+			attribute.String("request_id", RequestID(r.Context())))
+		defer span.End()
+		if !span.IsRecording() {
+			next.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r.WithContext(ctx))
+		status := ww.Status()
+		if status == 0 {
+			status = http.StatusOK
+		}
+		route := "unmatched"
+		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePattern() != "" {
+			route = rctx.RoutePattern()
+		}
+		span.SetName(r.Method + " " + route)
+		span.SetAttributes(attribute.String("http.route", route), attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
 	})
 }
 
@@ -61,7 +95,7 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+		attrs := []slog.Attr{
 			slog.String("request_id", RequestID(r.Context())),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
@@ -69,7 +103,11 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 			slog.Int("bytes", ww.BytesWritten()),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			slog.String("remote", r.RemoteAddr),
-		)
+		}
+		if id := chi.URLParam(r, "id"); id != "" {
+			attrs = append(attrs, slog.String(logging.KeyOrderID, id)) // the order routes
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request", attrs...)
 	})
 }
 

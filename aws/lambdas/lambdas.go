@@ -30,12 +30,16 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/dynamostore"
 	"github.com/orderledger/orderledger/internal/awsconfig"
+	"github.com/orderledger/orderledger/internal/logging"
 	"github.com/orderledger/orderledger/internal/resources"
 	"github.com/orderledger/orderledger/internal/telemetry"
+	"github.com/orderledger/orderledger/internal/tracing"
 	"github.com/orderledger/orderledger/messaging/awsmsg"
 	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/processing"
@@ -72,7 +76,7 @@ func NewDeps(cfg aws.Config, env string, log *slog.Logger) (*Deps, error) {
 // names with another read table: resources.Names.WithOrdersTable).
 func NewDepsFor(cfg aws.Config, names resources.Names, log *slog.Logger) (*Deps, error) {
 	if log == nil {
-		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		log = logging.New(os.Stderr, nil)
 	}
 	d := &Deps{Names: names, Clients: awsconfig.NewClients(cfg), Codec: orders.NewCodec(), Logger: log}
 	var err error
@@ -93,10 +97,17 @@ func Load(ctx context.Context, getenv func(string) string) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Traces go to OTEL_EXPORTER_OTLP_ENDPOINT when it is set (each
+	// handler flushes them before it returns); logs are internal/logging's
+	// JSON lines, the AWS SDK's through slog's default logger too.
+	if _, err := tracing.Setup(ctx, getenv, "orderledger-"+cfg.Env); err != nil {
+		return nil, err
+	}
 	d, err := NewDepsFor(cfg.AWS, resources.For(cfg.Env).WithOrdersTable(cfg.OrdersTable), nil)
 	if err != nil {
 		return nil, err
 	}
+	slog.SetDefault(d.Logger)
 	d.Config = cfg
 	return d, nil
 }
@@ -219,12 +230,18 @@ func Projector(p *projections.Projector, log *slog.Logger) StreamHandler {
 			}
 			g.envs = append(g.envs, e)
 		}
+		defer tracing.ForceFlush(ctx)
 		for _, id := range order {
 			g := groups[id]
-			if err := p.HandleBatch(ctx, g.envs); err != nil {
-				log.Error("lambdas: projector: order failed", "order_id", id, "err", err)
+			// The trace of the batch's last event of the order, from its metadata.
+			octx, span := tracing.Start(logging.WithOrderID(tracing.Continue(ctx, g.envs[len(g.envs)-1].Metadata.TraceParent), id),
+				"project order", trace.SpanKindConsumer, attribute.Int("events", len(g.envs)))
+			err := p.HandleBatch(octx, g.envs)
+			if err != nil {
+				log.ErrorContext(octx, "lambdas: projector: order failed", "order_id", id, "err", err)
 				failed = append(failed, g.first)
 			}
+			tracing.End(span, err)
 		}
 		return streamFailures(failed), nil
 	}
@@ -236,6 +253,7 @@ func Projector(p *projections.Projector, log *slog.Logger) StreamHandler {
 // left to the retry (consumers de-duplicate by event ID).
 func Publisher(p *publisher.Publisher, log *slog.Logger) StreamHandler {
 	return func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+		defer tracing.ForceFlush(ctx)
 		envs, seqs, failed := decodeRecords(ev, log)
 		n := len(envs)
 		for i := range envs {
@@ -289,6 +307,7 @@ func LazyPublisher(d *Deps) StreamHandler {
 // after the visibility timeout (and dead-letters them after 3 receives).
 func Processor(p *processing.Processor, log *slog.Logger) QueueHandler {
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		defer tracing.ForceFlush(ctx)
 		var resp events.SQSEventResponse
 		for _, r := range ev.Records {
 			attrs := map[string]string{}
@@ -310,8 +329,13 @@ func Processor(p *processing.Processor, log *slog.Logger) QueueHandler {
 
 // API returns the API function's handler: API Gateway HTTP API (payload
 // format 2.0) requests served by h, the same router `ledger serve` runs.
+// The router's server span continues the request's traceparent header.
 func API(h http.Handler) func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	return httpadapter.NewV2(h).ProxyWithContext
+	proxy := httpadapter.NewV2(h).ProxyWithContext
+	return func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		defer tracing.ForceFlush(ctx)
+		return proxy(ctx, req)
+	}
 }
 
 // DeadLetters returns the dead-letter queue at dlqURL, whose messages

@@ -19,6 +19,9 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/orderledger/orderledger/internal/tracing"
 )
 
 // command is one subcommand. Run gets the arguments after the command's name
@@ -54,8 +57,18 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Traces are exported only when OTEL_EXPORTER_OTLP_ENDPOINT (or
+	// _TRACES_ENDPOINT) is set, from any command (serve, bench e2e).
+	shutdown, err := tracing.Setup(ctx, os.Getenv, "ledger")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ledger: %s\n", oneLine(err.Error()))
+		os.Exit(1)
+	}
 	code := run(ctx, &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
 	stop()
+	flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = shutdown(flushCtx) // the spans still batched; a collector that is gone costs them, not the exit status
+	cancel()
 	os.Exit(code)
 }
 

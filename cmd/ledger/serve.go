@@ -15,6 +15,7 @@ import (
 	"github.com/orderledger/orderledger/app"
 	"github.com/orderledger/orderledger/aws/awsapp"
 	"github.com/orderledger/orderledger/internal/httpserver"
+	"github.com/orderledger/orderledger/internal/logging"
 	"github.com/orderledger/orderledger/services/servicehttp"
 	"github.com/orderledger/orderledger/services/sim"
 )
@@ -125,9 +126,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if !ok {
 		return usagef("--backend must be %s, not %q", strings.Join(backendNames(), " or "), o.Backend)
 	}
-	o.Logger = slog.New(slog.NewJSONHandler(e.stderr, nil))
-	// The storage engine's and the AWS SDK's lines (internal/pebblelog,
-	// internal/awsconfig) go to slog's default logger: the same JSON lines.
+	// JSON lines with trace_id, request_id and order_id from the context
+	// (internal/logging). The storage engine's and the AWS SDK's lines
+	// (internal/pebblelog, internal/awsconfig) go to slog's default
+	// logger: the same JSON lines.
+	o.Logger = logging.New(e.stderr, nil)
 	slog.SetDefault(o.Logger)
 	return run(ctx, e, o)
 }
