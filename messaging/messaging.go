@@ -33,6 +33,10 @@ const (
 	AttrOrderID = "order_id"
 	// AttrEventID carries the event ID, the key consumers de-duplicate by.
 	AttrEventID = "event_id"
+	// AttrTraceParent carries the W3C traceparent of the span that sent
+	// the message (internal/tracing), so that its consumer continues the
+	// trace. Absent when there was no trace.
+	AttrTraceParent = "traceparent"
 )
 
 // MaxReceiveCount is how many times a queue delivers a message before the

@@ -25,6 +25,12 @@
 //   - The events of an Update carry the order's correlation ID (that of its
 //     first event) so every event of one order's flow joins; the caller's
 //     correlation ID is used only for an order that has none.
+//   - Every append runs in an "eventstore append" span (package
+//     internal/tracing), and its events carry that span's traceparent in
+//     Metadata.TraceParent, so the work they cause continues the trace of
+//     the request or step that appended them. With tracing off and no
+//     trace context in ctx there is no span context, and the caller's
+//     Metadata.TraceParent is kept.
 //
 // Errors: a stream that cannot be decoded is ErrCorrupt (domain.Internal);
 // a store failure is returned wrapped, with the store's domain code; a
@@ -38,9 +44,13 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/tracing"
 )
 
 // MaxAttempts bounds how many times Update loads and decides when other
@@ -126,16 +136,20 @@ func (s *Service) Place(ctx context.Context, key string, cmd order.Place, meta e
 	}
 	now := s.clock().UTC()
 	id := s.ids(now)
-	envs, err := s.encode(id, 0, events, now, meta)
+	actx, span := startAppend(ctx, id, 0, len(events))
+	envs, err := s.encode(id, 0, events, now, withTrace(actx, meta))
 	if err != nil {
+		tracing.End(span, err)
 		return Placement{}, err
 	}
 	var res eventstore.Result
 	if key != "" {
-		res, err = s.store.AppendIdempotent(ctx, key, id, 0, envs...)
+		res, err = s.store.AppendIdempotent(actx, key, id, 0, envs...)
 	} else {
-		res, err = s.store.Append(ctx, id, 0, envs...)
+		res, err = s.store.Append(actx, id, 0, envs...)
 	}
+	span.SetAttributes(attribute.Bool("idempotent_replay", res.Duplicate))
+	tracing.End(span, err)
 	if err != nil {
 		return Placement{}, fmt.Errorf("orders: place: %w", err)
 	}
@@ -212,11 +226,14 @@ func (s *Service) UpdateFrom(ctx context.Context, id string, known Stream, meta 
 			m.CorrelationID = st.Events[0].Metadata.CorrelationID
 		}
 		now := s.clock().UTC()
-		news, err := s.encode(id, st.Order.Version, events, now, m)
+		actx, span := startAppend(ctx, id, st.Order.Version, len(events))
+		news, err := s.encode(id, st.Order.Version, events, now, withTrace(actx, m))
 		if err != nil {
+			tracing.End(span, err)
 			return st, err
 		}
-		_, err = s.store.Append(ctx, id, st.Order.Version, news...)
+		_, err = s.store.Append(actx, id, st.Order.Version, news...)
+		tracing.End(span, err)
 		var conflict *eventstore.ConflictError
 		if errors.As(err, &conflict) {
 			if attempt < MaxAttempts {
@@ -233,6 +250,24 @@ func (s *Service) UpdateFrom(ctx context.Context, id string, known Stream, meta 
 		}
 		return Stream{Order: o, Events: append(st.Events, news...), Appended: len(news)}, nil
 	}
+}
+
+// startAppend starts the span of one append of n events to order id at
+// version expected.
+func startAppend(ctx context.Context, id string, expected int64, n int) (context.Context, trace.Span) {
+	return tracing.Start(ctx, "eventstore append", trace.SpanKindInternal,
+		attribute.String("order_id", id), attribute.Int64("expected_version", expected), attribute.Int("events", n))
+}
+
+// withTrace returns meta with the traceparent of the span in ctx (the
+// append's), so that what the events cause continues the trace. Without a
+// span context in ctx (tracing off, no trace to continue), meta's own
+// TraceParent is kept.
+func withTrace(ctx context.Context, meta eventstore.Metadata) eventstore.Metadata {
+	if tp := tracing.TraceParent(ctx); tp != "" {
+		meta.TraceParent = tp
+	}
+	return meta
 }
 
 // encode wraps events in envelopes for stream id after version from, with

@@ -51,6 +51,15 @@
 //     and dead-letters it after its maximum receive count without blocking
 //     other messages.
 //
+// Tracing: Handle continues the trace of the message's traceparent
+// attribute (or else of the OrderPlaced event's Metadata.TraceParent) in a
+// "process order" span, with one "saga <step>" span per decision and a
+// client span per service call ("payment charge", "inventory reserve",
+// "payment refund", "payment void") inside it; the events each step
+// appends carry its trace (package orders), so the outcome events and the
+// notification they cause join the request's trace. Log lines carry the
+// order ID from the context (internal/logging).
+//
 // Caveat: a reservation that lands unseen after its last try (the inventory
 // service never answered) is not released: stock is not money, and the
 // inventory port has no void. The order fails and is refunded as usual.
@@ -64,9 +73,14 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/logging"
+	"github.com/orderledger/orderledger/internal/tracing"
 	"github.com/orderledger/orderledger/messaging"
 	"github.com/orderledger/orderledger/orders"
 	"github.com/orderledger/orderledger/services"
@@ -176,7 +190,18 @@ func (p *Processor) Handle(ctx context.Context, msg messaging.Message) error {
 	if meta.CorrelationID == "" {
 		meta.CorrelationID = env.StreamID
 	}
-	return p.Process(ctx, env.StreamID, msg.ReceiveCount >= messaging.MaxReceiveCount, meta)
+	// Continue the trace of the publish that sent the message, or else of
+	// the append that stored the event.
+	parent := msg.Attributes[messaging.AttrTraceParent]
+	if tracing.TraceIDOf(parent) == "" {
+		parent = env.Metadata.TraceParent
+	}
+	ctx, span := tracing.Start(logging.WithOrderID(tracing.Continue(ctx, parent), env.StreamID), "process order", trace.SpanKindConsumer,
+		attribute.String("order_id", env.StreamID), attribute.String("messaging.message.id", msg.ID),
+		attribute.Int("messaging.receive_count", msg.ReceiveCount))
+	err := p.Process(ctx, env.StreamID, msg.ReceiveCount >= messaging.MaxReceiveCount, meta)
+	tracing.End(span, err)
+	return err
 }
 
 // Process drives order orderID as far as it can go on this delivery. It is
@@ -201,7 +226,10 @@ func (p *Processor) Process(ctx context.Context, orderID string, last bool, meta
 	for range maxDecisions {
 		var step order.Step
 		var retry *attemptError // a failed try, recorded: try again
-		next, err := p.orders.UpdateFrom(ctx, orderID, st, meta, func(o order.Order) ([]order.Event, error) {
+		// One span per decision, named after the step it took (the last
+		// one, "saga settled", finds nothing left to do).
+		sctx, span := tracing.Start(ctx, "saga step", trace.SpanKindInternal, attribute.String("order_id", orderID))
+		next, err := p.orders.UpdateFrom(sctx, orderID, st, meta, func(o order.Order) ([]order.Event, error) {
 			if !o.Exists() {
 				return nil, order.ErrNotFound
 			}
@@ -214,7 +242,7 @@ func (p *Processor) Process(ctx context.Context, orderID string, last bool, meta
 				return nil, nil
 			default:
 				var err error
-				if cmd, err = p.perform(ctx, o, step); errors.As(err, &retry) {
+				if cmd, err = p.perform(sctx, o, step); errors.As(err, &retry) {
 					cmd = order.RecordAttemptFailure{Step: step, Attempt: retry.attempt, Reason: retry.err.Error()}
 				} else if err != nil {
 					return nil, err
@@ -230,8 +258,9 @@ func (p *Processor) Process(ctx context.Context, orderID string, last bool, meta
 			if retry != nil || p.oneStep {
 				return events, nil
 			}
-			return p.followUp(ctx, o, events), nil
+			return p.followUp(sctx, o, events), nil
 		})
+		endStep(span, step, retry, err)
 		st = orders.Stream{}
 		var rej *rejection
 		switch {
@@ -292,6 +321,25 @@ func (p *Processor) Process(ctx context.Context, orderID string, last bool, meta
 		wait *= 2
 	}
 	return &TransientError{Step: "decide", Err: fmt.Errorf("order %s: no progress after %d decisions", orderID, maxDecisions)}
+}
+
+// endStep names and ends the span of one decision of Process.
+func endStep(span trace.Span, step order.Step, retry *attemptError, err error) {
+	name := string(step)
+	if step == order.StepNone {
+		name = "settled"
+	}
+	span.SetName("saga " + name)
+	if retry != nil {
+		span.SetAttributes(attribute.Int("attempt", retry.attempt))
+		err = retry
+	}
+	tracing.End(span, err)
+}
+
+// callSpan starts the span of a call to a service; end it with tracing.End.
+func callSpan(ctx context.Context, name string, o order.Order) (context.Context, trace.Span) {
+	return tracing.Start(ctx, name, trace.SpanKindClient, attribute.String("order_id", o.ID))
 }
 
 // inlineTries bounds the tries one delivery makes of a failing step when it
@@ -363,10 +411,12 @@ func (p *Processor) perform(ctx context.Context, o order.Order, step order.Step)
 	attempt := o.Attempt(step)
 	switch step {
 	case order.StepCharge:
-		ch, err := p.payment.Charge(ctx, services.ChargeRequest{
+		cctx, span := callSpan(ctx, "payment charge", o)
+		ch, err := p.payment.Charge(cctx, services.ChargeRequest{
 			IdempotencyKey: services.Key(o.ID, services.StepCharge), OrderID: o.ID,
 			CustomerName: o.CustomerName, ProductName: o.ProductName, Quantity: o.Quantity,
 		})
+		tracing.End(span, err)
 		if err == nil {
 			return order.RecordPayment{PaymentID: ch.PaymentID, Amount: ch.Amount, Attempts: attempt}, nil
 		}
@@ -380,10 +430,12 @@ func (p *Processor) perform(ctx context.Context, o order.Order, step order.Step)
 		// may have landed unseen is the void's to find (the next step).
 		return order.RecordPaymentFailure{Reason: "payment service unavailable: " + err.Error(), Attempts: attempt, Unconfirmed: true}, nil
 	case order.StepReserve:
-		r, err := p.inventory.Reserve(ctx, services.ReserveRequest{
+		cctx, span := callSpan(ctx, "inventory reserve", o)
+		r, err := p.inventory.Reserve(cctx, services.ReserveRequest{
 			IdempotencyKey: services.Key(o.ID, services.StepReserve), OrderID: o.ID,
 			ProductName: o.ProductName, Quantity: o.Quantity,
 		})
+		tracing.End(span, err)
 		if err == nil {
 			return order.RecordReservation{ReservationID: r.ReservationID, Attempts: attempt}, nil
 		}
@@ -399,10 +451,13 @@ func (p *Processor) perform(ctx context.Context, o order.Order, step order.Step)
 		// compensation would keep the money. Every failed try is recorded
 		// and retried; see Process for the last delivery.
 		reason := refundReason(o)
-		if _, err := p.payment.Refund(ctx, services.RefundRequest{
+		cctx, span := callSpan(ctx, "payment refund", o)
+		_, err := p.payment.Refund(cctx, services.RefundRequest{
 			IdempotencyKey: services.Key(o.ID, services.StepRefund), OrderID: o.ID,
 			PaymentID: o.PaymentID, Amount: o.Amount, Reason: reason,
-		}); err != nil {
+		})
+		tracing.End(span, err)
+		if err != nil {
 			return nil, &attemptError{attempt: attempt, err: err}
 		}
 		return order.RecordRefund{PaymentID: o.PaymentID, Reason: reason, Attempts: attempt}, nil
@@ -414,9 +469,11 @@ func (p *Processor) perform(ctx context.Context, o order.Order, step order.Step)
 		// record it; its refund is the next step). Never given up, like a
 		// refund.
 		reason := voidReason(o)
-		v, err := p.payment.Void(ctx, services.VoidRequest{
+		cctx, span := callSpan(ctx, "payment void", o)
+		v, err := p.payment.Void(cctx, services.VoidRequest{
 			IdempotencyKey: services.Key(o.ID, services.StepCharge), OrderID: o.ID, Reason: reason,
 		})
+		tracing.End(span, err)
 		switch {
 		case err != nil:
 			return nil, &attemptError{attempt: attempt, err: err}

@@ -23,11 +23,16 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/follow"
+	"github.com/orderledger/orderledger/internal/logging"
+	"github.com/orderledger/orderledger/internal/tracing"
 	"github.com/orderledger/orderledger/messaging"
 )
 
@@ -56,13 +61,17 @@ func RouteOf(eventType string) Route {
 }
 
 // Attributes returns the message attributes of an event: event_type,
-// order_id and event_id.
+// order_id and event_id, and traceparent when the event carries one.
 func Attributes(ev eventstore.Event) map[string]string {
-	return map[string]string{
+	a := map[string]string{
 		messaging.AttrEventType: ev.Type,
 		messaging.AttrOrderID:   ev.StreamID,
 		messaging.AttrEventID:   ev.EventID,
 	}
+	if ev.Metadata.TraceParent != "" {
+		a[messaging.AttrTraceParent] = ev.Metadata.TraceParent
+	}
+	return a
 }
 
 // Config wires a Publisher.
@@ -122,21 +131,39 @@ func New(cfg Config) (*Publisher, error) {
 }
 
 // Publish routes ev to its topic (or nowhere). The body is ev as JSON.
+//
+// It continues the trace of ev's Metadata.TraceParent in a producer span
+// ("publish OrderPlaced", "notify OrderCompleted": the notification), and
+// the message's traceparent attribute is that span's, so that the
+// processor and the notifiers continue the trace from there.
 func (p *Publisher) Publish(ctx context.Context, ev eventstore.Event) error {
 	var topic messaging.Topic
+	name := "publish "
 	switch RouteOf(ev.Type) {
 	case Events:
 		topic = p.cfg.Events
 	case Completed:
-		topic = p.cfg.Completed
+		topic, name = p.cfg.Completed, "notify "
 	default:
 		return nil
 	}
+	ctx, span := tracing.Start(logging.WithOrderID(tracing.Continue(ctx, ev.Metadata.TraceParent), ev.StreamID), name+ev.Type,
+		trace.SpanKindProducer, attribute.String("order_id", ev.StreamID), attribute.String("event_id", ev.EventID))
+	err := p.publish(ctx, topic, ev)
+	tracing.End(span, err)
+	return err
+}
+
+func (p *Publisher) publish(ctx context.Context, topic messaging.Topic, ev eventstore.Event) error {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("publisher: encode %s: %w", ev.EventID, err)
 	}
-	if _, err := topic.Publish(ctx, body, Attributes(ev)); err != nil {
+	attrs := Attributes(ev)
+	if tp := tracing.TraceParent(ctx); tp != "" {
+		attrs[messaging.AttrTraceParent] = tp
+	}
+	if _, err := topic.Publish(ctx, body, attrs); err != nil {
 		return fmt.Errorf("publisher: publish %s %s: %w", ev.Type, ev.EventID, err)
 	}
 	return nil
@@ -151,22 +178,37 @@ func (p *Publisher) PublishBatch(ctx context.Context, evs []eventstore.Event) (i
 	type routed struct {
 		index []int // into evs
 		msgs  []messaging.Outgoing
+		spans []trace.Span // each event's, as in Publish
 	}
 	byTopic := map[messaging.Topic]*routed{}
 	var order []messaging.Topic
+	defer func() { // a span not ended below (an encoding error returned early)
+		for _, r := range byTopic {
+			for _, sp := range r.spans {
+				sp.End()
+			}
+		}
+	}()
 	for i, ev := range evs {
 		var topic messaging.Topic
+		name := "publish "
 		switch RouteOf(ev.Type) {
 		case Events:
 			topic = p.cfg.Events
 		case Completed:
-			topic = p.cfg.Completed
+			topic, name = p.cfg.Completed, "notify "
 		default:
 			continue
 		}
 		body, err := json.Marshal(ev)
 		if err != nil {
 			return i, fmt.Errorf("publisher: encode %s: %w", ev.EventID, err)
+		}
+		sctx, span := tracing.Start(tracing.Continue(ctx, ev.Metadata.TraceParent), name+ev.Type,
+			trace.SpanKindProducer, attribute.String("order_id", ev.StreamID), attribute.String("event_id", ev.EventID))
+		attrs := Attributes(ev)
+		if tp := tracing.TraceParent(sctx); tp != "" {
+			attrs[messaging.AttrTraceParent] = tp
 		}
 		r := byTopic[topic]
 		if r == nil {
@@ -175,7 +217,8 @@ func (p *Publisher) PublishBatch(ctx context.Context, evs []eventstore.Event) (i
 			order = append(order, topic)
 		}
 		r.index = append(r.index, i)
-		r.msgs = append(r.msgs, messaging.Outgoing{Body: body, Attrs: Attributes(ev)})
+		r.msgs = append(r.msgs, messaging.Outgoing{Body: body, Attrs: attrs})
+		r.spans = append(r.spans, span)
 	}
 	known := len(evs) // how many from the first are known published
 	var first error
@@ -192,6 +235,13 @@ func (p *Publisher) PublishBatch(ctx context.Context, evs []eventstore.Event) (i
 				}
 			}
 		}
+		for j, sp := range r.spans {
+			if err != nil && j >= n {
+				sp.SetStatus(codes.Error, "not known published")
+			}
+			sp.End()
+		}
+		r.spans = nil
 		if err != nil && r.index[n] < known {
 			ev := evs[r.index[n]]
 			known, first = r.index[n], fmt.Errorf("publisher: publish %s %s: %w", ev.Type, ev.EventID, err)

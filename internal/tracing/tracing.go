@@ -160,3 +160,23 @@ func Extract(ctx context.Context, h http.Header) context.Context {
 func Inject(ctx context.Context, h http.Header) {
 	propagator.Inject(ctx, propagation.HeaderCarrier(h))
 }
+
+// WithMessageAttr returns attrs with the traceparent of the span context in
+// ctx under key, when attrs has no such key and ctx carries a span
+// context; otherwise attrs itself. attrs is never modified (a copy is
+// returned).
+func WithMessageAttr(ctx context.Context, attrs map[string]string, key string) map[string]string {
+	if _, ok := attrs[key]; ok {
+		return attrs
+	}
+	tp := TraceParent(ctx)
+	if tp == "" {
+		return attrs
+	}
+	out := make(map[string]string, len(attrs)+1)
+	for k, v := range attrs {
+		out[k] = v
+	}
+	out[key] = tp
+	return out
+}

@@ -1,7 +1,10 @@
 // Package awsmsg implements the messaging ports on AWS: Queue on Amazon SQS
 // and Topic on Amazon SNS (subscriptions with raw message delivery, so a
 // queue receives the published body and attributes unchanged). Message
-// attributes travel as SQS/SNS String attributes.
+// attributes travel as SQS/SNS String attributes; Send and Publish add the
+// traceparent of the span in ctx as the traceparent attribute
+// (messaging.AttrTraceParent) when the caller's attributes carry none, so
+// a consumer continues the sender's trace.
 package awsmsg
 
 import (
@@ -18,6 +21,7 @@ import (
 	qtypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/orderledger/orderledger/internal/tracing"
 	"github.com/orderledger/orderledger/messaging"
 )
 
@@ -52,6 +56,7 @@ func (q *Queue) URL() string { return q.url }
 // Send implements messaging.Queue.
 func (q *Queue) Send(ctx context.Context, body []byte, attrs map[string]string) (string, error) {
 	in := &sqs.SendMessageInput{QueueUrl: aws.String(q.url), MessageBody: aws.String(string(body))}
+	attrs = tracing.WithMessageAttr(ctx, attrs, messaging.AttrTraceParent)
 	if len(attrs) > 0 {
 		in.MessageAttributes = map[string]qtypes.MessageAttributeValue{}
 		for k, v := range attrs {
@@ -183,6 +188,7 @@ func (t *Topic) ARN() string { return t.arn }
 // Publish implements messaging.Topic.
 func (t *Topic) Publish(ctx context.Context, body []byte, attrs map[string]string) (string, error) {
 	in := &sns.PublishInput{TopicArn: aws.String(t.arn), Message: aws.String(string(body))}
+	attrs = tracing.WithMessageAttr(ctx, attrs, messaging.AttrTraceParent)
 	if len(attrs) > 0 {
 		in.MessageAttributes = map[string]stypes.MessageAttributeValue{}
 		for k, v := range attrs {

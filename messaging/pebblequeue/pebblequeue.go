@@ -5,7 +5,10 @@
 // visibility timeout and optionally a dead-letter queue reached after
 // MaxReceiveCount receives); topics with Broker.Topic, and Topic.Subscribe
 // fans every published message out to queues, with an optional attribute
-// filter. Every state change (send, publish to all matching subscriptions,
+// filter. Message attributes are stored with the message; Send and
+// Publish add the traceparent of the span in ctx as the traceparent
+// attribute (messaging.AttrTraceParent) when the caller's carry none, so a
+// consumer continues the sender's trace. Every state change (send, publish to all matching subscriptions,
 // receive, delete, visibility change, dead-lettering) is one atomic pebble
 // batch, durable before the call returns, so nothing acknowledged is lost on
 // kill -9; messages in flight when the process died become visible again as

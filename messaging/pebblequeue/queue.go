@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/orderledger/orderledger/internal/pebblelog"
+	"github.com/orderledger/orderledger/internal/tracing"
 	"github.com/orderledger/orderledger/messaging"
 )
 
@@ -170,6 +171,7 @@ func (q *Queue) Send(ctx context.Context, body []byte, attrs map[string]string) 
 	}
 	b := q.b
 	var id string
+	attrs = tracing.WithMessageAttr(ctx, attrs, messaging.AttrTraceParent)
 	err := b.do(func() (bool, error) {
 		now := b.clock()
 		rec := &record{ID: b.ids(now), Body: body, Attributes: copyAttrs(attrs), VisibleAt: now.UnixNano(), SentAt: now.UnixNano()}

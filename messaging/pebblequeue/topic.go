@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/orderledger/orderledger/internal/tracing"
 	"github.com/orderledger/orderledger/messaging"
 )
 
@@ -65,6 +66,7 @@ func (t *Topic) Publish(ctx context.Context, body []byte, attrs map[string]strin
 	}
 	b := t.b
 	var id string
+	attrs = tracing.WithMessageAttr(ctx, attrs, messaging.AttrTraceParent)
 	err := b.do(func() (bool, error) {
 		now := b.clock()
 		id = b.ids(now)

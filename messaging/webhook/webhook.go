@@ -10,8 +10,9 @@
 // the headers Content-Type: application/json, Idempotency-Key and
 // X-Orderledger-Event-ID (the event ID: receivers de-duplicate by it, since
 // delivery is at least once), X-Orderledger-Event-Type,
-// X-Orderledger-Order-ID and X-Orderledger-Delivery-Attempt. Any 2xx answer
-// acknowledges it.
+// X-Orderledger-Order-ID and X-Orderledger-Delivery-Attempt, and the W3C
+// traceparent of the delivery's span, which continues the trace of the
+// order that the notification announces. Any 2xx answer acknowledges it.
 package webhook
 
 import (
@@ -25,6 +26,10 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderledger/orderledger/internal/tracing"
 	"github.com/orderledger/orderledger/messaging"
 )
 
@@ -76,9 +81,16 @@ func (d *Deliverer) Handle(ctx context.Context, msg messaging.Message) error {
 	if eventID == "" {
 		eventID = msg.ID
 	}
+	// The delivery continues the trace of the notification (the message's
+	// traceparent attribute) in a client span, sent on as the request's
+	// traceparent header.
+	ctx, span := tracing.Start(tracing.Continue(ctx, msg.Attributes[messaging.AttrTraceParent]), "webhook POST", trace.SpanKindClient,
+		attribute.String("event_id", eventID), attribute.Int("delivery_attempt", msg.ReceiveCount))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, bytes.NewReader(msg.Body))
 	if err != nil {
-		return fmt.Errorf("messaging/webhook: request: %w", err)
+		err = fmt.Errorf("messaging/webhook: request: %w", err)
+		tracing.End(span, err)
+		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", eventID)
@@ -86,14 +98,19 @@ func (d *Deliverer) Handle(ctx context.Context, msg messaging.Message) error {
 	req.Header.Set(HeaderEventType, msg.Attributes[messaging.AttrEventType])
 	req.Header.Set(HeaderOrderID, msg.Attributes[messaging.AttrOrderID])
 	req.Header.Set(HeaderAttempt, strconv.Itoa(msg.ReceiveCount))
+	tracing.Inject(ctx, req.Header)
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("messaging/webhook: post %s: %w", d.url, err)
+		err = fmt.Errorf("messaging/webhook: post %s: %w", d.url, err)
+		tracing.End(span, err)
+		return err
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("messaging/webhook: post %s: status %d", d.url, resp.StatusCode)
+		err = fmt.Errorf("messaging/webhook: post %s: status %d", d.url, resp.StatusCode)
 	}
-	return nil
+	tracing.End(span, err)
+	return err
 }

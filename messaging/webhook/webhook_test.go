@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/orderledger/orderledger/internal/tracing"
+	"github.com/orderledger/orderledger/internal/tracing/tracingtest"
 	"github.com/orderledger/orderledger/messaging"
 	"github.com/orderledger/orderledger/messaging/webhook"
 )
@@ -51,5 +53,35 @@ func TestNewRejectsBadURL(t *testing.T) {
 		if _, err := webhook.New(u, nil); err == nil {
 			t.Errorf("New(%q) accepted", u)
 		}
+	}
+}
+
+// TestDeliveryContinuesTrace: the POST carries a traceparent header of the
+// delivery's span, a child of the notification's (the message attribute).
+func TestDeliveryContinuesTrace(t *testing.T) {
+	t.Parallel()
+	rec := tracingtest.Install(t)
+	var got http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
+	defer srv.Close()
+	d, err := webhook.New(srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	msg := messaging.Message{ID: "m2", Body: []byte(`{"event_id":"E2"}`), ReceiveCount: 1,
+		Attributes: map[string]string{messaging.AttrTraceParent: "00-" + traceID + "-" + parentID + "-01"}}
+	if err := d.Handle(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	if tracing.TraceIDOf(got.Get("traceparent")) != traceID {
+		t.Fatalf("webhook request traceparent %q, want trace %s", got.Get("traceparent"), traceID)
+	}
+	spans := tracingtest.Named(rec.ByTrace(traceID), "webhook POST")
+	if len(spans) != 1 || spans[0].Parent().SpanID().String() != parentID {
+		t.Fatalf("webhook spans in the trace: %v", tracingtest.Names(rec.ByTrace(traceID)))
+	}
+	if want := "00-" + traceID + "-" + spans[0].SpanContext().SpanID().String() + "-01"; got.Get("traceparent") != want {
+		t.Fatalf("traceparent %q is not the delivery span's %q", got.Get("traceparent"), want)
 	}
 }

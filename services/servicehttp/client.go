@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orderledger/orderledger/internal/tracing"
 	"github.com/orderledger/orderledger/services"
 	"github.com/orderledger/orderledger/services/sim"
 )
@@ -85,6 +86,7 @@ func (c *Client) post(ctx context.Context, path, key string, in, out any) error 
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", key)
+	tracing.Inject(ctx, req.Header) // the caller's span (the saga's service call) continues at the service
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("services/servicehttp: %s: %w", path, err)

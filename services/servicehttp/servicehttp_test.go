@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderledger/orderledger/internal/tracing"
 	"github.com/orderledger/orderledger/services"
 	"github.com/orderledger/orderledger/services/servicehttp"
 	"github.com/orderledger/orderledger/services/sim"
@@ -312,4 +313,32 @@ func TestVoidClosesOrAnswersTheCharge(t *testing.T) {
 			t.Fatalf("stats %+v, want 1 void and 1 charge", st)
 		}
 	})
+}
+
+// TestClientSendsTraceParent: a call made in a span carries its
+// traceparent header to the service.
+func TestClientSendsTraceParent(t *testing.T) {
+	t.Parallel()
+	s, err := sim.New(sim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	h := servicehttp.NewHandler(s, s)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("traceparent")
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	c, err := servicehttp.NewClient(srv.URL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if _, err := c.Reserve(tracing.Continue(context.Background(), tp), services.ReserveRequest{IdempotencyKey: "k", OrderID: "o", ProductName: "p", Quantity: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if h := <-got; h != tp {
+		t.Fatalf("traceparent header %q, want %q", h, tp)
+	}
 }
