@@ -171,44 +171,60 @@ func TestPublishBatchReportsTheKnownPublishedPrefix(t *testing.T) {
 	}
 }
 
-// TestPublishContinuesTheEventsTrace: the message's traceparent attribute
-// is that of a "notify OrderCompleted" span in the trace of the event's
-// Metadata.TraceParent, child of the span that appended the event.
+// TestPublishContinuesTheEventsTrace: Publish and PublishBatch give the
+// message the traceparent of a "notify OrderCompleted" span in the trace
+// of the event's Metadata.TraceParent, child of the span that appended it.
 func TestPublishContinuesTheEventsTrace(t *testing.T) {
 	t.Parallel()
 	rec := tracingtest.Install(t)
-	ctx := context.Background()
-	b, err := pebblequeue.Open(filepath.Join(t.TempDir(), "queue"), pebblequeue.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	events, _ := b.Topic("events")
-	completed, _ := b.Topic("completed")
-	cq, _ := b.Queue("cq", pebblequeue.QueueConfig{})
-	completed.Subscribe(cq, nil)
-	p, err := publisher.New(publisher.Config{Events: events, Completed: completed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const traceID, appendSpan = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
-	codec, ids := orders.NewCodec(), domain.NewULIDSource(nil)
-	now := time.Now().UTC()
-	env, _ := codec.Encode(order.Completed{}, ids(now), now, eventstore.Metadata{TraceParent: "00-" + traceID + "-" + appendSpan + "-01"})
-	env.StreamID, env.Version = ids(now), 4
-	if err := p.Publish(ctx, env); err != nil {
-		t.Fatal(err)
-	}
-	spans := tracingtest.Named(rec.ByTrace(traceID), "notify OrderCompleted")
-	if len(spans) != 1 || spans[0].Parent().SpanID().String() != appendSpan {
-		t.Fatalf("spans of the trace: %v", tracingtest.Names(rec.ByTrace(traceID)))
-	}
-	msgs, err := cq.Peek(ctx, 0)
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("%d messages, %v", len(msgs), err)
-	}
-	want := "00-" + traceID + "-" + spans[0].SpanContext().SpanID().String() + "-01"
-	if got := msgs[0].Attributes[messaging.AttrTraceParent]; got != want {
-		t.Fatalf("traceparent attribute %q, want the notify span's %q", got, want)
+	for _, tc := range []struct {
+		name, traceID string
+		publish       func(ctx context.Context, p *publisher.Publisher, ev eventstore.Event) error
+	}{
+		{"Publish", "0af7651916cd43dd8448eb211c80319c", func(ctx context.Context, p *publisher.Publisher, ev eventstore.Event) error {
+			return p.Publish(ctx, ev)
+		}},
+		{"PublishBatch", "1af7651916cd43dd8448eb211c80319c", func(ctx context.Context, p *publisher.Publisher, ev eventstore.Event) error {
+			_, err := p.PublishBatch(ctx, []eventstore.Event{ev})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			traceID := tc.traceID
+			ctx := context.Background()
+			b, err := pebblequeue.Open(filepath.Join(t.TempDir(), "queue"), pebblequeue.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			events, _ := b.Topic("events")
+			completed, _ := b.Topic("completed")
+			cq, _ := b.Queue("cq", pebblequeue.QueueConfig{})
+			completed.Subscribe(cq, nil)
+			p, err := publisher.New(publisher.Config{Events: events, Completed: completed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			codec, ids := orders.NewCodec(), domain.NewULIDSource(nil)
+			now := time.Now().UTC()
+			const appendSpan = "b7ad6b7169203331"
+			env, _ := codec.Encode(order.Completed{}, ids(now), now, eventstore.Metadata{TraceParent: "00-" + traceID + "-" + appendSpan + "-01"})
+			env.StreamID, env.Version = ids(now), 4
+			if err := tc.publish(ctx, p, env); err != nil {
+				t.Fatal(err)
+			}
+			spans := tracingtest.Named(rec.ByTrace(traceID), "notify OrderCompleted")
+			if len(spans) != 1 || spans[0].Parent().SpanID().String() != appendSpan {
+				t.Fatalf("spans of the trace: %v", tracingtest.Names(rec.ByTrace(traceID)))
+			}
+			msgs, err := cq.Peek(ctx, 0)
+			if err != nil || len(msgs) != 1 {
+				t.Fatalf("%d messages, %v", len(msgs), err)
+			}
+			want := "00-" + traceID + "-" + spans[0].SpanContext().SpanID().String() + "-01"
+			if got := msgs[0].Attributes[messaging.AttrTraceParent]; got != want {
+				t.Fatalf("traceparent attribute %q, want the notify span's %q", got, want)
+			}
+		})
 	}
 }
