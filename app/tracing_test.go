@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderledger/orderledger/internal/tracing"
@@ -64,7 +62,10 @@ func TestOneTraceFromRequestToNotification(t *testing.T) {
 				t.Fatalf("place: %d", res.StatusCode)
 			}
 			id := placed.OrderID
-			post := serverSpan(t, rec, res.Header.Get("X-Request-ID"))
+			post := rec.WaitAttr(t, "request_id", res.Header.Get("X-Request-ID"), 10*time.Second)
+			if post.Name() != "POST /orders" || post.SpanKind() != trace.SpanKindServer {
+				t.Fatalf("the request's span is %s %q, want the server span %q", post.SpanKind(), post.Name(), "POST /orders")
+			}
 			traceID := post.SpanContext().TraceID().String()
 			if tc.traceparent != "" && (traceID != incoming || post.Parent().SpanID().String() != incomingSpan) {
 				t.Fatalf("POST span in trace %s (parent %s), want the incoming %s", traceID, post.Parent().SpanID(), tc.traceparent)
@@ -84,7 +85,7 @@ func TestOneTraceFromRequestToNotification(t *testing.T) {
 			case <-time.After(time.Minute):
 				t.Fatal("no webhook delivery")
 			}
-			spans := waitSpans(t, rec, traceID, "POST /orders", "eventstore append", "publish OrderPlaced", "process order",
+			spans := rec.Wait(t, traceID, time.Minute, "POST /orders", "eventstore append", "publish OrderPlaced", "process order",
 				"saga payment", "payment charge", "saga inventory", "inventory reserve", "notify OrderCompleted", "webhook POST")
 			// The chain of causes: each hop a child of the one before.
 			for child, parent := range map[string]string{
@@ -97,7 +98,7 @@ func TestOneTraceFromRequestToNotification(t *testing.T) {
 			} {
 				c := tracingtest.Named(spans, child)[0]
 				if p := tracingtest.Parent(spans, c); p == nil || p.Name() != parent {
-					t.Errorf("%s's parent is %v, want %s", child, nameOf(p), parent)
+					t.Errorf("%s's parent is %v, want %s", child, tracingtest.NameOf(p), parent)
 				}
 			}
 			notify := tracingtest.Named(spans, "notify OrderCompleted")[0]
@@ -124,53 +125,4 @@ func TestOneTraceFromRequestToNotification(t *testing.T) {
 			}
 		})
 	}
-}
-
-// serverSpan returns the server span of the request with X-Request-ID id.
-func serverSpan(t *testing.T, rec *tracingtest.Recorder, id string) sdktrace.ReadOnlySpan {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		for _, s := range rec.Ended() {
-			if s.SpanKind() != trace.SpanKindServer {
-				continue
-			}
-			for _, kv := range s.Attributes() {
-				if kv.Key == "request_id" && kv.Value.AsString() == id {
-					if s.Name() != "POST /orders" {
-						t.Fatalf("server span named %q, want the route's %q", s.Name(), "POST /orders")
-					}
-					return s
-				}
-			}
-		}
-	}
-	t.Fatalf("no server span for request %s", id)
-	return nil
-}
-
-// waitSpans waits until trace id holds a span of every name (spans end
-// asynchronously: the notification after the order is settled) and returns
-// the trace's spans.
-func waitSpans(t *testing.T, rec *tracingtest.Recorder, id string, names ...string) []sdktrace.ReadOnlySpan {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		spans := rec.ByTrace(id)
-		have := tracingtest.Names(spans)
-		missing := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return slices.Contains(have, n) })
-		if len(missing) == 0 {
-			return spans
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("trace %s lacks %v; has %v", id, missing, have)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func nameOf(s sdktrace.ReadOnlySpan) string {
-	if s == nil {
-		return "none"
-	}
-	return s.Name()
 }

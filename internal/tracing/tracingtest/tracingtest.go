@@ -8,8 +8,10 @@
 package tracingtest
 
 import (
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -81,4 +83,49 @@ func Parent(spans []sdktrace.ReadOnlySpan, s sdktrace.ReadOnlySpan) sdktrace.Rea
 		}
 	}
 	return nil
+}
+
+// Wait waits until trace id holds a span of every one of names (spans end
+// asynchronously: a notification after the order has settled) and returns
+// the trace's spans; after limit it fails the test, naming what is missing.
+func (r *Recorder) Wait(t testing.TB, id string, limit time.Duration, names ...string) []sdktrace.ReadOnlySpan {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		spans := r.ByTrace(id)
+		have := Names(spans)
+		missing := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return slices.Contains(have, n) })
+		if len(missing) == 0 {
+			return spans
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trace %s lacks %v; has %v", id, missing, have)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// WaitAttr waits until a span with attribute key = value has ended and
+// returns it; after limit it fails the test.
+func (r *Recorder) WaitAttr(t testing.TB, key, value string, limit time.Duration) sdktrace.ReadOnlySpan {
+	t.Helper()
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for _, s := range r.rec.Ended() {
+			for _, kv := range s.Attributes() {
+				if string(kv.Key) == key && kv.Value.AsString() == value {
+					return s
+				}
+			}
+		}
+	}
+	t.Fatalf("no span with %s=%s", key, value)
+	return nil
+}
+
+// NameOf returns s's name, or "none" for nil.
+func NameOf(s sdktrace.ReadOnlySpan) string {
+	if s == nil {
+		return "none"
+	}
+	return s.Name()
 }
