@@ -59,9 +59,7 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 	}
 	// The SDK's own log lines (a fallback to IMDSv1 off EC2, say) go to
 	// slog at debug level: what a user must act on is in the errors.
-	opts = append(opts, config.WithLogger(logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
-		slog.Debug("aws sdk: "+fmt.Sprintf(format, v...), "classification", string(c))
-	})))
+	opts = append(opts, config.WithLogger(SDKLogger{}))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("awsconfig: load: %w", err)
@@ -74,6 +72,29 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 	}
 	return cfg, nil
 }
+
+// SDKLogger is the AWS SDK's logger: its lines go to slog's default
+// logger at debug level, prefixed "aws sdk: ", with the operation's
+// context (the SDK calls WithContext), so that a handler that reads the
+// context (internal/logging: trace_id, order_id) sees the call's.
+type SDKLogger struct{ ctx context.Context }
+
+var (
+	_ logging.Logger        = SDKLogger{}
+	_ logging.ContextLogger = SDKLogger{}
+)
+
+// Logf implements logging.Logger.
+func (l SDKLogger) Logf(c logging.Classification, format string, v ...any) {
+	ctx := l.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	slog.DebugContext(ctx, "aws sdk: "+fmt.Sprintf(format, v...), "classification", string(c))
+}
+
+// WithContext implements logging.ContextLogger.
+func (l SDKLogger) WithContext(ctx context.Context) logging.Logger { return SDKLogger{ctx: ctx} }
 
 // ForEndpoint returns a configuration for an emulator at endpoint: static
 // credentials, region DefaultRegion, no shared files read.
