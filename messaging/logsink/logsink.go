@@ -1,7 +1,8 @@
 // Package logsink is the structured-log subscription of the embedded
 // runtime: a queue consumer that writes every notification (an event
 // envelope) as one slog record with its event type, order ID, event ID and
-// data.
+// data, and the trace ID of the notification (the message's traceparent
+// attribute) when it has one, as every line of the order's trace has.
 package logsink
 
 import (
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 
 	"github.com/orderledger/orderledger/eventstore"
+	"github.com/orderledger/orderledger/internal/tracing"
 	"github.com/orderledger/orderledger/messaging"
 )
 
@@ -22,6 +24,8 @@ func Handler(log *slog.Logger) messaging.Handler {
 			log.WarnContext(ctx, "notification", "message_id", msg.ID, "body", string(msg.Body))
 			return nil
 		}
+		// The notification's trace (and span), for internal/logging's trace_id.
+		ctx = tracing.Continue(ctx, msg.Attributes[messaging.AttrTraceParent])
 		log.InfoContext(ctx, "notification",
 			"event_type", env.Type, "order_id", env.StreamID, "event_id", env.EventID,
 			"version", env.Version, "occurred_at", env.OccurredAt, "data", json.RawMessage(env.Data))
