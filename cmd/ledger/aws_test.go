@@ -184,6 +184,7 @@ func TestServeAWSSeedOrderCompletes(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	reportOrderCost(t, meter.Snapshot().Sub(before), names)
+	logEventItemSizes(t, c.DynamoDB, names.EventsTable, id)
 	want := map[string]string{"order_id": id, "customer_name": "Test Customer", "product_name": "Test Product", "quantity": "N:1", "status": "Completed"}
 	for k, w := range want {
 		if got := str(item, k); got != w {
@@ -382,6 +383,35 @@ func reportOrderCost(t *testing.T, u awstest.Usage, names resources.Names) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// logEventItemSizes logs the billed size of each of the order's event
+// items and what the audit chain (hash, prev_hash) adds to it: an item
+// over 1 KiB would cost 2 WRU instead of 1 (BENCHMARKS.md, "Cost per
+// order").
+func logEventItemSizes(t *testing.T, db *dynamodb.Client, table, id string) {
+	t.Helper()
+	out, err := db.Query(context.Background(), &dynamodb.QueryInput{TableName: aws.String(table),
+		KeyConditionExpression:    aws.String("stream_id = :s"),
+		ExpressionAttributeValues: map[string]dtypes.AttributeValue{":s": &dtypes.AttributeValueMemberS{Value: id}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []string
+	for _, it := range out.Items {
+		chain := map[string]dtypes.AttributeValue{}
+		for _, k := range []string{"hash", "prev_hash"} {
+			if v, ok := it[k]; ok {
+				chain[k] = v
+			}
+		}
+		size := awstest.ItemSize(it)
+		sizes = append(sizes, fmt.Sprintf("%d (chain %d)", size, awstest.ItemSize(chain)))
+		if size > 1024 {
+			t.Errorf("an event item of the seed order is %d bytes: over 1 KiB it costs 2 WRU", size)
+		}
+	}
+	t.Logf("event items of the seed order, billed bytes: %s", strings.Join(sizes, ", "))
 }
 
 // TestServeAWSOutOfStockRefundsThenFails: on the AWS backend too, an order
