@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -100,7 +101,29 @@ func ForceFlush(ctx context.Context) {
 // Start starts a span named name as a child of the span in ctx (or of the
 // remote span context Continue put there), of the given kind.
 func Start(ctx context.Context, name string, kind trace.SpanKind, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	return otel.GetTracerProvider().Tracer(Name).Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+	return tracer().Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+}
+
+// cachedTracer is the ledger's tracer of the provider it came from.
+type cachedTracer struct {
+	provider trace.TracerProvider
+	tracer   trace.Tracer
+}
+
+var current atomic.Pointer[cachedTracer]
+
+// tracer returns the ledger's tracer of the installed provider, asking the
+// provider only when it changed (a provider's Tracer takes a lock). The
+// providers installed (the SDK's, the global default) are pointers, so
+// comparable.
+func tracer() trace.Tracer {
+	tp := otel.GetTracerProvider()
+	if c := current.Load(); c != nil && c.provider == tp {
+		return c.tracer
+	}
+	c := &cachedTracer{provider: tp, tracer: tp.Tracer(Name)}
+	current.Store(c)
+	return c.tracer
 }
 
 // End ends span, marking it failed with err when err is not nil.
