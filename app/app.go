@@ -183,7 +183,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		QueueDir: dirs.Queue,
 		Payment:  cfg.Metrics.Payment(payment), Inventory: cfg.Metrics.Inventory(inventory),
 		Workers: cfg.Workers, RetryBackoff: cfg.RetryBackoff,
-		Webhooks: hooks, Logger: log,
+		Webhooks: hooks, Logger: log, Observer: cfg.Metrics.Saga(),
 	}); err != nil {
 		return nil, fmt.Errorf("app: open queue: %w", err)
 	}

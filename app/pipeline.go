@@ -74,8 +74,10 @@ type PipelineConfig struct {
 	// DisableLog turns the structured-log subscription off.
 	DisableLog bool
 	Logger     *slog.Logger
-	Clock      domain.Clock
-	IDs        domain.IDSource
+	// Observer is told what the saga does (the runtime's metrics); nil: nothing.
+	Observer processing.Observer
+	Clock    domain.Clock
+	IDs      domain.IDSource
 }
 
 // Broker is the opened broker with the declared topology.
@@ -188,7 +190,7 @@ func StartPipeline(ctx context.Context, cfg PipelineConfig) (*Pipeline, error) {
 		deliverers = append(deliverers, d)
 	}
 	proc, err := processing.New(processing.Config{Store: cfg.Store, Payment: cfg.Payment, Inventory: cfg.Inventory,
-		Clock: cfg.Clock, IDs: cfg.IDs, Logger: log})
+		Clock: cfg.Clock, IDs: cfg.IDs, Logger: log, Observer: cfg.Observer})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}

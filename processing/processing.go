@@ -136,7 +136,31 @@ type Config struct {
 	// Nothing is weakened: a crash between the two appends leaves the order
 	// at the step before, which the next delivery resumes.
 	OneStepPerAppend bool
+	// Observer, when set, is told what the saga does (the runtime's
+	// metrics); nil observes nothing.
+	Observer Observer
 }
+
+// Observer is told what the saga does, as it happens, for metrics. Its
+// methods must be cheap and safe for concurrent use.
+type Observer interface {
+	// Delivered: a message of the processing queue handed to the saga, with
+	// its receive count (1 for a first delivery).
+	Delivered(receiveCount int)
+	// Decided: one decision of the saga on a step: result "ok" (its outcome
+	// recorded), "failed_try" (a failed try recorded; it is tried again) or
+	// "rejected" (the order had moved; decided again on the fresh state).
+	Decided(step order.Step, result string)
+	// MoneyOwed: a refund or a void failed on the message's last delivery;
+	// the message goes to the dead-letter queue for an operator's redrive.
+	MoneyOwed(step order.Step)
+}
+
+type noObserver struct{}
+
+func (noObserver) Delivered(int)              {}
+func (noObserver) Decided(order.Step, string) {}
+func (noObserver) MoneyOwed(order.Step)       {}
 
 // Processor runs the saga. It is safe for concurrent use.
 type Processor struct {
@@ -146,6 +170,7 @@ type Processor struct {
 	log       *slog.Logger
 	backoff   time.Duration
 	oneStep   bool
+	observe   Observer
 }
 
 // New returns a Processor, or an error naming a missing dependency.
@@ -162,7 +187,10 @@ func New(cfg Config) (*Processor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("processing: new: %w", err)
 	}
-	p := &Processor{orders: svc, payment: cfg.Payment, inventory: cfg.Inventory, log: cfg.Logger, backoff: cfg.InlineBackoff, oneStep: cfg.OneStepPerAppend}
+	p := &Processor{orders: svc, payment: cfg.Payment, inventory: cfg.Inventory, log: cfg.Logger, backoff: cfg.InlineBackoff, oneStep: cfg.OneStepPerAppend, observe: cfg.Observer}
+	if p.observe == nil {
+		p.observe = noObserver{}
+	}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -176,6 +204,7 @@ func New(cfg Config) (*Processor, error) {
 // (delete the message); an error means deliver it again later. See the
 // package doc for the retry and dead-letter rules.
 func (p *Processor) Handle(ctx context.Context, msg messaging.Message) error {
+	p.observe.Delivered(msg.ReceiveCount)
 	var env eventstore.Event
 	if err := json.Unmarshal(msg.Body, &env); err != nil {
 		return fmt.Errorf("processing: message %s: undecodable body: %v: %w", msg.ID, err, ErrPoison)
@@ -266,7 +295,15 @@ func (p *Processor) Process(ctx context.Context, orderID string, last bool, meta
 		switch {
 		case err == nil:
 			st = next
+			switch {
+			case step == order.StepNone:
+			case retry != nil:
+				p.observe.Decided(step, "failed_try")
+			default:
+				p.observe.Decided(step, "ok")
+			}
 		case errors.As(err, &rej):
+			p.observe.Decided(step, "rejected")
 			if rejectedAt == rej.version {
 				return &TransientError{Step: string(step), Err: fmt.Errorf("order %s: %w", orderID, rej.err)}
 			}
@@ -305,6 +342,7 @@ func (p *Processor) Process(ctx context.Context, orderID string, last bool, meta
 		// dead-lettered: money is owed, the operator redrives it).
 		if !last || inline >= inlineTries {
 			if last && (step == order.StepRefund || step == order.StepVoid) {
+				p.observe.MoneyOwed(step)
 				p.log.ErrorContext(ctx, "processing: money owed: the "+string(step)+" failed on the last delivery; the message goes to the dead-letter queue, redrive it",
 					"order_id", orderID, "step", step, "attempt", retry.attempt, "err", retry.err)
 			}

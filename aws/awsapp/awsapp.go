@@ -200,7 +200,7 @@ func (a *App) startMappings(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("aws/awsapp: open: %w", err)
 	}
-	proc, err := processing.New(processing.Config{Store: a.store, Codec: d.Codec, Payment: a.cfg.Metrics.Payment(payment), Inventory: a.cfg.Metrics.Inventory(inventory), Logger: log, OneStepPerAppend: true})
+	proc, err := processing.New(processing.Config{Store: a.store, Codec: d.Codec, Payment: a.cfg.Metrics.Payment(payment), Inventory: a.cfg.Metrics.Inventory(inventory), Logger: log, OneStepPerAppend: true, Observer: a.cfg.Metrics.Saga()})
 	if err != nil {
 		return fmt.Errorf("aws/awsapp: open: %w", err)
 	}

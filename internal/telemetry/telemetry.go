@@ -62,6 +62,7 @@ type Metrics struct {
 	appendErrors   prometheus.Counter
 
 	services *serviceMetrics
+	saga     *sagaMetrics
 }
 
 // New returns Metrics with a fresh registry holding the Go runtime and
@@ -107,6 +108,7 @@ func New() *Metrics {
 	m.reg.MustRegister(m.httpRequests, m.httpDuration, m.appendDuration, m.appendEvents,
 		m.eventsAppended, m.conflicts, m.replays, m.appendErrors)
 	m.services = newServiceMetrics(m.reg)
+	m.saga = newSagaMetrics(m.reg)
 	return m
 }
 

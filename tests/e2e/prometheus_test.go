@@ -128,7 +128,8 @@ func promQuery(t *testing.T, base, query string) (v float64, ok bool) {
 }
 
 // TestPrometheusScrapesTheLedger: a real Prometheus scrapes `ledger serve`;
-// after N orders PromQL answers N placed, N completed and a feed lag of 0,
+// after N orders PromQL answers N placed, N completed, a feed lag of 0, N
+// payment and N inventory decisions on N first deliveries, nothing owed,
 // and promtool finds nothing to say about the exposition.
 func TestPrometheusScrapesTheLedger(t *testing.T) {
 	promtool := prometheusTool(t, "promtool")
@@ -152,6 +153,11 @@ func TestPrometheusScrapesTheLedger(t *testing.T) {
 		`sum(ledger_events_appended_total{job="ledger",type="OrderCompleted"})`:                           n,
 		`max(ledger_feed_head_position{job="ledger"}) - min(ledger_feed_consumer_position{job="ledger"})`: 0,
 		`sum(ledger_http_requests_total{job="ledger",method="POST",route="/orders",code="2xx"})`:          n,
+		// Every order charged and reserved once, on its first delivery.
+		`sum(ledger_saga_decisions_total{job="ledger",step="payment",result="ok"})`:   n,
+		`sum(ledger_saga_decisions_total{job="ledger",step="inventory",result="ok"})`: n,
+		`sum(ledger_processing_message_receive_count_bucket{job="ledger",le="1"})`:    n,
+		`sum(ledger_saga_money_owed_total{job="ledger"})`:                             0,
 	}
 	got := map[string]float64{}
 	for deadline := time.Now().Add(waitLimit); ; time.Sleep(100 * time.Millisecond) {
