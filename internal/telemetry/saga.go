@@ -19,7 +19,7 @@ func newSagaMetrics(reg *prometheus.Registry) *sagaMetrics {
 	m := &sagaMetrics{
 		receives: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Subsystem: "processing", Name: "message_receive_count",
-			Help: "Receive count of each processing-queue message handed to the saga: 1 is a first delivery, more are redeliveries; a message is dead-lettered after the last.",
+			Help:    "Receive count of each processing-queue message handed to the saga: 1 is a first delivery, more are redeliveries; a message is dead-lettered after the last.",
 			Buckets: prometheus.LinearBuckets(1, 1, messaging.MaxReceiveCount),
 		}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
