@@ -26,12 +26,15 @@ const (
 )
 
 // yieldMax bounds how often the sequencer yields the processor while forming
-// a group smaller than the previous one. Writers answered by the previous
+// a group smaller than its target (the recent peak group size: the largest
+// of the last groups, less one per group since, so that two cohorts of
+// writers that would leapfrog each other's fsyncs merge into one, and a
+// lone writer's target falls back to one). Writers answered by the previous
 // commit are typically runnable but not yet running (on two cores, with the
 // sequencer busy); a runtime.Gosched lets them hand in their next append, so
 // that they share the next fsync instead of waiting a whole fsync for the one
 // after. It is not a delay: with nothing else runnable it returns at once,
-// and a lone writer (previous group of one) never yields. What it gains is
+// and a lone writer (a target of one) never yields. What it gains is
 // measured in BENCHMARKS.md ("Event store", the yields).
 const yieldMax = 3
 
@@ -61,7 +64,7 @@ type sequencerState struct {
 	next  uint64              // position of the next event
 	idem  map[string]*request // idempotency keys written by the current group
 	group []*request
-	last  int // size of the previous group
+	last  int // target size of the next group: the recent peak (see yieldMax)
 	key   []byte
 }
 
@@ -216,7 +219,7 @@ func (s *Store) sequence() {
 				break drain
 			}
 		}
-		s.seq.last = len(group)
+		s.seq.last = max(len(group), s.seq.last-1)
 		s.commitGroup(group)
 		clear(group)
 		s.seq.group = group[:0]
