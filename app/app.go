@@ -54,6 +54,7 @@ import (
 	"time"
 
 	"github.com/orderledger/orderledger/api"
+	"github.com/orderledger/orderledger/console"
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/eventstore/pebblestore"
@@ -195,14 +196,14 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		defer a.wg.Done()
 		_ = a.sub.Run(runCtx)
 	}()
-	a.handler = cfg.Metrics.Mount(api.NewRouter(api.Deps{
+	a.handler = console.Mount(cfg.Metrics.Mount(api.NewRouter(api.Deps{
 		Store: store, Views: a.views, Codec: codec,
 		Clock: domain.SystemClock, IDs: domain.NewULIDSource(nil),
 		Logger: log, Token: cfg.Token, Ready: a.ready,
 		Rebuilds:    boundRebuilds{a.rebuilds, runCtx},
 		DeadLetters: a.pipe.Broker().DeadLetters(),
 		Feed:        a.store, FeedStop: a.feedStop,
-	}), cfg.Token)
+	}), cfg.Token))
 	a.registerGauges(cfg.Metrics)
 	cfg.Metrics.Pebble(map[string]telemetry.PebbleDB{"events": a.store, "views": a.views, "queue": a.pipe.Broker()})
 	return a, nil

@@ -48,6 +48,7 @@ import (
 	"github.com/orderledger/orderledger/aws/bootstrap"
 	"github.com/orderledger/orderledger/aws/lambdas"
 	"github.com/orderledger/orderledger/aws/localmapping"
+	"github.com/orderledger/orderledger/console"
 	"github.com/orderledger/orderledger/eventstore"
 	"github.com/orderledger/orderledger/internal/httpserver"
 	"github.com/orderledger/orderledger/internal/resources"
@@ -174,8 +175,8 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.rebuildsCtx, a.stopRebuilds = context.WithCancel(context.WithoutCancel(ctx))
 	registerGauges(cfg.Metrics, a.rebuilds)
-	a.handler = cfg.Metrics.Mount(api.NewRouter(api.Deps{Store: a.store, Views: d.Views, Codec: d.Codec, Logger: log, Token: cfg.Token, Ready: a.ready,
-		DeadLetters: dlq, Rebuilds: boundRebuilds{a.rebuilds, a.rebuildsCtx}}), cfg.Token)
+	a.handler = console.Mount(cfg.Metrics.Mount(api.NewRouter(api.Deps{Store: a.store, Views: d.Views, Codec: d.Codec, Logger: log, Token: cfg.Token, Ready: a.ready,
+		DeadLetters: dlq, Rebuilds: boundRebuilds{a.rebuilds, a.rebuildsCtx}}), cfg.Token))
 	if cfg.LocalMappings {
 		if err := a.startMappings(ctx); err != nil {
 			return nil, err
