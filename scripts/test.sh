@@ -56,6 +56,17 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
 fi
 prometheus --version 2>&1 | head -1
 
+# The console test (tests/console) drives a real headless Chromium with
+# chromedp: Debian's chromium, no downloaded browser build. Installed once;
+# skipped when present. Under CI the test fails, not skips, without it.
+step "chromium"
+if ! command -v chromium >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends chromium >/dev/null ||
+    { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+fi
+chromium --version 2>/dev/null | head -1
+
 step "go test -race"
 # testreport prints the tests' output, then the counts per package and every
 # skipped test with its reason.
