@@ -262,6 +262,7 @@ async function ordersPage(main, query, signal) {
   heading(main, 'Orders');
   const status = query.get('status') || '';
   const customer = query.get('customer') || '';
+  const limit = Math.min(Math.max(Number(query.get('limit')) || 20, 1), 100);
   const form = h('form', { class: 'filters', 'aria-label': 'Filter orders' },
     h('div', { class: 'field' }, h('label', { for: 'f-status' }, 'Status'),
       h('select', { id: 'f-status', name: 'status' },
@@ -276,6 +277,7 @@ async function ordersPage(main, query, signal) {
     const fd = new FormData(form);
     if (fd.get('status')) q.set('status', fd.get('status'));
     if (fd.get('customer')) q.set('customer', fd.get('customer'));
+    if (query.get('limit')) q.set('limit', query.get('limit'));
     location.hash = '#/orders' + (q.toString() ? '?' + q : '');
   });
   const mode = h('p', { id: 'live-mode', class: 'muted', role: 'status' }, 'Connecting to the change feed…');
@@ -295,13 +297,13 @@ async function ordersPage(main, query, signal) {
   let loading = null;
 
   const load = async () => {
-    const q = new URLSearchParams({ limit: '20' });
+    const q = new URLSearchParams({ limit: String(limit) });
     if (status) q.set('status', status);
     if (customer) q.set('customer', customer);
     if (cursors[pageNo]) q.set('cursor', cursors[pageNo]);
     const res = await api('/orders?' + q, { signal });
     nextCursor = res.body.next_cursor;
-    const rows = res.body.items.map((o) => h('tr', { 'data-order-id': o.order_id },
+    const rows = res.body.items.map((o) => h('tr', { 'data-order-id': o.order_id, 'data-version': o.version },
       h('td', {}, h('a', { href: '#/orders/' + encodeURIComponent(o.order_id), class: 'mono' }, o.order_id)),
       h('td', {}, o.customer_name), h('td', {}, o.product_name), h('td', { class: 'num' }, o.quantity),
       h('td', { 'data-status': o.status }, statusBadge(o.status)), h('td', { class: 'num' }, o.version),
@@ -320,6 +322,32 @@ async function ordersPage(main, query, signal) {
     await loading;
     loading = null;
     if (pending && !signal.aborted) { pending = false; setTimeout(refresh, 150); }
+    else if (!signal.aborted) recheck();
+  };
+  // A feed event is committed to the log before the read model, which the
+  // listing reads, has applied it. So an event is remembered until the
+  // listing shows its order at that version (or the order is not on this
+  // page), re-reading a little later while it does not; and a burst is
+  // followed by trailing reloads, for new orders the page cannot yet see.
+  const want = new Map(); // order ID -> {version, tries}
+  let recheckTimer = null;
+  const recheck = () => {
+    if (recheckTimer || want.size === 0) return;
+    const rows = new Map([...tbody.querySelectorAll('tr[data-order-id]')].map((tr) => [tr.dataset.orderId, Number(tr.dataset.version)]));
+    let behind = false;
+    for (const [id, w] of want) {
+      if (!rows.has(id) ? w.tries >= 8 : rows.get(id) >= w.version || w.tries >= 80) want.delete(id);
+      else { w.tries++; behind = true; }
+    }
+    if (behind) recheckTimer = setTimeout(() => { recheckTimer = null; refresh(); }, 250);
+  };
+  let trailing = [];
+  const onEvent = (ev) => {
+    const w = want.get(ev.order_id);
+    want.set(ev.order_id, { version: Math.max(ev.version, w ? w.version : 0), tries: 0 });
+    refresh();
+    trailing.forEach(clearTimeout);
+    trailing = [600, 2000].map((ms) => setTimeout(() => { if (!signal.aborted) refresh(); }, ms));
   };
   prev.addEventListener('click', () => { if (pageNo > 0) { pageNo--; refresh(); } });
   next.addEventListener('click', () => {
@@ -329,7 +357,7 @@ async function ordersPage(main, query, signal) {
     refresh();
   });
   await refresh();
-  follow(signal, () => refresh(), (m) => {
+  follow(signal, onEvent, (m) => {
     mode.dataset.mode = m;
     mode.textContent = {
       live: 'Live: following the change feed (GET /feed).',

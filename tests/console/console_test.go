@@ -427,6 +427,26 @@ func TestConsole(t *testing.T) {
 		t.Errorf("last row is %s; want the first order %s (newest first)", ids[len(ids)-1], first.OrderID)
 	}
 	p.screenshot("console-orders.png")
+	// Paged with the API's cursors, two to a page.
+	p.route("#/orders?limit=2")
+	pageIDs := func() string {
+		return eval[string](p, `[...document.querySelectorAll('#orders-table tbody tr[data-order-id]')].map(tr => tr.dataset.orderId).join(',')`)
+	}
+	p.waitFor("the first page of two", `document.querySelectorAll('#orders-table tbody tr[data-order-id]').length === 2 && !document.getElementById('next-page').disabled`)
+	if got, want := pageIDs(), strings.Join(ids[:2], ","); got != want {
+		t.Errorf("page 1 = %s; want %s", got, want)
+	}
+	for pg, want := range [][]string{ids[2:4], ids[4:]} {
+		p.do("next page", chromedp.Click(chromedp.CSS("#next-page")))
+		p.waitFor(fmt.Sprintf("page %d", pg+2), fmt.Sprintf(`[...document.querySelectorAll('#orders-table tbody tr[data-order-id]')].map(tr => tr.dataset.orderId).join(',') === %q`, strings.Join(want, ",")))
+	}
+	if !eval[bool](p, `document.getElementById('next-page').disabled`) {
+		t.Error("Next page is enabled on the last page")
+	}
+	p.do("previous page", chromedp.Click(chromedp.CSS("#prev-page")))
+	p.waitFor("page 2 again", fmt.Sprintf(`[...document.querySelectorAll('#orders-table tbody tr[data-order-id]')].map(tr => tr.dataset.orderId).join(',') === %q`, strings.Join(ids[2:4], ",")))
+	p.route("#/orders")
+	p.waitFor("all five orders again", `document.querySelectorAll('#orders-table tbody tr[data-order-id]').length === 5`)
 	p.axeCheck("orders")
 	p.narrow("orders")
 	// The filters.
