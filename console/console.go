@@ -25,7 +25,12 @@
 // Caveat: the live table follows GET /feed through fetch and a stream
 // reader rather than EventSource, because EventSource cannot send an
 // Authorization header; where /feed answers 501 (the AWS backend) the page
-// polls the listing instead and says so.
+// polls the listing instead and says so. A feed event is committed to the
+// log before the projector applies it to the read model the listing reads,
+// so the table re-reads until the order's row shows the event's version,
+// reloads shortly after the feed opens (it starts at the head) and every
+// 10 s while live: the table trails the log by the projector's lag, never
+// by an event missed for good.
 package console
 
 import (

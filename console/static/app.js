@@ -5,6 +5,7 @@
 
 const TOKEN_KEY = 'orderledger.token';
 const POLL_MS = 2000;
+const RECONCILE_MS = 10000;
 const STATUSES = ['Pending', 'Completed', 'Failed', 'Cancelled'];
 
 // ---------- small DOM helpers ----------
@@ -318,9 +319,11 @@ async function ordersPage(main, query, signal) {
   let pending = false;
   const refresh = async () => {
     if (loading) { pending = true; return; }
+    table.dataset.loads = String(Number(table.dataset.loads || 0) + 1);
     loading = load().catch((e) => { if (!signal.aborted) mode.textContent = 'Reload failed: ' + e.message; });
     await loading;
     loading = null;
+    table.dataset.loaded = String(Number(table.dataset.loaded || 0) + 1);
     if (pending && !signal.aborted) { pending = false; setTimeout(refresh, 150); }
     else if (!signal.aborted) recheck();
   };
@@ -343,6 +346,8 @@ async function ordersPage(main, query, signal) {
   };
   let trailing = [];
   const onEvent = (ev) => {
+    table.dataset.events = String(Number(table.dataset.events || 0) + 1);
+    table.dataset.lastEvent = ev.order_id + '@' + ev.version;
     const w = want.get(ev.order_id);
     want.set(ev.order_id, { version: Math.max(ev.version, w ? w.version : 0), tries: 0 });
     refresh();
@@ -357,7 +362,20 @@ async function ordersPage(main, query, signal) {
     refresh();
   });
   await refresh();
+  // The feed starts at its head when it opens; what was committed just
+  // before may not be in the read model yet, so the page reloads once the
+  // feed is open and twice more after it, and every RECONCILE_MS while live
+  // as a backstop.
+  let reconcile = null;
+  signal.addEventListener('abort', () => clearInterval(reconcile));
   follow(signal, onEvent, (m) => {
+    if (m === 'live') {
+      refresh();
+      trailing.forEach(clearTimeout);
+      trailing = [1000, 3000].map((ms) => setTimeout(() => { if (!signal.aborted) refresh(); }, ms));
+      clearInterval(reconcile);
+      reconcile = setInterval(() => { if (!signal.aborted) refresh(); }, RECONCILE_MS);
+    }
     mode.dataset.mode = m;
     mode.textContent = {
       live: 'Live: following the change feed (GET /feed).',
@@ -490,11 +508,13 @@ async function orderPage(main, id, signal) {
         moved.hidden = true;
       } }, 'Reload the order'));
   };
-  follow(signal, (ev) => { if (ev.order_id === id) announce(ev.version); }, () => {},
-    async () => {
-      const res = await api('/orders/' + encodeURIComponent(id) + '/events', { signal }).catch(() => null);
-      if (res) announce(res.body.events.length ? res.body.events[res.body.events.length - 1].version : 0);
-    });
+  // The feed starts at its head: what happened between the load and its
+  // opening is read from the order's events once it is open.
+  const check = async () => {
+    const res = await api('/orders/' + encodeURIComponent(id) + '/events', { signal }).catch(() => null);
+    if (res) announce(res.body.events.length ? res.body.events[res.body.events.length - 1].version : 0);
+  };
+  follow(signal, (ev) => { if (ev.order_id === id) announce(ev.version); }, (m) => { if (m === 'live') check(); }, check);
 }
 
 // timeline draws the events, with the gap since the previous one as a bar

@@ -35,6 +35,7 @@ import (
 	"github.com/orderledger/orderledger/api"
 	"github.com/orderledger/orderledger/domain/order"
 	"github.com/orderledger/orderledger/internal/ledgertest"
+	"github.com/orderledger/orderledger/projections"
 )
 
 func TestMain(m *testing.M) {
@@ -419,6 +420,18 @@ func TestConsole(t *testing.T) {
 		}
 	}
 	p.route("#/orders")
+	defer func() {
+		if t.Failed() {
+			page, err := cli.List(bg, projections.ListQuery{})
+			for _, v := range page.Items {
+				t.Logf("read model: %s %s v%d", v.OrderID, v.Status, v.Version)
+			}
+			r, rerr := cli.Ready(bg)
+			t.Logf("list err %v; ready %+v %v", err, r, rerr)
+			t.Logf("orders table: %s", eval[string](p, `JSON.stringify(Object.assign({}, (document.getElementById('orders-table') || {}).dataset))`))
+			t.Logf("mode: %s", p.text("#live-mode"))
+		}
+	}()
 	p.waitFor("five orders, settled", `document.querySelectorAll('#orders-table tbody tr[data-order-id]').length === 5 &&
 		![...document.querySelectorAll('#orders-table [data-status]')].some(td => td.dataset.status === 'Pending')`)
 	// Newest first.
