@@ -183,9 +183,14 @@ func (p page) narrow(where string) {
 	p.t.Helper()
 	p.do("390 px viewport", chromedp.EmulateViewport(390, 844))
 	defer p.do("1280 px viewport", chromedp.EmulateViewport(1280, 900))
-	p.do("settle", chromedp.Sleep(200*time.Millisecond))
-	if w := eval[float64](p, `document.documentElement.scrollWidth - window.innerWidth`); w > 0 {
-		wide := eval[[]string](p, `[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !(e.parentElement && e.parentElement.closest('.table-wrap'))).slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' + Math.round(e.getBoundingClientRect().right))`)
+	// The layout settles after the resize (and any reload in flight).
+	over := `document.documentElement.scrollWidth - document.documentElement.clientWidth`
+	for deadline := time.Now().Add(3 * time.Second); eval[float64](p, over) > 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if w := eval[float64](p, over); w > 0 {
+		wide := eval[[]string](p, `[...document.querySelectorAll('body *')].filter(e => !(e.parentElement && e.parentElement.closest('.table-wrap')) && (e.getBoundingClientRect().right > document.documentElement.clientWidth + 1 ||
+			(e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX === 'visible' && e.clientWidth > 0))).slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' + Math.round(e.getBoundingClientRect().right))`)
 		p.t.Errorf("%s at 390 px: the page scrolls sideways by %v px (widest: %v)", where, w, wide)
 	}
 	p.axeCheck(where + " at 390 px")
