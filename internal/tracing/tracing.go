@@ -9,8 +9,8 @@
 // Guarantees and caveats:
 //   - Off and free unless asked: without OTEL_EXPORTER_OTLP_ENDPOINT or
 //     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (or with OTEL_SDK_DISABLED=true or
-//     OTEL_TRACES_EXPORTER=none) no SDK is installed; spans are the global
-//     no-op ones, which only carry the span context they were started in.
+//     OTEL_TRACES_EXPORTER=none) no SDK is installed and Start starts no
+//     span (no allocation): the context keeps the span context it had.
 //     So an incoming traceparent is still passed on, into events, messages
 //     and calls, while nothing is recorded or exported.
 //   - On, spans are batched and exported over OTLP/HTTP (protobuf) to the
@@ -100,14 +100,24 @@ func ForceFlush(ctx context.Context) {
 
 // Start starts a span named name as a child of the span in ctx (or of the
 // remote span context Continue put there), of the given kind.
+//
+// With no SDK installed (tracing off) it starts nothing: it returns ctx as
+// it is and the span already in it (a non-recording one, or none), so the
+// span context an incoming traceparent put there is still what is passed
+// on, and a call costs no allocation.
 func Start(ctx context.Context, name string, kind trace.SpanKind, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	return tracer().Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+	t := tracer()
+	if !t.recording {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	return t.tracer.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
 }
 
 // cachedTracer is the ledger's tracer of the provider it came from.
 type cachedTracer struct {
-	provider trace.TracerProvider
-	tracer   trace.Tracer
+	provider  trace.TracerProvider
+	tracer    trace.Tracer
+	recording bool // the provider is an SDK's (it can flush), not the global no-op
 }
 
 var current atomic.Pointer[cachedTracer]
@@ -116,14 +126,15 @@ var current atomic.Pointer[cachedTracer]
 // provider only when it changed (a provider's Tracer takes a lock). The
 // providers installed (the SDK's, the global default) are pointers, so
 // comparable.
-func tracer() trace.Tracer {
+func tracer() *cachedTracer {
 	tp := otel.GetTracerProvider()
 	if c := current.Load(); c != nil && c.provider == tp {
-		return c.tracer
+		return c
 	}
-	c := &cachedTracer{provider: tp, tracer: tp.Tracer(Name)}
+	_, sdk := tp.(interface{ ForceFlush(context.Context) error })
+	c := &cachedTracer{provider: tp, tracer: tp.Tracer(Name), recording: sdk}
 	current.Store(c)
-	return c.tracer
+	return c
 }
 
 // End ends span, marking it failed with err when err is not nil.

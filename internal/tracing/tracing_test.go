@@ -131,3 +131,26 @@ func TestSetup(t *testing.T) {
 		t.Fatalf("export does not carry the span name and the service name: %q", b)
 	}
 }
+
+// TestStartIsFreeWhenOff: with no SDK installed, Start starts nothing and
+// allocates nothing, and what it returns still carries an incoming trace
+// context (so events and messages still pass it on). Not parallel: it
+// needs the process's default provider.
+func TestStartIsFreeWhenOff(t *testing.T) {
+	if _, sdk := otel.GetTracerProvider().(interface{ ForceFlush(context.Context) error }); sdk {
+		t.Fatal("an SDK provider is installed before this test; it needs the default")
+	}
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	in := tracing.Continue(context.Background(), tp)
+	ctx, span := tracing.Start(in, "op", trace.SpanKindInternal)
+	span.End()
+	if got := tracing.TraceParent(ctx); got != tp || span.IsRecording() {
+		t.Fatalf("off: TraceParent = %q (recording %v), want %q passed on", got, span.IsRecording(), tp)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		_, s := tracing.Start(in, "op", trace.SpanKindInternal)
+		s.End()
+	}); n != 0 {
+		t.Fatalf("Start allocates %v times per call with tracing off, want 0", n)
+	}
+}
