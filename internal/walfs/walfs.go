@@ -15,8 +15,8 @@
 // SpareDir of the database directory, Size bytes of zeros written and
 // synced. When pebble creates a log file (NNNNNN.log) and a spare is ready,
 // the spare is renamed to that name and opened for writing without
-// truncation, as pebble's own recycling does (ReuseForWrite); a new spare
-// is then written in the background. A log file pebble removes (it is
+// truncation, as pebble's own recycling does (ReuseForWrite); once pebble
+// has written half of it, the next spare is written in the background. A log file pebble removes (it is
 // obsolete) becomes the spare instead, when none is ready and the file is
 // at least Size bytes long, so a restart reuses the last log and writes
 // nothing. The first spare of a directory is written by New, before pebble
@@ -33,8 +33,8 @@
 // before; pebble rotates its log when the memtable is full, so Size should
 // be the memtable size with some headroom. Each spare costs Size bytes of
 // disk, and writing one costs Size bytes of I/O (about 70 ms for 72 MiB on
-// the machine of BENCHMARKS.md), once per log pebble creates while no
-// obsolete log can be reused.
+// the machine of BENCHMARKS.md), once per log pebble fills half way while
+// no obsolete log can be reused, and once when New finds no spare.
 package walfs
 
 import (
@@ -43,6 +43,7 @@ import (
 	"io/fs"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -134,11 +135,10 @@ func (f *FS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, erro
 	take := f.ready
 	f.ready = false
 	f.mu.Unlock()
-	defer f.refill()
 	if take {
 		file, err := f.FS.ReuseForWrite(f.sparePath(), name, category)
 		if err == nil {
-			return file, nil
+			return &logFile{File: file, fs: f}, nil
 		}
 		// The spare is unusable (gone, or the rename failed): an ordinary
 		// log file, as without this package.
@@ -146,7 +146,29 @@ func (f *FS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, erro
 			_ = file.Close()
 		}
 	}
-	return f.FS.Create(name, category)
+	file, err := f.FS.Create(name, category)
+	if err != nil {
+		return nil, err
+	}
+	return &logFile{File: file, fs: f}, nil
+}
+
+// logFile is a log pebble writes; half way through Size, the next spare is
+// written, so that a store that writes little writes no second spare.
+type logFile struct {
+	vfs.File
+	fs      *FS
+	written atomic.Int64
+	asked   atomic.Bool
+}
+
+func (l *logFile) Write(p []byte) (int, error) {
+	n, err := l.File.Write(p)
+	if l.written.Add(int64(n)) >= l.fs.size/2 && !l.asked.Load() {
+		l.asked.Store(true)
+		l.fs.refill()
+	}
+	return n, err
 }
 
 // Remove removes name; an obsolete log file becomes the spare when none is

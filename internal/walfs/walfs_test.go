@@ -121,9 +121,13 @@ func TestLogIsTheSpare(t *testing.T) {
 	if fi, _ := os.Stat(l[0]); fi.Size() != size {
 		t.Fatalf("log size %d, want the spare's %d (not truncated)", fi.Size(), size)
 	}
-	closeBoth(t, db, fs) // waits for the next spare
+	if _, err := os.Stat(spare(dir)); !os.IsNotExist(err) {
+		t.Fatalf("a next spare before the log is half full: %v", err)
+	}
+	put(t, db, 10, 10+size/2/100) // past half of the log
+	closeBoth(t, db, fs)          // waits for the next spare
 	if fi, err := os.Stat(spare(dir)); err != nil || fi.Size() != size {
-		t.Fatalf("next spare: %v, %v", fi, err)
+		t.Fatalf("next spare once the log is half full: %v, %v", fi, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, walfs.SpareDir, "spare.tmp")); !os.IsNotExist(err) {
 		t.Fatalf("temporary file left: %v", err)
@@ -184,8 +188,11 @@ func TestRemovedLogLeavesOneSpare(t *testing.T) {
 			t.Fatal(err)
 		}
 		log := filepath.Join(dir, "000001.log")
-		f, err := fs.Create(log, "test") // takes the spare, starts the next
+		f, err := fs.Create(log, "test") // takes the spare
 		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(make([]byte, 8<<20)); err != nil { // half: the next spare starts
 			t.Fatal(err)
 		}
 		f.Close()
