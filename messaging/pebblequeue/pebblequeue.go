@@ -49,6 +49,7 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/internal/pebblelog"
+	"github.com/orderledger/orderledger/internal/walfs"
 	"github.com/orderledger/orderledger/messaging"
 )
 
@@ -67,6 +68,7 @@ type Options struct {
 // Broker holds the queues and topics of one database.
 type Broker struct {
 	db     *pebble.DB
+	wfs    *walfs.FS
 	dir    string
 	clock  domain.Clock
 	ids    domain.IDSource
@@ -93,15 +95,24 @@ func open(dir string, opts Options, tune func(*pebble.Options)) (*Broker, error)
 	if err := pebblelog.CheckSpace("messaging/pebblequeue", "open "+dir, dir); err != nil {
 		return nil, err
 	}
+	po.EnsureDefaults()
+	// The broker's first log takes a prewritten file (internal/walfs), so
+	// its syncs write no file metadata; pebble recycles its later ones.
+	wfs, err := walfs.New(po.FS, dir, int64(po.MemTableSize+po.MemTableSize/8))
+	if err != nil {
+		return nil, storageErr("open "+dir, err)
+	}
+	po.FS = wfs
 	db, err := pebble.Open(dir, po)
 	if err != nil {
+		_ = wfs.Close()
 		return nil, storageErr("open "+dir, err)
 	}
 	clock := opts.Clock
 	if clock == nil {
 		clock = domain.SystemClock
 	}
-	return &Broker{db: db, dir: dir, clock: clock, ids: domain.NewULIDSource(nil),
+	return &Broker{db: db, wfs: wfs, dir: dir, clock: clock, ids: domain.NewULIDSource(nil),
 		queues: map[string]*Queue{}, topics: map[string]*Topic{}}, nil
 }
 
@@ -118,7 +129,9 @@ func (b *Broker) Close() error {
 	for _, q := range b.queues {
 		q.signal()
 	}
-	if err := b.db.Close(); err != nil {
+	err := b.db.Close()
+	_ = b.wfs.Close() // a spare that could not be written cost only speed
+	if err != nil {
 		return storageErr("close", err)
 	}
 	return nil
