@@ -84,9 +84,14 @@ func Setup(ctx context.Context, getenv func(string) string, service string) (shu
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
 		return nil, fmt.Errorf("tracing: resource: %w", err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	tp := newProvider(exp, res, getenv)
 	otel.SetTracerProvider(tp)
 	return tp.Shutdown, nil
+}
+
+// newProvider is the tracer provider Setup installs: spans batched to exp.
+func newProvider(exp sdktrace.SpanExporter, res *resource.Resource, getenv func(string) string) *sdktrace.TracerProvider {
+	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 }
 
 // ForceFlush exports the spans the installed provider still batches, when
