@@ -110,13 +110,39 @@ func ForceFlush(ctx context.Context) {
 // it is and the span already in it (a non-recording one, or none), so the
 // span context an incoming traceparent put there is still what is passed
 // on, and a call costs no allocation.
+//
+// On, the span's kind is passed as an option built once per kind, and
+// attrs are set on the started span rather than passed as a
+// trace.WithAttributes option: the SDK copies them into the span either
+// way, and the option route costs three more allocations per span (the
+// options slice, the boxed option and the start config's copy). So a
+// sampler does not see attrs (the SDK's own samplers, and those
+// OTEL_TRACES_SAMPLER names, never look at attributes).
 func Start(ctx context.Context, name string, kind trace.SpanKind, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	t := tracer()
 	if !t.recording {
 		return ctx, trace.SpanFromContext(ctx)
 	}
-	return t.tracer.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+	opts := kindOptions[trace.SpanKindInternal] // what the SDK makes of a kind out of range
+	if k := int(kind); k >= 0 && k < len(kindOptions) {
+		opts = kindOptions[k]
+	}
+	ctx, span := t.tracer.Start(ctx, name, opts...)
+	if len(attrs) > 0 {
+		span.SetAttributes(attrs...)
+	}
+	return ctx, span
 }
+
+// kindOptions holds, for each span kind, the start options giving it,
+// built once: passed on as a slice they allocate nothing per span.
+var kindOptions = func() [trace.SpanKindConsumer + 1][]trace.SpanStartOption {
+	var o [trace.SpanKindConsumer + 1][]trace.SpanStartOption
+	for k := range o {
+		o[k] = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKind(k))}
+	}
+	return o
+}()
 
 // cachedTracer is the ledger's tracer of the provider it came from.
 type cachedTracer struct {
