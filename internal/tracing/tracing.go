@@ -211,8 +211,23 @@ func Continue(ctx context.Context, traceparent string) context.Context {
 	if traceparent == "" {
 		return ctx
 	}
-	return propagator.Extract(ctx, propagation.MapCarrier{HeaderTraceParent: traceparent})
+	return propagator.Extract(ctx, traceParentCarrier(traceparent))
 }
+
+// traceParentCarrier is a carrier holding one traceparent and nothing
+// else: what Continue extracts from, without a map per call.
+type traceParentCarrier string
+
+func (c traceParentCarrier) Get(key string) string {
+	if key == HeaderTraceParent {
+		return string(c)
+	}
+	return ""
+}
+
+func (traceParentCarrier) Set(string, string) {}
+
+func (traceParentCarrier) Keys() []string { return []string{HeaderTraceParent} }
 
 // Extract returns ctx carrying the trace context of the request headers h
 // (traceparent, tracestate) as the remote parent.
