@@ -253,11 +253,18 @@ func (p *Processor) Process(ctx context.Context, orderID string, last bool, meta
 	// append conflict and the stream is read again, see orders.UpdateFrom).
 	var st orders.Stream
 	for range maxDecisions {
+		if settled(st, charged) {
+			// What this call last appended leaves nothing to do: deciding
+			// again on it (no read, no append) would find nothing, so the
+			// delivery is done without that decision and its span.
+			return nil
+		}
 		var step order.Step
 		var retry *attemptError // a failed try, recorded: try again
-		// One span per decision, named after the step it took (the last
-		// one, "saga settled", finds nothing left to do).
-		sctx, span := tracing.Start(ctx, "saga step", trace.SpanKindInternal, attribute.String("order_id", orderID))
+		// One span per decision, named after the step it took ("saga
+		// settled" when a delivery finds nothing left to do). It carries
+		// no attribute: the order ID is its parent's, "process order".
+		sctx, span := tracing.Start(ctx, "saga step", trace.SpanKindInternal)
 		next, err := p.orders.UpdateFrom(sctx, orderID, st, meta, func(o order.Order) ([]order.Event, error) {
 			if !o.Exists() {
 				return nil, order.ErrNotFound
@@ -361,6 +368,14 @@ func (p *Processor) Process(ctx context.Context, orderID string, last bool, meta
 	return &TransientError{Step: "decide", Err: fmt.Errorf("order %s: no progress after %d decisions", orderID, maxDecisions)}
 }
 
+// settled reports whether st, the order as Process last appended it (not
+// reloaded), needs no further decision: no step is next and no charge made
+// by this call is waiting to be recorded. The decision Process would make
+// on it returns no events.
+func settled(st orders.Stream, charged *order.RecordPayment) bool {
+	return len(st.Events) > 0 && st.Order.NextStep() == order.StepNone && (charged == nil || st.Order.Paid)
+}
+
 // endStep names and ends the span of one decision of Process.
 func endStep(span trace.Span, step order.Step, retry *attemptError, err error) {
 	name := string(step)
@@ -376,8 +391,9 @@ func endStep(span trace.Span, step order.Step, retry *attemptError, err error) {
 }
 
 // callSpan starts the span of a call to a service; end it with tracing.End.
-func callSpan(ctx context.Context, name string, o order.Order) (context.Context, trace.Span) {
-	return tracing.Start(ctx, name, trace.SpanKindClient, attribute.String("order_id", o.ID))
+// It carries no attribute: the order ID is on "process order", two spans up.
+func callSpan(ctx context.Context, name string) (context.Context, trace.Span) {
+	return tracing.Start(ctx, name, trace.SpanKindClient)
 }
 
 // inlineTries bounds the tries one delivery makes of a failing step when it
@@ -449,7 +465,7 @@ func (p *Processor) perform(ctx context.Context, o order.Order, step order.Step)
 	attempt := o.Attempt(step)
 	switch step {
 	case order.StepCharge:
-		cctx, span := callSpan(ctx, "payment charge", o)
+		cctx, span := callSpan(ctx, "payment charge")
 		ch, err := p.payment.Charge(cctx, services.ChargeRequest{
 			IdempotencyKey: services.Key(o.ID, services.StepCharge), OrderID: o.ID,
 			CustomerName: o.CustomerName, ProductName: o.ProductName, Quantity: o.Quantity,
@@ -468,7 +484,7 @@ func (p *Processor) perform(ctx context.Context, o order.Order, step order.Step)
 		// may have landed unseen is the void's to find (the next step).
 		return order.RecordPaymentFailure{Reason: "payment service unavailable: " + err.Error(), Attempts: attempt, Unconfirmed: true}, nil
 	case order.StepReserve:
-		cctx, span := callSpan(ctx, "inventory reserve", o)
+		cctx, span := callSpan(ctx, "inventory reserve")
 		r, err := p.inventory.Reserve(cctx, services.ReserveRequest{
 			IdempotencyKey: services.Key(o.ID, services.StepReserve), OrderID: o.ID,
 			ProductName: o.ProductName, Quantity: o.Quantity,
@@ -489,7 +505,7 @@ func (p *Processor) perform(ctx context.Context, o order.Order, step order.Step)
 		// compensation would keep the money. Every failed try is recorded
 		// and retried; see Process for the last delivery.
 		reason := refundReason(o)
-		cctx, span := callSpan(ctx, "payment refund", o)
+		cctx, span := callSpan(ctx, "payment refund")
 		_, err := p.payment.Refund(cctx, services.RefundRequest{
 			IdempotencyKey: services.Key(o.ID, services.StepRefund), OrderID: o.ID,
 			PaymentID: o.PaymentID, Amount: o.Amount, Reason: reason,
@@ -507,7 +523,7 @@ func (p *Processor) perform(ctx context.Context, o order.Order, step order.Step)
 		// record it; its refund is the next step). Never given up, like a
 		// refund.
 		reason := voidReason(o)
-		cctx, span := callSpan(ctx, "payment void", o)
+		cctx, span := callSpan(ctx, "payment void")
 		v, err := p.payment.Void(cctx, services.VoidRequest{
 			IdempotencyKey: services.Key(o.ID, services.StepCharge), OrderID: o.ID, Reason: reason,
 		})
