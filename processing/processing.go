@@ -221,11 +221,8 @@ func (p *Processor) Handle(ctx context.Context, msg messaging.Message) error {
 	}
 	// Continue the trace of the publish that sent the message, or else of
 	// the append that stored the event.
-	parent := msg.Attributes[messaging.AttrTraceParent]
-	if tracing.TraceIDOf(parent) == "" {
-		parent = env.Metadata.TraceParent
-	}
-	ctx, span := tracing.Start(logging.WithOrderID(tracing.Continue(ctx, parent), env.StreamID), "process order", trace.SpanKindConsumer,
+	ctx = tracing.ContinueFirst(ctx, msg.Attributes[messaging.AttrTraceParent], env.Metadata.TraceParent)
+	ctx, span := tracing.Start(logging.WithOrderID(ctx, env.StreamID), "process order", trace.SpanKindConsumer,
 		attribute.String("order_id", env.StreamID), attribute.String("messaging.message.id", msg.ID),
 		attribute.Int("messaging.receive_count", msg.ReceiveCount))
 	err := p.Process(ctx, env.StreamID, msg.ReceiveCount >= messaging.MaxReceiveCount, meta)

@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"net"
+	"net/http"
 	"testing"
 
 	"go.opentelemetry.io/otel"
@@ -105,6 +106,26 @@ func BenchmarkPropagation(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			Continue(context.Background(), benchParent)
+		}
+	})
+	b.Run("ContinueFirst", func(b *testing.B) { // the processor: the message's attribute, else the event's metadata
+		b.ReportAllocs()
+		for b.Loop() {
+			ContinueFirst(context.Background(), "", benchParent)
+		}
+	})
+	h := http.Header{"Traceparent": {benchParent}}
+	b.Run("Extract", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			Extract(context.Background(), h)
+		}
+	})
+	b.Run("Inject", func(b *testing.B) {
+		b.ReportAllocs()
+		out := http.Header{}
+		for b.Loop() {
+			Inject(ctx, out)
 		}
 	})
 	b.Run("TraceIDOf", func(b *testing.B) {

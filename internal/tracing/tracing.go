@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"sync/atomic"
 
@@ -214,6 +215,18 @@ func Continue(ctx context.Context, traceparent string) context.Context {
 	return propagator.Extract(ctx, traceParentCarrier(traceparent))
 }
 
+// ContinueFirst is Continue with the first of traceparents that is a
+// valid one (each parsed once, no context built for the invalid ones);
+// with none, ctx as it is.
+func ContinueFirst(ctx context.Context, traceparents ...string) context.Context {
+	for _, tp := range traceparents {
+		if c := Continue(ctx, tp); c != ctx { // Continue returns ctx itself for an empty or malformed one
+			return c
+		}
+	}
+	return ctx
+}
+
 // traceParentCarrier is a carrier holding one traceparent and nothing
 // else: what Continue extracts from, without a map per call.
 type traceParentCarrier string
@@ -232,14 +245,45 @@ func (traceParentCarrier) Keys() []string { return []string{HeaderTraceParent} }
 // Extract returns ctx carrying the trace context of the request headers h
 // (traceparent, tracestate) as the remote parent.
 func Extract(ctx context.Context, h http.Header) context.Context {
-	return propagator.Extract(ctx, propagation.HeaderCarrier(h))
+	return propagator.Extract(ctx, headerCarrier(h))
 }
 
 // Inject sets the traceparent (and tracestate) headers of the span context
 // in ctx on h; it sets nothing when ctx carries none.
 func Inject(ctx context.Context, h http.Header) {
-	propagator.Inject(ctx, propagation.HeaderCarrier(h))
+	propagator.Inject(ctx, headerCarrier(h))
 }
+
+// headerCarrier is propagation.HeaderCarrier reading and writing the two
+// Trace Context headers under their canonical keys directly: Header.Get
+// and Set canonicalise a lowercase key into a new string on every call.
+type headerCarrier http.Header
+
+const (
+	canonicalTraceParent = "Traceparent" // textproto.CanonicalMIMEHeaderKey(HeaderTraceParent)
+	canonicalTraceState  = "Tracestate"
+)
+
+func canonical(key string) string {
+	switch key {
+	case HeaderTraceParent:
+		return canonicalTraceParent
+	case "tracestate":
+		return canonicalTraceState
+	}
+	return textproto.CanonicalMIMEHeaderKey(key)
+}
+
+func (c headerCarrier) Get(key string) string {
+	if v := c[canonical(key)]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (c headerCarrier) Set(key, value string) { c[canonical(key)] = []string{value} }
+
+func (c headerCarrier) Keys() []string { return propagation.HeaderCarrier(c).Keys() }
 
 // WithMessageAttr returns attrs with the traceparent of the span context in
 // ctx under key, when attrs has no such key and ctx carries a span

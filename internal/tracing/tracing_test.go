@@ -69,10 +69,42 @@ func TestContinueAndTraceParent(t *testing.T) {
 	if got := tracing.TraceParent(tracing.Extract(context.Background(), h)); got != tp {
 		t.Fatalf("Extract: %q", got)
 	}
+	if got := tracing.TraceParent(tracing.Extract(context.Background(), http.Header{"Traceparent": {tp}, "Tracestate": {"k=v"}})); got != tp {
+		t.Fatalf("Extract of canonical headers: %q", got)
+	}
+	if sc := trace.SpanContextFromContext(tracing.Extract(context.Background(), http.Header{"Traceparent": {tp}, "Tracestate": {"k=v"}})); sc.TraceState().Get("k") != "v" {
+		t.Fatalf("Extract dropped tracestate: %v", sc.TraceState())
+	}
 	h = http.Header{}
 	tracing.Inject(context.Background(), h)
 	if len(h) != 0 {
 		t.Fatalf("Inject without a span set %v", h)
+	}
+}
+
+func TestContinueFirst(t *testing.T) {
+	t.Parallel()
+	const a = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	const b = "00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b8-01"
+	for _, tc := range []struct {
+		in   []string
+		want string
+	}{
+		{[]string{a, b}, a},
+		{[]string{"", b}, b},
+		{[]string{"garbage", b}, b},
+		{[]string{"00-00000000000000000000000000000000-00f067aa0ba902b7-01", a}, a},
+		{[]string{"", "garbage"}, ""},
+		{nil, ""},
+	} {
+		if got := tracing.TraceParent(tracing.ContinueFirst(context.Background(), tc.in...)); got != tc.want {
+			t.Errorf("ContinueFirst(%q) carries %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	// None valid: ctx as it was, with the trace it already had.
+	in := tracing.Continue(context.Background(), b)
+	if got := tracing.TraceParent(tracing.ContinueFirst(in, "", "garbage")); got != b {
+		t.Errorf("ContinueFirst of nothing valid dropped the context's trace: %q", got)
 	}
 }
 
