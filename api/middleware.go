@@ -55,11 +55,13 @@ func (s *server) requestID(next http.Handler) http.Handler {
 // traceRequest serves each request in a server span that continues the
 // request's traceparent header (or starts a trace), named after the
 // method and the route pattern chi matched ("POST /orders"; never a raw
-// path: an unmatched request is "unmatched"). The events the request
-// appends carry this trace in their metadata (package orders).
+// path: an unmatched request is "unmatched"); it starts as the bare
+// method (no name built per request before the route is known). The
+// events the request appends carry this trace in their metadata (package
+// orders).
 func (s *server) traceRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, span := tracing.Start(tracing.Extract(r.Context(), r.Header), "HTTP "+r.Method, trace.SpanKindServer,
+		ctx, span := tracing.Start(tracing.Extract(r.Context(), r.Header), r.Method, trace.SpanKindServer, // renamed "METHOD /route" below
 			attribute.String("http.request.method", r.Method),
 			attribute.String("request_id", RequestID(r.Context())))
 		defer span.End()

@@ -148,7 +148,9 @@ func (s *Service) Place(ctx context.Context, key string, cmd order.Place, meta e
 	} else {
 		res, err = s.store.Append(actx, id, 0, envs...)
 	}
-	span.SetAttributes(attribute.Bool("idempotent_replay", res.Duplicate))
+	if res.Duplicate {
+		span.SetAttributes(attribute.Bool("idempotent_replay", true)) // absent: false
+	}
 	tracing.End(span, err)
 	if err != nil {
 		return Placement{}, fmt.Errorf("orders: place: %w", err)
