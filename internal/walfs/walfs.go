@@ -29,6 +29,10 @@
 // the same tail it reads in a log it recycled itself or preallocated. A
 // crash while a spare is written leaves a temporary file that New removes.
 //
+// A spare is written only while the filesystem has twice Size and MinFree
+// free, so a nearly full disk keeps ordinary logs rather than fill up with
+// spares; a spare that cannot be written leaves ordinary logs too.
+//
 // Caveats: a log that grows past Size appends into new blocks again, as
 // before; pebble rotates its log when the memtable is full, so Size should
 // be the memtable size with some headroom. Each spare costs Size bytes of
@@ -41,9 +45,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -75,7 +81,9 @@ type FS struct {
 
 // New returns an FS for the database in dir on base (vfs.Default when nil)
 // whose logs are prewritten to size bytes, and writes the first spare when
-// the directory has none.
+// the directory has none. A spare is an optimisation only: when it cannot
+// be written (no room, a read-only directory, any error), logs are ordinary
+// files and New still succeeds; Err says why.
 func New(base vfs.FS, dir string, size int64) (*FS, error) {
 	if base == nil {
 		base = vfs.Default
@@ -84,21 +92,56 @@ func New(base vfs.FS, dir string, size int64) (*FS, error) {
 		return nil, fmt.Errorf("walfs: size %d: must be positive", size)
 	}
 	f := &FS{FS: base, dir: dir, size: size}
-	if err := base.MkdirAll(f.spareDir(), 0o755); err != nil {
-		return nil, fmt.Errorf("walfs: %w", err)
-	}
-	if err := base.Remove(f.tempPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("walfs: remove a torn spare: %w", err)
-	}
 	if fi, err := base.Stat(f.sparePath()); err == nil && fi.Size() >= size {
 		f.ready = true
 		return f, nil
 	}
+	if !f.room() {
+		return f, nil
+	}
+	if err := base.MkdirAll(f.spareDir(), 0o755); err != nil {
+		f.fillErr = fmt.Errorf("walfs: %w", err)
+		return f, nil
+	}
+	if err := base.Remove(f.tempPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		f.fillErr = fmt.Errorf("walfs: remove a torn spare: %w", err)
+		return f, nil
+	}
 	if err := f.fill(func() bool { return false }); err != nil {
-		return nil, err
+		f.fillErr = err
+		return f, nil
 	}
 	f.ready = true
 	return f, nil
+}
+
+// MinFree is the free space, beyond twice Size, below which no spare is
+// written: a spare must never be what fills the disk.
+const MinFree = 64 << 20
+
+// room reports whether the filesystem has room for a spare: twice Size and
+// MinFree free (or the free space cannot be read: the write then tells).
+func (f *FS) room() bool {
+	var st syscall.Statfs_t
+	for dir := f.dir; ; {
+		err := syscall.Statfs(dir, &st)
+		if err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if !errors.Is(err, syscall.ENOENT) || parent == dir {
+			return true
+		}
+		dir = parent // the database's directory does not exist yet
+	}
+	return int64(st.Bavail)*int64(st.Bsize) >= 2*f.size+MinFree
+}
+
+// Err returns why the last spare could not be written, or nil.
+func (f *FS) Err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fillErr
 }
 
 // Size is how many bytes each spare log holds.
@@ -179,7 +222,7 @@ func (f *FS) Remove(name string) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.ready || f.closed {
+	if f.ready || f.closed || !f.room() {
 		return f.FS.Remove(name)
 	}
 	// A spare being written is given up for this one (fill sees ready).
@@ -199,7 +242,7 @@ func (f *FS) Remove(name string) error {
 func (f *FS) refill() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.ready || f.filling || f.closed {
+	if f.ready || f.filling || f.closed || !f.room() {
 		return
 	}
 	f.filling = true

@@ -244,6 +244,39 @@ func TestTornSpareIsRemoved(t *testing.T) {
 	}
 }
 
+// TestNoRoomNoSpare asks for a spare larger than half the free space: New
+// writes none and succeeds, and pebble's log is an ordinary file that keeps
+// what is written.
+func TestNoRoomNoSpare(t *testing.T) {
+	dir := t.TempDir()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	fs, err := walfs.New(nil, dir, free/2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(spare(dir)); !os.IsNotExist(err) {
+		t.Fatalf("a spare of %d bytes with %d free: %v", free/2, free, err)
+	}
+	db, err := pebble.Open(dir, &pebble.Options{FS: fs, Logger: quiet{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, db, 0, 10)
+	l := logs(t, dir)
+	if len(l) != 1 {
+		t.Fatalf("logs: %v", l)
+	}
+	if fi, _ := os.Stat(l[0]); fi.Size() > 1<<20 {
+		t.Fatalf("log of %d bytes: a spare was used", fi.Size())
+	}
+	check(t, db, 10)
+	closeBoth(t, db, fs)
+}
+
 // TestOtherFilesPassThrough checks that files that are not logs are created
 // and removed as by the base filesystem.
 func TestOtherFilesPassThrough(t *testing.T) {
