@@ -53,17 +53,7 @@ func (p *Projector) HandleBatch(ctx context.Context, envs []eventstore.Event) er
 	if len(envs) == 0 {
 		return nil
 	}
-	var streams [][]eventstore.Event
-	idx := map[string]int{}
-	for _, env := range envs {
-		i, ok := idx[env.StreamID]
-		if !ok {
-			i = len(streams)
-			idx[env.StreamID] = i
-			streams = append(streams, nil)
-		}
-		streams[i] = append(streams[i], env)
-	}
+	streams := groupStreams(envs)
 	if len(streams) == 1 || p.Parallel <= 1 {
 		var first error
 		for _, s := range streams {
@@ -80,6 +70,89 @@ func (p *Projector) HandleBatch(ctx context.Context, envs []eventstore.Event) er
 		g.Go(func() error { return p.handleStream(ctx, s) })
 	}
 	return g.Wait()
+}
+
+// groupStreams splits envs by stream, in order of first appearance.
+func groupStreams(envs []eventstore.Event) [][]eventstore.Event {
+	var streams [][]eventstore.Event
+	idx := map[string]int{}
+	for _, env := range envs {
+		i, ok := idx[env.StreamID]
+		if !ok {
+			i = len(streams)
+			idx[env.StreamID] = i
+			streams = append(streams, nil)
+		}
+		streams[i] = append(streams[i], env)
+	}
+	return streams
+}
+
+// HandleBatchAt projects envs as HandleBatch does, and writes every view the
+// batch changes together with consumer's checkpoint at pos in one atomic,
+// durable write (see CheckpointedWriter, which the projector's read model
+// must implement). When a stream fails (a repair the store cannot serve yet), the
+// views of the others are still written, without moving the checkpoint, and
+// the first error is returned: the batch is handed in again. A conflict
+// (another writer moved a view) re-reads the batch's views and tries again.
+func (p *Projector) HandleBatchAt(ctx context.Context, envs []eventstore.Event, consumer string, pos uint64) error {
+	w, ok := p.rm.(CheckpointedWriter)
+	if !ok {
+		return errors.New("projections: handle batch: the read model cannot write a batch with its checkpoint")
+	}
+	if len(envs) == 0 {
+		return nil
+	}
+	streams := groupStreams(envs)
+	for attempt := 0; ; attempt++ {
+		puts := make([]Put, len(streams))
+		changed := make([]bool, len(streams))
+		errs := make([]error, len(streams))
+		// No shared context: a failed stream does not cancel the others.
+		var g errgroup.Group
+		g.SetLimit(max(p.Parallel, 1))
+		for i, s := range streams {
+			g.Go(func() error {
+				id := s[0].StreamID
+				cur, err := p.rm.Get(ctx, id)
+				if err != nil && !errors.Is(err, order.ErrNotFound) {
+					errs[i] = fmt.Errorf("projections: project %s: %w", id, err)
+					return nil
+				}
+				next, ok, err := p.advance(ctx, cur, s)
+				puts[i], changed[i], errs[i] = Put{Expected: cur.Version, View: next}, ok && err == nil, err
+				return nil
+			})
+		}
+		_ = g.Wait()
+		var first error
+		var write []Put
+		for i := range streams {
+			if errs[i] != nil && first == nil {
+				first = errs[i]
+			}
+			if changed[i] {
+				write = append(write, puts[i])
+			}
+		}
+		cp := consumer
+		if first != nil {
+			cp = "" // the checkpoint stays until every stream is projected
+		}
+		if len(write) == 0 && cp == "" {
+			return first
+		}
+		err := w.PutBatch(ctx, write, cp, pos)
+		var conflict *ConflictError
+		switch {
+		case err == nil:
+			return first
+		case errors.As(err, &conflict) && attempt+1 < maxAttempts:
+			continue // another writer moved a view: read the batch again
+		default:
+			return fmt.Errorf("projections: project batch: %w", err)
+		}
+	}
 }
 
 // handleStream projects events of one stream, in any order, duplicates allowed.

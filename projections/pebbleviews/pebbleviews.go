@@ -27,10 +27,15 @@
 // goroutine applies every write: it takes all Puts waiting at that moment
 // (no fixed delay), checks each expected version (against the database and
 // the earlier Puts of the same group), and commits the group as one synced
-// batch; concurrent projector workers therefore share one fsync. (pebble
-// makes a batch visible a moment before its fsync ends, so a reader may see
-// a view that a crash at that instant would lose; the subscription then
-// projects it again from the log, its checkpoint not having moved.)
+// batch; concurrent projector workers therefore share one fsync. A
+// PutBatch (projections.CheckpointedWriter, what the subscription writes
+// each batch of the feed with) is one synced batch of its own holding the
+// batch's views and the subscription's checkpoint, written whole or not at
+// all: one fsync per batch of the feed, and a crash leaves both or
+// neither. (pebble makes a batch visible a moment before its fsync ends, so
+// a reader may see a view that a crash at that instant would lose; the
+// subscription then projects it again from the log, its checkpoint not
+// having moved.)
 //
 // Failures: errors of pebble or the disk are domain.Unavailable (HTTP 503),
 // and so is a write while the disk has less than pebblelog.Reserve bytes
@@ -55,6 +60,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -68,6 +74,8 @@ import (
 var (
 	_ projections.ReadModel  = (*Store)(nil)
 	_ eventstore.Checkpoints = (*Store)(nil)
+
+	_ projections.CheckpointedWriter = (*Store)(nil)
 )
 
 // MaxIDLen is the longest order ID or consumer name, in bytes.
@@ -94,6 +102,8 @@ type Store struct {
 	rebuilding sync.Mutex // one rebuild at a time
 
 	cursors *projections.Cursors // sealed with the key in cursorKeyFile
+
+	commits atomic.Uint64 // synced commits of views and checkpoints (tests count them)
 }
 
 // generation is one pebble database of views.
@@ -107,10 +117,12 @@ type generation struct {
 }
 
 // request is one unit of work for the owner goroutine: a Put, a checkpoint,
-// or a function run with exclusive write access.
+// a batch of puts with a checkpoint, or a function run with exclusive write
+// access.
 type request struct {
 	ctx      context.Context
 	put      *putReq
+	batch    []projections.Put // with consumer and pos: a PutBatch
 	consumer string
 	pos      uint64
 	fn       func() error

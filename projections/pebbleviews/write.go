@@ -18,6 +18,14 @@ var ErrClosed = domain.Errorf(domain.Unavailable, "projections/pebbleviews: read
 // Put implements projections.ReadModel. The write is fsynced before it
 // returns.
 func (s *Store) Put(ctx context.Context, expected int64, v projections.View) error {
+	if err := checkPut(expected, v); err != nil {
+		return err
+	}
+	return s.do(ctx, request{put: &putReq{expected: expected, view: v}})
+}
+
+// checkPut validates a put of v over expected.
+func checkPut(expected int64, v projections.View) error {
 	switch {
 	case v.OrderID == "" || len(v.OrderID) > MaxIDLen:
 		return domain.Errorf(domain.Invalid, "projections/pebbleviews: put: order ID must be 1..%d bytes", MaxIDLen)
@@ -26,7 +34,30 @@ func (s *Store) Put(ctx context.Context, expected int64, v projections.View) err
 	case !v.Status.Valid():
 		return domain.Errorf(domain.Invalid, "projections/pebbleviews: put %s: invalid status %q", v.OrderID, v.Status)
 	}
-	return s.do(ctx, request{put: &putReq{expected: expected, view: v}})
+	return nil
+}
+
+// PutBatch implements projections.CheckpointedWriter: the puts and the
+// checkpoint are one synced pebble batch, written alone (not grouped with
+// other writes), or nothing when a put's expected version does not match.
+func (s *Store) PutBatch(ctx context.Context, puts []projections.Put, consumer string, pos uint64) error {
+	if len(consumer) > MaxIDLen {
+		return domain.Errorf(domain.Invalid, "projections/pebbleviews: put batch: consumer name must be 1..%d bytes", MaxIDLen)
+	}
+	seen := make(map[string]bool, len(puts))
+	for _, p := range puts {
+		if err := checkPut(p.Expected, p.View); err != nil {
+			return err
+		}
+		if seen[p.View.OrderID] {
+			return domain.Errorf(domain.Invalid, "projections/pebbleviews: put batch: order %s appears twice", p.View.OrderID)
+		}
+		seen[p.View.OrderID] = true
+	}
+	if puts == nil {
+		puts = []projections.Put{} // a batch, not a checkpoint request
+	}
+	return s.do(ctx, request{batch: puts, consumer: consumer, pos: pos})
 }
 
 // SaveCheckpoint implements eventstore.Checkpoints. It is fsynced before it
@@ -72,8 +103,8 @@ func (s *Store) own() {
 			return
 		case r = <-s.reqs:
 		}
-		if r.fn != nil {
-			r.reply <- r.fn()
+		if r.alone() {
+			s.serveAlone(r)
 			continue
 		}
 		group := []request{r}
@@ -82,7 +113,7 @@ func (s *Store) own() {
 		for len(group) < maxGroup {
 			select {
 			case r2 := <-s.reqs:
-				if r2.fn != nil {
+				if r2.alone() {
 					next = &r2
 					break drain
 				}
@@ -93,9 +124,94 @@ func (s *Store) own() {
 		}
 		s.commitGroup(group)
 		if next != nil {
-			next.reply <- next.fn()
+			s.serveAlone(*next)
 		}
 	}
+}
+
+// alone reports whether r is served on its own rather than grouped: an
+// exclusive function, or a batch, which commits or fails as a whole.
+func (r request) alone() bool { return r.fn != nil || r.batch != nil }
+
+// serveAlone serves a request that is not grouped.
+func (s *Store) serveAlone(r request) {
+	if r.fn != nil {
+		r.reply <- r.fn()
+		return
+	}
+	r.reply <- s.commitBatch(r.batch, r.consumer, r.pos)
+}
+
+// commitBatch stages puts and the checkpoint in one batch and commits it
+// synced, or writes nothing when a put conflicts.
+func (s *Store) commitBatch(puts []projections.Put, consumer string, pos uint64) error {
+	g := s.gen
+	b := g.db.NewBatch()
+	defer b.Close()
+	delta := map[order.Status]int64{}
+	for _, p := range puts {
+		old, had, err := getView(g.db, p.View.OrderID)
+		if err != nil {
+			return err
+		}
+		if old.Version != p.Expected {
+			return &projections.ConflictError{OrderID: p.View.OrderID, Expected: p.Expected, Actual: old.Version}
+		}
+		stageView(b, delta, old, had, p.View)
+	}
+	if consumer != "" {
+		cur, err := getUint64(g.db, checkpointKey(consumer))
+		if err != nil {
+			return err
+		}
+		if pos > cur {
+			_ = b.Set(checkpointKey(consumer), binary.BigEndian.AppendUint64(nil, pos), nil)
+		}
+	}
+	return s.commitCounted(g, b, delta)
+}
+
+// stageView adds to b the writes that replace old (when had) by v, and
+// counts the change of status in delta.
+func stageView(b *pebble.Batch, delta map[order.Status]int64, old projections.View, had bool, v projections.View) {
+	writeView(b, old, had, v, encodeView(nil, v))
+	if had {
+		delta[old.Status]--
+	}
+	delta[v.Status]++
+}
+
+// commitCounted adds the counters that delta changes to b, commits it
+// synced (when it holds anything) and then publishes the new counts.
+func (s *Store) commitCounted(g *generation, b *pebble.Batch, delta map[order.Status]int64) error {
+	g.countsMu.Lock()
+	counts := make(map[order.Status]int64, len(g.counts))
+	for st, n := range g.counts {
+		counts[st] = n
+	}
+	g.countsMu.Unlock()
+	for st, d := range delta {
+		if d != 0 && st.Valid() {
+			counts[st] += d
+			_ = b.Set(countKey(st), binary.BigEndian.AppendUint64(nil, uint64(counts[st])), nil)
+		}
+	}
+	if b.Empty() {
+		return nil
+	}
+	// A nearly full disk refuses the batch (503) rather than let pebble's
+	// log write fail, which would end the process.
+	if err := pebblelog.CheckSpace("projections/pebbleviews", "commit", s.dir); err != nil {
+		return err
+	}
+	if err := commitSync(b); err != nil {
+		return err
+	}
+	s.commits.Add(1)
+	g.countsMu.Lock()
+	g.counts = counts
+	g.countsMu.Unlock()
+	return nil
 }
 
 // commitGroup checks and commits a group of puts and checkpoints as one
@@ -138,38 +254,10 @@ func (s *Store) commitGroup(group []request) {
 			errs[i] = &projections.ConflictError{OrderID: v.OrderID, Expected: r.put.expected, Actual: old.Version}
 			continue
 		}
-		writeView(b, old, had, v, encodeView(nil, v))
-		if had {
-			delta[old.Status]--
-		}
-		delta[v.Status]++
+		stageView(b, delta, old, had, v)
 		overlay[v.OrderID] = v
 	}
-	g.countsMu.Lock()
-	counts := make(map[order.Status]int64, len(g.counts))
-	for st, n := range g.counts {
-		counts[st] = n
-	}
-	g.countsMu.Unlock()
-	for st, d := range delta {
-		if d != 0 && st.Valid() {
-			counts[st] += d
-			_ = b.Set(countKey(st), binary.BigEndian.AppendUint64(nil, uint64(counts[st])), nil)
-		}
-	}
-	var err error
-	if !b.Empty() {
-		// A nearly full disk refuses the group (503) rather than let
-		// pebble's log write fail, which would end the process.
-		if err = pebblelog.CheckSpace("projections/pebbleviews", "commit", s.dir); err == nil {
-			err = commitSync(b)
-		}
-	}
-	if err == nil {
-		g.countsMu.Lock()
-		g.counts = counts
-		g.countsMu.Unlock()
-	}
+	err := s.commitCounted(g, b, delta)
 	for i, r := range group {
 		if errs[i] == nil && err != nil {
 			errs[i] = err
