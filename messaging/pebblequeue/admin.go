@@ -2,7 +2,6 @@ package pebblequeue
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -45,8 +44,8 @@ func (q *Queue) Peek(ctx context.Context, limit int) ([]Stored, error) {
 	}
 	var out []Stored
 	for ok := it.First(); ok && (limit <= 0 || len(out) < limit); ok = it.Next() {
-		var rec record
-		if err := json.Unmarshal(it.Value(), &rec); err != nil {
+		rec, err := decodeRecord(it.Value())
+		if err != nil {
 			it.Close()
 			return nil, fmt.Errorf("messaging/pebblequeue: peek %s: %w", q.name, err)
 		}

@@ -21,8 +21,9 @@
 // instead of taking turns for one each, yet none returns before its own write
 // and every earlier one are on disk.
 //
-// Keys: "m\x00<queue>\x00<id>" holds a message record; "v\x00<queue>\x00
-// <visible-at, 8 bytes big-endian unix ns><id>" indexes it by the time it
+// Keys: "m\x00<queue>\x00<id>" holds a message record (a compact binary
+// form, see encodeRecord; JSON records of earlier versions are still read);
+// "v\x00<queue>\x00<visible-at, 8 bytes big-endian unix ns><id>" indexes it by the time it
 // becomes visible, so a receive is a short range scan. Every message received
 // or deleted leaves a deletion tombstone in that index until pebble compacts
 // it away, so a receive does not scan from the start of the index: each queue

@@ -3,7 +3,6 @@ package pebblequeue
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -378,11 +377,11 @@ func (q *Queue) get(id string) (*record, error) {
 		return nil, storageErr(q.name+": get "+id, err)
 	}
 	defer closer.Close()
-	var rec record
-	if err := json.Unmarshal(val, &rec); err != nil {
+	rec, err := decodeRecord(val)
+	if err != nil {
 		return nil, fmt.Errorf("messaging/pebblequeue: %s: decode %s: %w", q.name, id, err)
 	}
-	return &rec, nil
+	return rec, nil
 }
 
 func receipt(id string, count int) string { return id + "." + strconv.Itoa(count) }

@@ -1,7 +1,6 @@
 package pebblequeue
 
 import (
-	"encoding/json"
 	"math"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -12,11 +11,7 @@ import (
 // too low only costs a longer scan). Call with b.mu held.
 func (q *Queue) put(batch *pebble.Batch, rec *record) error {
 	q.lower(max(rec.VisibleAt, 0))
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	if err := batch.Set(msgKey(q.name, rec.ID), data, nil); err != nil {
+	if err := batch.Set(msgKey(q.name, rec.ID), encodeRecord(nil, rec), nil); err != nil {
 		return err
 	}
 	return batch.Set(visKey(q.name, rec.VisibleAt, rec.ID), nil, nil)
