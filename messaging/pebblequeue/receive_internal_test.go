@@ -62,3 +62,66 @@ func TestIdleReceivesDoNotScan(t *testing.T) {
 		t.Fatalf("after the visibility timeout: %+v, %v; want a, received twice", msgs, err)
 	}
 }
+
+// TestDeleteAndReceiveIsOneWrite: the delete and the receive are one
+// durable write (a Delete then a Receive are two), the delete holds after a
+// reopen, and a message whose visibility timeout passed before it was
+// deleted is deleted, not received again by the same call.
+func TestDeleteAndReceiveIsOneWrite(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	now := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	b, err := Open(dir, Options{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := b.Queue("q", QueueConfig{VisibilityTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"a", "b", "c"} {
+		if _, err := q.Send(ctx, []byte(body), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := q.Receive(ctx, 1, 0)
+	if err != nil || len(a) != 1 {
+		t.Fatalf("receive: %v, %v", a, err)
+	}
+	before := b.syncs.Load()
+	got, err := q.DeleteAndReceive(ctx, a[0].ReceiptHandle, 1, 0)
+	if err != nil || len(got) != 1 || string(got[0].Body) == "a" {
+		t.Fatalf("DeleteAndReceive: %+v, %v; want another message", got, err)
+	}
+	if n := b.syncs.Load() - before; n != 1 {
+		t.Fatalf("DeleteAndReceive waited for %d durable writes, want 1", n)
+	}
+	// Its visibility timeout passes before it is deleted: the same call
+	// deletes it and does not hand it out again.
+	now = now.Add(11 * time.Second)
+	got2, err := q.DeleteAndReceive(ctx, got[0].ReceiptHandle, 10, 0)
+	if err != nil || len(got2) != 1 || string(got2[0].Body) != "c" {
+		t.Fatalf("DeleteAndReceive of an expired receipt: %+v, %v; want only c", got2, err)
+	}
+	if _, err := q.DeleteAndReceive(ctx, "bogus", 1, 0); err == nil {
+		t.Fatal("DeleteAndReceive took a malformed receipt")
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err = Open(dir, Options{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	q, err = b.Queue("q", QueueConfig{VisibilityTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := q.Peek(ctx, 0)
+	if err != nil || len(left) != 1 || string(left[0].Body) != "c" {
+		t.Fatalf("after reopen: %+v, %v; want only c", left, err)
+	}
+}
