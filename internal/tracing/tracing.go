@@ -15,9 +15,13 @@
 //     and calls, while nothing is recorded or exported.
 //   - On, spans are batched and exported over OTLP/HTTP (protobuf) to the
 //     endpoint; every other OTEL_EXPORTER_OTLP_* setting (headers, timeout,
-//     compression) and OTEL_TRACES_SAMPLER are read by the SDK itself. An
-//     endpoint that does not answer costs dropped spans and an error line
-//     from the SDK, never a failed request.
+//     compression), OTEL_TRACES_SAMPLER (and _ARG) and OTEL_BSP_* (the
+//     batch's queue and sizes) are read by the SDK itself. The default
+//     samples every trace. An endpoint that does not answer costs dropped
+//     spans and an error line from the SDK, never a failed request: a
+//     refused connection drops the batch at once; a timeout is retried
+//     with backoff until the batch's 30 s export timeout, while the SDK's
+//     bounded queue drops the spans that do not fit.
 //   - Propagation is W3C Trace Context only (traceparent; tracestate is not
 //     stored in events).
 //   - Spans are started on the tracer provider installed when they start

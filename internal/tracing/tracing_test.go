@@ -164,6 +164,33 @@ func TestSetup(t *testing.T) {
 	}
 }
 
+// TestSetupHonoursTheSampler: OTEL_TRACES_SAMPLER is read by the SDK's
+// provider that Setup installs (always_off: spans start, none records).
+// Not parallel: it sets the environment and the global provider.
+func TestSetupHonoursTheSampler(t *testing.T) {
+	before := otel.GetTracerProvider()
+	defer otel.SetTracerProvider(before)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+	t.Setenv("OTEL_TRACES_SAMPLER", "always_off")
+	shutdown, err := tracing.Setup(context.Background(), env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}), "ledger-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(context.Background())
+	if _, span := tracing.Start(context.Background(), "sampled-out", trace.SpanKindInternal); span.IsRecording() {
+		t.Fatal("OTEL_TRACES_SAMPLER=always_off: the span records")
+	}
+	t.Setenv("OTEL_TRACES_SAMPLER", "")
+	shutdown2, err := tracing.Setup(context.Background(), env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}), "ledger-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown2(context.Background())
+	if _, span := tracing.Start(context.Background(), "sampled", trace.SpanKindInternal); !span.IsRecording() {
+		t.Fatal("default sampler: the span does not record")
+	}
+}
+
 // TestStartIsFreeWhenOff: with no SDK installed, Start starts nothing and
 // allocates nothing, and what it returns still carries an incoming trace
 // context (so events and messages still pass it on). Not parallel: it
