@@ -27,7 +27,7 @@ import (
 
 var ids = domain.NewULIDSource(nil)
 
-func setup(t *testing.T, cfg sim.Config) (*processing.Processor, *pebblestore.Store, *sim.Simulator) {
+func setup(t testing.TB, cfg sim.Config) (*processing.Processor, *pebblestore.Store, *sim.Simulator) {
 	t.Helper()
 	store, err := pebblestore.Open(t.TempDir(), pebblestore.WithPebbleOptions(func(po *pebble.Options) {
 		po.MemTableSize, po.CacheSize = 4<<20, 4<<20
@@ -48,7 +48,7 @@ func setup(t *testing.T, cfg sim.Config) (*processing.Processor, *pebblestore.St
 }
 
 // placed stores an OrderPlaced and returns the message the publisher would send.
-func placed(t *testing.T, store eventstore.Store, qty int) (string, messaging.Message) {
+func placed(t testing.TB, store eventstore.Store, qty int) (string, messaging.Message) {
 	t.Helper()
 	now := time.Now().UTC()
 	id := ids(now)
