@@ -156,3 +156,54 @@ func TestSubscriptionBatchIsOneCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestPutBatchSeesEveryOtherWrite: a batch checks its expected versions
+// against the views the writer remembers from earlier batches; a Put in
+// between, and an exclusive function, are seen all the same.
+func TestPutBatchSeesEveryOtherWrite(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ids := domain.NewULIDSource(nil)
+	v := pendingView(ids, time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC))
+	if err := s.PutBatch(ctx, []projections.Put{{Expected: 0, View: v}}, "c", 1); err != nil {
+		t.Fatal(err)
+	}
+	next := func(v projections.View, st order.Status) projections.View {
+		v.Version++
+		v.Status = st
+		return v
+	}
+	v2 := next(v, order.StatusCompleted)
+	if err := s.Put(ctx, 1, v2); err != nil { // not through a batch
+		t.Fatal(err)
+	}
+	var conflict *projections.ConflictError
+	if err := s.PutBatch(ctx, []projections.Put{{Expected: 1, View: v2}}, "c", 2); !errors.As(err, &conflict) || conflict.Actual != 2 {
+		t.Fatalf("a batch over a Put it did not see: %v, want a conflict at version 2", err)
+	}
+	v3 := next(v2, order.StatusCompleted)
+	if err := s.PutBatch(ctx, []projections.Put{{Expected: 2, View: v3}}, "c", 3); err != nil {
+		t.Fatal(err)
+	}
+	// An exclusive function writes behind the remembered views.
+	v4 := next(v3, order.StatusCancelled)
+	if err := s.exclusive(ctx, func() error {
+		b := s.gen.db.NewBatch()
+		defer b.Close()
+		writeView(b, v3, true, v4, encodeView(nil, v4))
+		return b.Commit(nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBatch(ctx, []projections.Put{{Expected: 3, View: next(v3, order.StatusFailed)}}, "c", 4); !errors.As(err, &conflict) || conflict.Actual != 4 {
+		t.Fatalf("a batch over an exclusive write: %v, want a conflict at version 4", err)
+	}
+	if got, err := s.Get(ctx, v.OrderID); err != nil || got.Version != 4 || got.Status != order.StatusCancelled {
+		t.Fatalf("stored %+v, %v; want version 4, cancelled", got, err)
+	}
+}

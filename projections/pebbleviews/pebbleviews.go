@@ -104,6 +104,13 @@ type Store struct {
 	cursors *projections.Cursors // sealed with the key in cursorKeyFile
 
 	commits atomic.Uint64 // synced commits of views and checkpoints (tests count them)
+
+	// recent holds the views the writer committed last with PutBatch in
+	// generation recentGen, so a batch checks its expected versions
+	// without reading them back from pebble. Owned by the writer
+	// goroutine; emptied by every exclusive function.
+	recent    map[string]projections.View
+	recentGen *generation
 }
 
 // generation is one pebble database of views.

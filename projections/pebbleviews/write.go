@@ -136,10 +136,36 @@ func (r request) alone() bool { return r.fn != nil || r.batch != nil }
 // serveAlone serves a request that is not grouped.
 func (s *Store) serveAlone(r request) {
 	if r.fn != nil {
+		s.recent = nil // the function may write anything, or switch generations
 		r.reply <- r.fn()
 		return
 	}
 	r.reply <- s.commitBatch(r.batch, r.consumer, r.pos)
+}
+
+// maxRecent bounds the views the writer remembers (about 300 bytes each).
+const maxRecent = 8192
+
+// storedView returns the stored view of id in g: the one the writer last
+// committed for it when it remembers it (the writer is the only one that
+// writes the live generation, so that is what pebble holds), else pebble's.
+func (s *Store) storedView(g *generation, id string) (projections.View, bool, error) {
+	if s.recentGen == g {
+		if v, ok := s.recent[id]; ok {
+			return v, true, nil
+		}
+	}
+	return getView(g.db, id)
+}
+
+// remember notes views just committed to g (call only after the commit).
+func (s *Store) remember(g *generation, puts []projections.Put) {
+	if s.recentGen != g || s.recent == nil || len(s.recent)+len(puts) > maxRecent {
+		s.recent, s.recentGen = make(map[string]projections.View, min(maxRecent, 2*len(puts))), g
+	}
+	for _, p := range puts {
+		s.recent[p.View.OrderID] = p.View
+	}
 }
 
 // commitBatch stages puts and the checkpoint in one batch and commits it
@@ -150,7 +176,7 @@ func (s *Store) commitBatch(puts []projections.Put, consumer string, pos uint64)
 	defer b.Close()
 	delta := map[order.Status]int64{}
 	for _, p := range puts {
-		old, had, err := getView(g.db, p.View.OrderID)
+		old, had, err := s.storedView(g, p.View.OrderID)
 		if err != nil {
 			return err
 		}
@@ -168,7 +194,11 @@ func (s *Store) commitBatch(puts []projections.Put, consumer string, pos uint64)
 			_ = b.Set(checkpointKey(consumer), binary.BigEndian.AppendUint64(nil, pos), nil)
 		}
 	}
-	return s.commitCounted(g, b, delta)
+	if err := s.commitCounted(g, b, delta); err != nil {
+		return err
+	}
+	s.remember(g, puts)
+	return nil
 }
 
 // stageView adds to b the writes that replace old (when had) by v, and
@@ -256,6 +286,9 @@ func (s *Store) commitGroup(group []request) {
 		}
 		stageView(b, delta, old, had, v)
 		overlay[v.OrderID] = v
+	}
+	for id := range overlay {
+		delete(s.recent, id) // written by a Put: read pebble next time
 	}
 	err := s.commitCounted(g, b, delta)
 	for i, r := range group {
