@@ -32,9 +32,9 @@ func benchEvent(stream string, i int) eventstore.Event {
 	}
 }
 
-func benchStore(b *testing.B) *pebblestore.Store {
+func benchStore(b *testing.B, opts ...pebblestore.Option) *pebblestore.Store {
 	b.Helper()
-	s, err := pebblestore.Open(b.TempDir())
+	s, err := pebblestore.Open(b.TempDir(), opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -43,8 +43,16 @@ func benchStore(b *testing.B) *pebblestore.Store {
 }
 
 // BenchmarkAppend: one writer, one event per append, each on a new stream.
-func BenchmarkAppend(b *testing.B) {
-	s := benchStore(b)
+func BenchmarkAppend(b *testing.B) { benchAppend(b) }
+
+// BenchmarkAppendFreshLog is BenchmarkAppend into the log files pebble
+// creates itself (WithoutPrewrittenWAL): compare the two in one run,
+//
+//	go test -run '^$' -bench 'Append(FreshLog)?$' -benchtime 3000x -count 9 ./eventstore/pebblestore/
+func BenchmarkAppendFreshLog(b *testing.B) { benchAppend(b, pebblestore.WithoutPrewrittenWAL()) }
+
+func benchAppend(b *testing.B, opts ...pebblestore.Option) {
+	s := benchStore(b, opts...)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
