@@ -9,9 +9,8 @@
 // Publish add the traceparent of the span in ctx as the traceparent
 // attribute (messaging.AttrTraceParent) when the caller's carry none, so a
 // consumer continues the sender's trace. Every state change (send, publish to all matching subscriptions,
-// receive, delete, a delete with the next receive (DeleteAndReceive),
-// visibility change, dead-lettering) is one atomic pebble batch, durable
-// before the call returns, so nothing acknowledged is lost on
+// receive, delete, visibility change, dead-lettering) is one atomic pebble
+// batch, durable before the call returns, so nothing acknowledged is lost on
 // kill -9; messages in flight when the process died become visible again as
 // soon as the queue is declared after the next Open (see releaseInFlight).
 //
