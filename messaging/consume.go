@@ -41,9 +41,7 @@ func Exponential(base, ceiling time.Duration) func(int) time.Duration {
 
 // Consume receives from q and hands every message to h with opts.Workers
 // workers until ctx ends, then lets the messages in hand finish (with a
-// context that is not cancelled) and returns. On a queue that is an
-// AckReceiver, a worker deletes the message it handled with its next
-// receive (DeleteAndReceive), and with a plain Delete when it stops. A message h fails is made
+// context that is not cancelled) and returns. A message h fails is made
 // visible again after opts.Backoff; a message whose ack fails is simply
 // delivered again (handlers are idempotent). Consume returns nil after ctx
 // ends, or the first receive error that is not a cancellation once the queue
@@ -63,35 +61,14 @@ func Consume(ctx context.Context, q Queue, h Handler, opts ConsumeOptions) error
 		log = slog.Default()
 	}
 	work := context.WithoutCancel(ctx)
-	ackr, combined := q.(AckReceiver)
 	var wg sync.WaitGroup
 	errc := make(chan error, workers)
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// ack is the receipt of the last message handled, when the
-			// queue deletes it with the next receive.
-			var ack string
-			defer func() {
-				if ack != "" {
-					if err := q.Delete(work, ack); err != nil {
-						log.Error("messaging: delete failed; the message will be delivered again", "consumer", opts.Name, "err", err)
-					}
-				}
-			}()
 			for ctx.Err() == nil {
-				var msgs []Message
-				var err error
-				if ack != "" {
-					msgs, err = ackr.DeleteAndReceive(ctx, ack, 1, wait)
-					if err != nil && ctx.Err() == nil {
-						log.Error("messaging: delete failed; the message will be delivered again", "consumer", opts.Name, "err", err)
-					}
-					ack = ""
-				} else {
-					msgs, err = q.Receive(ctx, 1, wait)
-				}
+				msgs, err := q.Receive(ctx, 1, wait)
 				if err != nil {
 					if ctx.Err() != nil {
 						return
@@ -104,10 +81,8 @@ func Consume(ctx context.Context, q Queue, h Handler, opts ConsumeOptions) error
 					sleep(ctx, time.Second)
 					continue
 				}
-				for i, m := range msgs {
-					if handle(work, q, h, m, backoff, log, opts.Name, combined && i == len(msgs)-1) {
-						ack = m.ReceiptHandle
-					}
+				for _, m := range msgs {
+					handle(work, q, h, m, backoff, log, opts.Name)
 				}
 			}
 		}()
@@ -121,10 +96,7 @@ func Consume(ctx context.Context, q Queue, h Handler, opts ConsumeOptions) error
 	}
 }
 
-// handle hands m to h, then deletes it (or, with later, reports that the
-// caller is to delete it with its next receive) or makes it visible again
-// after the backoff.
-func handle(ctx context.Context, q Queue, h Handler, m Message, backoff func(int) time.Duration, log *slog.Logger, name string, later bool) (deleteLater bool) {
+func handle(ctx context.Context, q Queue, h Handler, m Message, backoff func(int) time.Duration, log *slog.Logger, name string) {
 	if err := h(ctx, m); err != nil {
 		d := backoff(m.ReceiveCount)
 		log.Warn("messaging: handler failed, will retry", "consumer", name, "message_id", m.ID,
@@ -132,15 +104,11 @@ func handle(ctx context.Context, q Queue, h Handler, m Message, backoff func(int
 		if err := q.ChangeVisibility(ctx, m.ReceiptHandle, d); err != nil {
 			log.Error("messaging: change visibility failed", "consumer", name, "message_id", m.ID, "err", err)
 		}
-		return false
-	}
-	if later {
-		return true
+		return
 	}
 	if err := q.Delete(ctx, m.ReceiptHandle); err != nil {
 		log.Error("messaging: delete failed; the message will be delivered again", "consumer", name, "message_id", m.ID, "err", err)
 	}
-	return false
 }
 
 func sleep(ctx context.Context, d time.Duration) {

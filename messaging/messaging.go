@@ -86,19 +86,6 @@ type Queue interface {
 	ChangeVisibility(ctx context.Context, receiptHandle string, d time.Duration) error
 }
 
-// AckReceiver is a Queue that can acknowledge a message and receive the
-// next in one operation: on the embedded broker one durable write instead
-// of two in series on a consumer's path. Consume uses it when the queue
-// has it.
-type AckReceiver interface {
-	Queue
-	// DeleteAndReceive deletes the message of receiptHandle as Delete does
-	// (durably, before any message is returned), then receives as Receive
-	// does. When the delete fails it returns the error and receives
-	// nothing. The message deleted is never among those returned.
-	DeleteAndReceive(ctx context.Context, receiptHandle string, max int, wait time.Duration) ([]Message, error)
-}
-
 // Topic fans every published message out to its subscriptions.
 type Topic interface {
 	// Publish durably hands body with attrs to every subscription whose

@@ -31,7 +31,7 @@ type Queue struct {
 	url string
 }
 
-var _ messaging.AckReceiver = (*Queue)(nil)
+var _ messaging.Queue = (*Queue)(nil)
 
 // NewQueue returns the queue at url.
 func NewQueue(c *sqs.Client, url string) (*Queue, error) {
@@ -150,15 +150,6 @@ func (q *Queue) Delete(ctx context.Context, receiptHandle string) error {
 		return fmt.Errorf("messaging/awsmsg: delete: %w", err)
 	}
 	return nil
-}
-
-// DeleteAndReceive implements messaging.AckReceiver with two requests,
-// DeleteMessage and then ReceiveMessage: SQS has no request that does both.
-func (q *Queue) DeleteAndReceive(ctx context.Context, receiptHandle string, limit int, wait time.Duration) ([]messaging.Message, error) {
-	if err := q.Delete(ctx, receiptHandle); err != nil {
-		return nil, err
-	}
-	return q.Receive(ctx, limit, wait)
 }
 
 // ChangeVisibility implements messaging.Queue.

@@ -58,7 +58,7 @@ type Queue struct {
 	scans int
 }
 
-var _ messaging.AckReceiver = (*Queue)(nil)
+var _ messaging.Queue = (*Queue)(nil)
 
 // Queue declares the queue name (or returns it if declared before with the
 // same settings). Messages already stored under name are kept.
@@ -208,31 +208,12 @@ func copyAttrs(a map[string]string) map[string]string {
 
 // Receive implements messaging.Queue.
 func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]messaging.Message, error) {
-	return q.receive(ctx, "", max, wait)
-}
-
-// DeleteAndReceive implements messaging.AckReceiver: the delete and the
-// first scan's receives are one batch, one durable write.
-func (q *Queue) DeleteAndReceive(ctx context.Context, receiptHandle string, max int, wait time.Duration) ([]messaging.Message, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if _, _, ok := parseReceipt(receiptHandle); !ok {
-		return nil, messaging.ErrInvalidReceipt
-	}
-	return q.receive(ctx, receiptHandle, max, wait)
-}
-
-// receive receives as Receive does, deleting the message of ack (when not
-// empty) in the batch of the first scan.
-func (q *Queue) receive(ctx context.Context, ack string, max int, wait time.Duration) ([]messaging.Message, error) {
 	if max < 1 || max > 100 {
 		return nil, fmt.Errorf("messaging/pebblequeue: receive from %s: max %d is not in 1..100", q.name, max)
 	}
 	deadline := time.Now().Add(wait)
 	for {
-		msgs, next, notify, err := q.receiveOnce(max, ack)
-		ack = "" // deleted (durably) by the first scan
+		msgs, next, notify, err := q.receiveOnce(max)
 		if err != nil || len(msgs) > 0 {
 			return msgs, err
 		}
@@ -255,11 +236,10 @@ func (q *Queue) receive(ctx context.Context, ack string, max int, wait time.Dura
 	}
 }
 
-// receiveOnce receives what is visible now, deleting the message of ack
-// (when not empty and still current) in the same batch. When nothing is
-// visible, it returns how long until the earliest invisible message becomes
-// visible (0: none) and the channel that a send closes.
-func (q *Queue) receiveOnce(max int, ack string) ([]messaging.Message, time.Duration, <-chan struct{}, error) {
+// receiveOnce receives what is visible now. When nothing is, it returns how
+// long until the earliest invisible message becomes visible (0: none) and
+// the channel that a send closes.
+func (q *Queue) receiveOnce(max int) ([]messaging.Message, time.Duration, <-chan struct{}, error) {
 	var (
 		out    []messaging.Message
 		next   time.Duration
@@ -267,28 +247,6 @@ func (q *Queue) receiveOnce(max int, ack string) ([]messaging.Message, time.Dura
 	)
 	b := q.b
 	err := b.do(func() (bool, error) {
-		batch := b.db.NewBatch()
-		defer batch.Close()
-		var acked string // the ID of the message deleted
-		if ack != "" {
-			rec, err := q.inFlight(ack)
-			if err != nil {
-				return false, err
-			}
-			if rec != nil {
-				acked = rec.ID
-				if err := q.stageRemove(batch, rec); err != nil {
-					return false, err
-				}
-			}
-		}
-		// commitAck commits the batch when it holds only the delete.
-		commitAck := func() (bool, error) {
-			if batch.Empty() {
-				return false, nil
-			}
-			return true, b.commit(batch)
-		}
 		now := b.clock()
 		nowNS := now.UnixNano()
 		if q.scanFrom > nowNS {
@@ -299,7 +257,7 @@ func (q *Queue) receiveOnce(max int, ack string) ([]messaging.Message, time.Dura
 				next = time.Duration(q.scanFrom - nowNS)
 			}
 			notify = q.notify
-			return commitAck()
+			return false, nil
 		}
 		prefix := visPrefix(q.name)
 		q.scans++
@@ -334,11 +292,7 @@ func (q *Queue) receiveOnce(max int, ack string) ([]messaging.Message, time.Dura
 					left = at
 					break scan
 				}
-				id := string(k[len(prefix)+8:])
-				if id == acked {
-					continue // deleted by this very batch
-				}
-				dues = append(dues, due{key: append([]byte(nil), k...), id: id})
+				dues = append(dues, due{key: append([]byte(nil), k...), id: string(k[len(prefix)+8:])})
 				if len(dues) == max {
 					left = at
 					break scan
@@ -351,8 +305,10 @@ func (q *Queue) receiveOnce(max int, ack string) ([]messaging.Message, time.Dura
 		if len(dues) == 0 {
 			q.scanFrom = left
 			notify = q.notify
-			return commitAck()
+			return false, nil
 		}
+		batch := b.db.NewBatch()
+		defer batch.Close()
 		moved := false
 		for _, d := range dues {
 			rec, err := q.get(d.id)
@@ -474,19 +430,14 @@ func (q *Queue) Delete(ctx context.Context, receiptHandle string) error {
 	})
 }
 
-// stageRemove adds the deletion of rec to batch; call with b.mu held.
-func (q *Queue) stageRemove(batch *pebble.Batch, rec *record) error {
-	if err := batch.Delete(msgKey(q.name, rec.ID), nil); err != nil {
-		return err
-	}
-	return batch.Delete(visKey(q.name, rec.VisibleAt, rec.ID), nil)
-}
-
 // remove deletes rec; call with b.mu held.
 func (q *Queue) remove(rec *record) error {
 	batch := q.b.db.NewBatch()
 	defer batch.Close()
-	if err := q.stageRemove(batch, rec); err != nil {
+	if err := batch.Delete(msgKey(q.name, rec.ID), nil); err != nil {
+		return err
+	}
+	if err := batch.Delete(visKey(q.name, rec.VisibleAt, rec.ID), nil); err != nil {
 		return err
 	}
 	if err := q.b.commit(batch); err != nil {

@@ -62,7 +62,6 @@ func Run(t *testing.T, f Features, newQueue Factory) {
 		{"DeadLetter", testDeadLetter},
 		{"ConcurrentReceivers", testConcurrentReceivers},
 		{"LongPollWakesOnSend", testLongPoll},
-		{"DeleteAndReceive", testDeleteAndReceive},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -325,45 +324,5 @@ func testLongPoll(t *testing.T, _ Features, newQueue Factory) {
 	}
 	if string(msgs[0].Body) != "late" {
 		t.Fatalf("long poll got %q, want %q", msgs[0].Body, "late")
-	}
-}
-
-// testDeleteAndReceive: an AckReceiver deletes the message handed in and
-// receives another, never the one deleted; a delete with nothing to
-// receive still deletes; neither message comes back after the visibility
-// timeout.
-func testDeleteAndReceive(t *testing.T, f Features, newQueue Factory) {
-	ctx := ctxFor(t)
-	q, _ := newQueue(t)
-	ar, ok := q.(messaging.AckReceiver)
-	if !ok {
-		t.Skip("adapter is not a messaging.AckReceiver")
-	}
-	for _, body := range []string{"a", "b"} {
-		if _, err := q.Send(ctx, []byte(body), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	first := receiveN(t, ctx, q, 1)[0]
-	var second []messaging.Message
-	for tries := 0; len(second) == 0 && tries < 20; tries++ {
-		msgs, err := ar.DeleteAndReceive(ctx, first.ReceiptHandle, 1, time.Second)
-		if err != nil {
-			t.Fatalf("DeleteAndReceive: %v", err)
-		}
-		second = msgs
-	}
-	if len(second) != 1 || second[0].ID == first.ID || string(second[0].Body) == string(first.Body) {
-		t.Fatalf("DeleteAndReceive after %q gave %+v, want the other message", first.Body, second)
-	}
-	msgs, err := ar.DeleteAndReceive(ctx, second[0].ReceiptHandle, 10, 0)
-	if err != nil || len(msgs) != 0 {
-		t.Fatalf("DeleteAndReceive of the last message = %d messages, %v; want none, nil", len(msgs), err)
-	}
-	if f.VisibilityTimeout > 0 && f.VisibilityTimeout <= 2*time.Second {
-		time.Sleep(f.VisibilityTimeout + 500*time.Millisecond)
-		if msgs, err := q.Receive(ctx, 10, time.Second); err != nil || len(msgs) != 0 {
-			t.Fatalf("after the visibility timeout, deleted messages came back: %d, %v", len(msgs), err)
-		}
 	}
 }
