@@ -323,9 +323,11 @@ func (s *Store) commitGroup(group []*request) {
 		r.res = eventstore.Result{StreamID: r.stream, Version: v}
 	}
 	if pos > s.seq.next {
-		// A failed WAL write or sync does not return: pebble calls Fatalf,
-		// which ends the process (internal/pebblelog).
-		if err := b.Commit(pebble.Sync); err != nil {
+		// Durable first, in the store's own log (durable.go; a failed
+		// write or sync does not return: the process ends, as for pebble's
+		// log, internal/pebblelog), then applied and visible.
+		s.log.append(b, s.seq.next, pos-1)
+		if err := b.Commit(pebble.NoSync); err != nil {
 			// An error pebble survived (say, the database being closed
 			// under us): refuse every later append until the store is
 			// reopened, and fail every append of this group that was about

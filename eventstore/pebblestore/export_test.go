@@ -27,3 +27,9 @@ func WriteLegacy(s *Store, stream string, from int64, events ...eventstore.Event
 
 // SetMigrateBatch sets how many events Migrate commits at once.
 func SetMigrateBatch(n int) { migrateBatch = n }
+
+// WithDurableLogSize sets the size of the store's durable log (durable.go),
+// so that a test wraps it around.
+func WithDurableLogSize(n int64) Option {
+	return func(c *config) { c.logSize = n }
+}

@@ -36,7 +36,7 @@ func TestAppendsGoIntoAPrewrittenLog(t *testing.T) {
 			if _, err := s.Append(ctx, stream, 0, event(1)); err != nil {
 				t.Fatal(err)
 			}
-			logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+			logs, _ := filepath.Glob(filepath.Join(dir, "[0-9]*.log"))
 			if len(logs) != 1 {
 				t.Fatalf("logs: %v", logs)
 			}

@@ -121,9 +121,15 @@ const MinFree = 64 << 20
 
 // room reports whether the filesystem has room for a spare: twice Size and
 // MinFree free (or the free space cannot be read: the write then tells).
-func (f *FS) room() bool {
+func (f *FS) room() bool { return HasRoom(f.dir, f.size) }
+
+// HasRoom reports whether the filesystem holding dir (or, before dir
+// exists, its nearest existing parent) has room for a prewritten file of
+// size bytes by the rule of the spares: twice size and MinFree free (or
+// the free space cannot be read).
+func HasRoom(dir string, size int64) bool {
 	var st syscall.Statfs_t
-	for dir := f.dir; ; {
+	for {
 		err := syscall.Statfs(dir, &st)
 		if err == nil {
 			break
@@ -134,7 +140,7 @@ func (f *FS) room() bool {
 		}
 		dir = parent // the database's directory does not exist yet
 	}
-	return int64(st.Bavail)*int64(st.Bsize) >= 2*f.size+MinFree
+	return int64(st.Bavail)*int64(st.Bsize) >= 2*size+MinFree
 }
 
 // Err returns why the last spare could not be written, or nil.
