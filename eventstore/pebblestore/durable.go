@@ -40,8 +40,9 @@ import (
 // Recovery (Open): pebble replays its own log, which holds every batch
 // applied before a process crash (kill -9 leaves the page cache) but may
 // lack an unsynced tail after a power loss; then each record whose first
-// position follows pebble's feed head is applied, in order, and pebble's
-// log is synced; the next record starts a new epoch at offset 0. A record
+// position follows pebble's feed head is applied, in order, and pebble is
+// flushed (what it replayed from an unsynced log of its own is then
+// durable too); the next record starts a new epoch at offset 0. A record
 // at or below the head is already in pebble (a batch is atomic there) and
 // is skipped, so a replay never applies a group twice or over a later
 // write of the same keys (ledger audit migrate rewrites old records).
@@ -75,16 +76,17 @@ func openDurableLog(fs vfs.FS, dir string, db *pebble.DB, head uint64, size int6
 	path := fs.PathJoin(dir, durableLogName)
 	var epoch uint64
 	if _, err := fs.Stat(path); err == nil {
-		var applied bool
 		var err error
-		epoch, head, applied, err = replayDurableLog(fs, path, db, head)
-		if err != nil {
+		if epoch, head, err = replayDurableLog(fs, path, db, head); err != nil {
 			return nil, 0, err
 		}
-		if applied {
-			if err := db.LogData(nil, pebble.Sync); err != nil {
-				return nil, 0, storageErr("open: sync the replayed durable log", err)
-			}
+		// Before the records are overwritten, everything pebble holds must
+		// be durable in pebble: what it replayed from its own log after a
+		// process crash sits in a log file nobody synced (the page cache
+		// kept it), and what was just applied is unsynced. A flush writes
+		// the memtables to synced tables.
+		if err := db.Flush(); err != nil {
+			return nil, 0, storageErr("open: flush what the logs replayed", err)
 		}
 		// Reopened through ReuseForWrite (a rename onto itself), as pebble
 		// reopens a log, so that a filesystem wrapping pebble's logs wraps
@@ -124,12 +126,11 @@ func openDurableLog(fs vfs.FS, dir string, db *pebble.DB, head uint64, size int6
 }
 
 // replayDurableLog applies the records of path past head to db, without a
-// sync, and returns the file's epoch, the new head and whether it applied
-// any.
-func replayDurableLog(fs vfs.FS, path string, db *pebble.DB, head uint64) (epoch, newHead uint64, applied bool, err error) {
+// sync, and returns the file's epoch and the new head.
+func replayDurableLog(fs vfs.FS, path string, db *pebble.DB, head uint64) (epoch, newHead uint64, err error) {
 	f, err := fs.Open(path)
 	if err != nil {
-		return 0, 0, false, storageErr("open the durable log", err)
+		return 0, 0, storageErr("open the durable log", err)
 	}
 	defer f.Close()
 	var hdr [durableHeader]byte
@@ -139,7 +140,7 @@ func replayDurableLog(fs vfs.FS, path string, db *pebble.DB, head uint64) (epoch
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			return 0, 0, false, storageErr("read the durable log", err)
+			return 0, 0, storageErr("read the durable log", err)
 		}
 		n := binary.LittleEndian.Uint32(hdr[4:8])
 		e := binary.LittleEndian.Uint64(hdr[8:16])
@@ -165,18 +166,18 @@ func replayDurableLog(fs vfs.FS, path string, db *pebble.DB, head uint64) (epoch
 			continue // pebble has it
 		}
 		if first != head+1 {
-			return 0, 0, false, corruptErr(fmt.Sprintf("open: the durable log's group at %d does not follow the feed head %d", first, head), nil)
+			return 0, 0, corruptErr(fmt.Sprintf("open: the durable log's group at %d does not follow the feed head %d", first, head), nil)
 		}
 		b := db.NewBatch()
 		if err := b.SetRepr(append([]byte(nil), payload...)); err != nil {
-			return 0, 0, false, corruptErr("open: a durable log record", nil)
+			return 0, 0, corruptErr("open: a durable log record", nil)
 		}
 		if err := db.Apply(b, pebble.NoSync); err != nil {
-			return 0, 0, false, storageErr("open: replay the durable log", err)
+			return 0, 0, storageErr("open: replay the durable log", err)
 		}
-		head, applied = last, true
+		head = last
 	}
-	return epoch, head, applied, nil
+	return epoch, head, nil
 }
 
 // append makes the group in b, feed positions first to last, durable.
