@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -78,5 +80,36 @@ func TestPowerLossKeepsEveryAcknowledgedAppend(t *testing.T) {
 				t.Fatalf("append after the power loss: %v", err)
 			}
 		})
+	}
+}
+
+// TestDirectoryOfAnEarlierVersion opens a store whose directory has no
+// durable log (written by a version that synced pebble's own log on every
+// append): everything is there and appends go on.
+func TestDirectoryOfAnEarlierVersion(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := open(t, dir)
+	ctx := context.Background()
+	for v := range 3 {
+		if _, err := s.Append(ctx, "order-1", int64(v), event(v+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "durable.log")); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	if got, err := s.Load(ctx, "order-1", 0); err != nil || len(got) != 3 {
+		t.Fatalf("after opening without a durable log: %d events, %v", len(got), err)
+	}
+	if _, err := s.Append(ctx, "order-1", 3, event(4)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "durable.log")); err != nil {
+		t.Fatalf("no durable log created: %v", err)
 	}
 }
