@@ -26,21 +26,27 @@ const Reserve = 1 << 20
 // a disk that fills faster than that (another process, a memtable flush
 // larger than the reserve) still meets the fatal-error policy.
 func CheckSpace(pkg, op, dir string) error {
+	free, ok := FreeSpace(dir)
+	if !ok || free >= Reserve {
+		return nil // unreadable: pebble reports what matters when it writes
+	}
+	return &StorageError{Pkg: pkg, Op: op, Err: fmt.Errorf("%w: %d bytes free, below the %d-byte reserve", syscall.ENOSPC, free, Reserve)}
+}
+
+// FreeSpace returns the bytes free for unprivileged writers on the
+// filesystem holding dir, or, before dir exists, its nearest existing
+// parent; ok is false when that cannot be read.
+func FreeSpace(dir string) (free uint64, ok bool) {
 	var st syscall.Statfs_t
 	for {
 		err := syscall.Statfs(dir, &st)
 		if err == nil {
-			break
+			return uint64(st.Bavail) * uint64(st.Bsize), true
 		}
 		parent := filepath.Dir(dir)
 		if !errors.Is(err, syscall.ENOENT) || parent == dir {
-			return nil // pebble reports what matters when it writes
+			return 0, false
 		}
 		dir = parent
 	}
-	free := uint64(st.Bavail) * uint64(st.Bsize)
-	if free >= Reserve {
-		return nil
-	}
-	return &StorageError{Pkg: pkg, Op: op, Err: fmt.Errorf("%w: %d bytes free, below the %d-byte reserve", syscall.ENOSPC, free, Reserve)}
 }

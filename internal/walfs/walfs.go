@@ -45,13 +45,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/orderledger/orderledger/internal/pebblelog"
 )
 
 // SpareDir is the subdirectory of the database directory holding the spare
@@ -128,19 +128,8 @@ func (f *FS) room() bool { return HasRoom(f.dir, f.size) }
 // size bytes by the rule of the spares: twice size and MinFree free (or
 // the free space cannot be read).
 func HasRoom(dir string, size int64) bool {
-	var st syscall.Statfs_t
-	for {
-		err := syscall.Statfs(dir, &st)
-		if err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if !errors.Is(err, syscall.ENOENT) || parent == dir {
-			return true
-		}
-		dir = parent // the database's directory does not exist yet
-	}
-	return int64(st.Bavail)*int64(st.Bsize) >= 2*size+MinFree
+	free, ok := pebblelog.FreeSpace(dir)
+	return !ok || free >= uint64(2*size+MinFree)
 }
 
 // Err returns why the last spare could not be written, or nil.
