@@ -207,3 +207,51 @@ func TestPutBatchSeesEveryOtherWrite(t *testing.T) {
 		t.Fatalf("stored %+v, %v; want version 4, cancelled", got, err)
 	}
 }
+
+// TestCountsAgreeWithTheCheckpoint: a reader that sees a batch's checkpoint
+// sees its counts too (the checkpoint is in the batch's commit, the counts
+// are published from memory, so Counts waits for a commit under way).
+func TestCountsAgreeWithTheCheckpoint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ids := domain.NewULIDSource(nil)
+	base := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	const batches = 200
+	done := make(chan error, 1)
+	go func() {
+		for i := range batches {
+			put := []projections.Put{{Expected: 0, View: pendingView(ids, base.Add(time.Duration(i)*time.Second))}}
+			if err := s.PutBatch(ctx, put, "proj", uint64(i+1)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		default:
+		}
+		pos, err := s.Checkpoint(ctx, "proj")
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts, err := s.Counts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts[order.StatusPending] < int64(pos) {
+			t.Fatalf("checkpoint %d (one Pending view per position) with %d Pending counted", pos, counts[order.StatusPending])
+		}
+	}
+}

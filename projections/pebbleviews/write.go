@@ -212,14 +212,17 @@ func stageView(b *pebble.Batch, delta map[order.Status]int64, old projections.Vi
 }
 
 // commitCounted adds the counters that delta changes to b, commits it
-// synced (when it holds anything) and then publishes the new counts.
+// synced (when it holds anything) and then publishes the new counts. The
+// counts' lock is held across the commit, so that Counts waits for a commit
+// under way: a reader that saw the commit's views or checkpoint (the
+// projector's lag) then sees its counts too.
 func (s *Store) commitCounted(g *generation, b *pebble.Batch, delta map[order.Status]int64) error {
 	g.countsMu.Lock()
+	defer g.countsMu.Unlock()
 	counts := make(map[order.Status]int64, len(g.counts))
 	for st, n := range g.counts {
 		counts[st] = n
 	}
-	g.countsMu.Unlock()
 	for st, d := range delta {
 		if d != 0 && st.Valid() {
 			counts[st] += d
@@ -238,9 +241,7 @@ func (s *Store) commitCounted(g *generation, b *pebble.Batch, delta map[order.St
 		return err
 	}
 	s.commits.Add(1)
-	g.countsMu.Lock()
 	g.counts = counts
-	g.countsMu.Unlock()
 	return nil
 }
 
