@@ -193,6 +193,7 @@ func (s *Store) finishHash(state []byte, prev eventstore.Hash) eventstore.Hash {
 // commits them as one group, until Close.
 func (s *Store) sequence() {
 	defer close(s.done)
+	defer close(s.apply)
 	s.seq.idem = make(map[string]*request)
 	for {
 		var first *request
@@ -223,6 +224,20 @@ func (s *Store) sequence() {
 		s.commitGroup(group)
 		clear(group)
 		s.seq.group = group[:0]
+	}
+}
+
+// applier applies each batch the sequencer hands it to pebble, unsynced,
+// while the sequencer syncs the durable log: on two cores the commit costs
+// the fsync's idle time instead of time between fsyncs. It stops when the
+// sequencer does.
+func (s *Store) applier() {
+	for b := range s.apply {
+		if errp := s.refuseApply.Load(); errp != nil {
+			s.applied <- *errp
+			continue
+		}
+		s.applied <- b.Commit(pebble.NoSync)
 	}
 }
 
@@ -323,15 +338,20 @@ func (s *Store) commitGroup(group []*request) {
 		r.res = eventstore.Result{StreamID: r.stream, Version: v}
 	}
 	if pos > s.seq.next {
-		// Durable first, in the store's own log (durable.go; a failed
-		// write or sync does not return: the process ends, as for pebble's
-		// log, internal/pebblelog), then applied and visible.
-		s.log.append(b, s.seq.next, pos-1)
-		if err := b.Commit(pebble.NoSync); err != nil {
+		// Durable in the store's own log (durable.go; a failed write or
+		// sync does not return: the process ends, as for pebble's log,
+		// internal/pebblelog). The applier applies the batch to pebble
+		// while the log syncs; nothing past the published head is read,
+		// so the group is visible only once both are done.
+		s.log.write(b, s.seq.next, pos-1)
+		s.apply <- b
+		s.log.sync()
+		if err := <-s.applied; err != nil {
 			// An error pebble survived (say, the database being closed
-			// under us): refuse every later append until the store is
-			// reopened, and fail every append of this group that was about
-			// to succeed.
+			// under us): the record is taken back, every later append is
+			// refused until the store is reopened, and every append of
+			// this group that was about to succeed fails.
+			s.log.revoke()
 			err = storageErr("append: commit", err)
 			s.failed.Store(&err)
 			clear(s.heads)
@@ -340,6 +360,7 @@ func (s *Store) commitGroup(group []*request) {
 					r.err, r.res = err, eventstore.Result{}
 				}
 			}
+			_ = b.Close()
 			return
 		}
 		s.seq.next = pos

@@ -14,8 +14,11 @@ import (
 )
 
 // The durable log is where an append becomes durable: the sequencer writes
-// each group's pebble batch to it and syncs it (fdatasync) itself, then
-// applies the batch to pebble without a sync, then answers. Pebble's own
+// each group's pebble batch to it and syncs it (fdatasync) itself while the
+// applier goroutine applies the same batch to pebble without a sync, then,
+// once both are done, publishes the feed head and answers. Readers look no
+// further than the published head, so an applied group is not seen before
+// its sync has returned. Pebble's own
 // commit path hands every synced batch to its log writer's goroutine and
 // waits to be woken, which cost a quarter of each append's time here
 // (BENCHMARKS.md, "Prewritten logs"); this log has no goroutine of its own.
@@ -65,9 +68,12 @@ type durableLog struct {
 	size  int64
 	off   int64
 	epoch uint64
-	buf   []byte
-	db    *pebble.DB
-	fatal func(format string, args ...any)
+	// last and pending are the offset and size of the record written last;
+	// pending is 0 once it is synced.
+	last, pending int64
+	buf           []byte
+	db            *pebble.DB
+	fatal         func(format string, args ...any)
 }
 
 // openDurableLog replays the log in dir into db past the feed head head
@@ -180,9 +186,10 @@ func replayDurableLog(fs vfs.FS, path string, db *pebble.DB, head uint64) (epoch
 	return epoch, head, nil
 }
 
-// append makes the group in b, feed positions first to last, durable.
-// Failures end the process (see above).
-func (l *durableLog) append(b *pebble.Batch, first, last uint64) {
+// write writes the group in b, feed positions first to last, at the log's
+// end; sync makes it durable and revoke, instead, takes it back. Failures
+// end the process (see above).
+func (l *durableLog) write(b *pebble.Batch, first, last uint64) {
 	repr := b.Repr()
 	n := durableHeader + len(repr)
 	if l.off > 0 && l.off+int64(n) > l.size {
@@ -207,10 +214,30 @@ func (l *durableLog) append(b *pebble.Batch, first, last uint64) {
 	if _, err := l.f.WriteAt(buf, l.off); err != nil {
 		l.fatal("durable log: write: %v", err)
 	}
+	l.last, l.pending = l.off, int64(n)
+}
+
+// sync makes the record written last durable.
+func (l *durableLog) sync() {
 	if err := l.f.SyncData(); err != nil {
 		l.fatal("durable log: sync: %v", err)
 	}
-	l.off += int64(n)
+	l.off += l.pending
+	l.pending = 0
+}
+
+// revoke undoes the record written (and perhaps synced) last, for a group
+// that pebble refused: its header is zeroed, which a replay reads as the
+// log's end.
+func (l *durableLog) revoke() {
+	var zero [durableHeader]byte
+	if _, err := l.f.WriteAt(zero[:], l.last); err != nil {
+		l.fatal("durable log: revoke: %v", err)
+	}
+	if err := l.f.SyncData(); err != nil {
+		l.fatal("durable log: revoke: %v", err)
+	}
+	l.off, l.pending = l.last, 0
 }
 
 func (l *durableLog) close() error { return l.f.Close() }

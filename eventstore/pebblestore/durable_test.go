@@ -2,6 +2,7 @@ package pebblestore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -111,5 +112,51 @@ func TestDirectoryOfAnEarlierVersion(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "durable.log")); err != nil {
 		t.Fatalf("no durable log created: %v", err)
+	}
+}
+
+// TestRefusedGroupIsTakenBack has pebble refuse a group after the durable
+// log has synced it: the append fails, later appends are refused, and after
+// a reopen the group is not there (its record was taken back, so the replay
+// does not apply it) while every earlier append is, and appends go on.
+func TestRefusedGroupIsTakenBack(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := pebblestore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v := range 3 {
+		if _, err := s.Append(ctx, "kept", int64(v), event(v+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pebblestore.RefuseApply(s, errors.New("refused by the test"))
+	if _, err := s.Append(ctx, "refused", 0, event(1)); err == nil {
+		t.Fatal("an append pebble refused succeeded")
+	}
+	if _, err := s.Append(ctx, "kept", 3, event(4)); err == nil {
+		t.Fatal("an append after a refused commit succeeded")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = pebblestore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := s.Load(ctx, "refused", 0); err != nil || len(got) != 0 {
+		t.Fatalf("refused stream after reopen: %d events, %v; want none", len(got), err)
+	}
+	if got, err := s.Load(ctx, "kept", 0); err != nil || len(got) != 3 {
+		t.Fatalf("kept stream after reopen: %d events, %v; want 3", len(got), err)
+	}
+	if head, err := s.Head(ctx); err != nil || head != 3 {
+		t.Fatalf("feed head after reopen: %d, %v; want 3", head, err)
+	}
+	if _, err := s.Append(ctx, "kept", 3, event(4)); err != nil {
+		t.Fatalf("append after reopen: %v", err)
 	}
 }

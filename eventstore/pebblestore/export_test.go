@@ -33,3 +33,19 @@ func SetMigrateBatch(n int) { migrateBatch = n }
 func WithDurableLogSize(n int64) Option {
 	return func(c *config) { c.logSize = n }
 }
+
+// InPebble reports whether the event at version of stream is in pebble,
+// published or not.
+func InPebble(s *Store, stream string, version uint64) bool {
+	v, closer, err := s.db.Get(streamKey(nil, stream, version))
+	if err != nil {
+		return false
+	}
+	_ = v
+	_ = closer.Close()
+	return true
+}
+
+// RefuseApply makes the applier answer err instead of applying a group, as
+// pebble would on a commit it refuses.
+func RefuseApply(s *Store, err error) { s.refuseApply.Store(&err) }

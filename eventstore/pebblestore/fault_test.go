@@ -100,7 +100,8 @@ func openFS(t *testing.T, fs *walFS) *pebblestore.Store {
 }
 
 // TestNotVisibleBeforeDurable holds the WAL fsync of an append and checks
-// that no reader sees its event until the fsync has returned.
+// that no reader sees its event until the fsync has returned, though pebble
+// holds it meanwhile (the applier applies a group while its log syncs).
 func TestNotVisibleBeforeDurable(t *testing.T) {
 	t.Parallel()
 	fs := &walFS{FS: vfs.Default}
@@ -125,6 +126,12 @@ func TestNotVisibleBeforeDurable(t *testing.T) {
 		done <- err
 	}()
 	<-entered // the second append is written to the WAL, its fsync is held
+	for deadline := time.Now().Add(10 * time.Second); !pebblestore.InPebble(s, stream, 2); {
+		if time.Now().After(deadline) {
+			t.Fatal("the held append was not applied to pebble during its fsync")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	for range 3 {
 		if got, err := s.Load(ctx, stream, 0); err != nil || len(got) != 1 {
 			t.Fatalf("load during the fsync: %d events, %v; want only the durable one", len(got), err)

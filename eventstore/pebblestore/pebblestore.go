@@ -108,6 +108,12 @@ type Store struct {
 	quit chan struct{} // closed by Close
 	done chan struct{} // closed when the sequencer has stopped
 
+	apply   chan *pebble.Batch // the sequencer's batches, to the applier
+	applied chan error         // the applier's answer to each
+	// refuseApply, when set, is what the applier answers instead of
+	// applying (tests only: export_test.go).
+	refuseApply atomic.Pointer[error]
+
 	// head is the position of the last durable event: the feed ends there and
 	// readers ignore any record beyond it.
 	head   atomic.Uint64
@@ -239,6 +245,9 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
 		heads: make(map[string]streamHead),
+
+		apply:   make(chan *pebble.Batch, 1),
+		applied: make(chan error, 1),
 	}
 	if err := s.init(); err != nil {
 		_ = dl.close()
@@ -250,6 +259,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	}
 	ch := make(chan struct{})
 	s.notify.Store(&ch)
+	go s.applier()
 	go s.sequence()
 	return s, nil
 }
