@@ -16,12 +16,12 @@
 // assigns versions and global positions and builds the whole group as one
 // pebble batch. The batch is made durable in the store's own log
 // (durable.log, see durable.go): the sequencer writes it there and
-// fdatasyncs the file itself, then applies it to pebble without a sync,
-// then publishes the new feed head and answers the appenders. Concurrent
-// appenders therefore share one fsync, and positions are gap-free and in
-// commit order by construction. Readers never look past the published
-// head, and a batch is applied only once it is durable, so no reader (Load,
-// ReadFeed) can observe an event that is not yet durable.
+// fdatasyncs the file itself while an applier goroutine applies it to pebble
+// without a sync, then publishes the new feed head and answers the
+// appenders. Concurrent appenders therefore share one fsync, and positions
+// are gap-free and in commit order by construction. Readers never look past
+// the published head, which moves only once the sync has returned, so no
+// reader (Load, ReadFeed) can observe an event that is not yet durable.
 //
 // Why a log of its own: committing with pebble.Sync hands each batch to
 // pebble's log writer goroutine and waits to be woken; on two cores those
@@ -52,9 +52,11 @@
 // answered, and the next start replays the logs. While the disk has less than pebblelog.Reserve bytes free,
 // appends and checkpoints are refused with a domain.Unavailable error
 // instead, so that a full disk is an outage (503), not a crash; they
-// succeed again once space is freed. If a commit fails with an error pebble survives, the appends of
-// that group fail with a domain.Unavailable error and the store refuses
-// every later append until it is reopened.
+// succeed again once space is freed. If a commit fails with an error pebble
+// survives, the group's record in the durable log is taken back (so no
+// reopen replays it), the appends of that group fail with a
+// domain.Unavailable error, and the store refuses every later append until
+// it is reopened.
 //
 // Reads (Load, ReadFeed) reuse pooled iterators while no commit intervenes,
 // and decode a whole page of records with a few allocations (see records).
