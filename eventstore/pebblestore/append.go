@@ -409,6 +409,18 @@ func (s *Store) streamHead(stream string) (streamHead, error) {
 	if h, ok := s.heads[stream]; ok && (h.version == 0 || !h.hash.IsZero()) {
 		return h, nil
 	}
+	// Most misses are new streams: one point read of version 1 (versions
+	// are gap-free from 1) is cheaper than an iterator.
+	s.seq.key = streamKey(s.seq.key[:0], stream, 1)
+	switch _, closer, err := s.db.Get(s.seq.key); {
+	case err == pebble.ErrNotFound:
+		s.heads[stream] = streamHead{}
+		return streamHead{}, nil
+	case err != nil:
+		return streamHead{}, storageErr("append: read stream head", err)
+	default:
+		_ = closer.Close()
+	}
 	lo := streamKey(nil, stream, 0)
 	hi := streamKey(nil, stream, math.MaxUint64)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
