@@ -11,3 +11,6 @@ import (
 func preallocate(f *os.File, size int64) error {
 	return unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, size)
 }
+
+// datasync flushes f's data and only the metadata needed to read it back.
+func datasync(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }

@@ -45,7 +45,8 @@ type StoreOptions struct {
 //     pages of 1,000, one reader;
 //
 // and, first, disk_fsyncs_per_s: the disk's own rate of small synced writes,
-// for reference.
+// for reference, measured again as disk_fsyncs_after_per_s once the appends
+// are done.
 //
 // Events are encoded with the real codec before the clock starts, so the
 // figures are the store's.
@@ -90,6 +91,11 @@ func Store(ctx context.Context, opts StoreOptions) (Report, error) {
 	w8 := newOrders(opts.Orders)
 	if err := appendOrders(ctx, s, w8, opts.Writers, NewProgress(opts.Progress, fmt.Sprintf("append, %d writers", opts.Writers), 4*len(w8)), &r,
 		"append_8w_events_per_s", fmt.Sprintf("append, %d writers", opts.Writers)); err != nil {
+		return r, err
+	}
+	// The disk again, right after the appends: its rate drifts within a
+	// run, and the append rates lie between the two probes.
+	if err := measureOverwriteFsync(dir, &r, "disk_fsyncs_after_per_s", "disk again, after the appends"); err != nil {
 		return r, err
 	}
 	all := append(w1, w8...)
@@ -145,6 +151,34 @@ func Store(ctx context.Context, opts StoreOptions) (Report, error) {
 // disk's speed swings several-fold over minutes, so this figure, measured in
 // the same run, is what the append rates should be read against.
 func measureFsync(dir string, r *Report) error {
+	if err := measureOverwriteFsync(dir, r, "disk_fsyncs_per_s", "disk: 4 KiB write + fsync"); err != nil {
+		return err
+	}
+	// The same rate where each write lands past the last: in a file that
+	// grows (its size changes on every sync), in one preallocated with
+	// fallocate (pebble preallocates its WAL so, and the first write to
+	// an unwritten extent changes the file's metadata too) and in one
+	// written in advance and synced with fdatasync (the store's own
+	// durable log). A write-ahead log appends; these say what its syncs
+	// can cost on this disk.
+	for _, probe := range []struct {
+		key, label string
+		mode       appendMode
+	}{
+		{"disk_append_fsyncs_per_s", "disk: 4 KiB append + fsync", growing},
+		{"disk_prealloc_fsyncs_per_s", "disk: same, preallocated", preallocated},
+		{"disk_prewritten_fdatasyncs_per_s", "disk: same, prewritten, fdatasync", prewritten},
+	} {
+		if err := measureAppendFsync(dir, r, probe.key, probe.label, probe.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// measureOverwriteFsync adds the rate of 4 KiB writes to one block of a
+// file, each followed by an fsync, for half a second.
+func measureOverwriteFsync(dir string, r *Report, key, label string) error {
 	f, err := os.Create(filepath.Join(dir, "fsync-probe"))
 	if err != nil {
 		return fmt.Errorf("bench: store: fsync probe: %w", err)
@@ -163,46 +197,56 @@ func measureFsync(dir string, r *Report) error {
 		}
 		n++
 	}
-	r.Add("disk_fsyncs_per_s", "disk: 4 KiB write + fsync", n, time.Since(start))
-	// The same rate where each write lands past the last: in a file that
-	// grows (its size changes on every sync) and in one preallocated with
-	// fallocate (pebble preallocates its WAL so, and the first write to
-	// an unwritten extent changes the file's metadata too). A write-ahead
-	// log appends; these say what its syncs can cost on this disk.
-	for _, probe := range []struct {
-		key, label string
-		prealloc   bool
-	}{
-		{"disk_append_fsyncs_per_s", "disk: 4 KiB append + fsync", false},
-		{"disk_prealloc_fsyncs_per_s", "disk: same, preallocated", true},
-	} {
-		if err := measureAppendFsync(dir, r, probe.key, probe.label, probe.prealloc); err != nil {
-			return err
-		}
-	}
+	r.Add(key, label, n, time.Since(start))
 	return nil
 }
 
-func measureAppendFsync(dir string, r *Report, key, label string, prealloc bool) error {
+// appendMode is how the file of an append probe is prepared.
+type appendMode int
+
+const (
+	growing      appendMode = iota // empty: every sync also records a new size
+	preallocated                   // fallocate'd, size kept: unwritten extents
+	prewritten                     // zeros written and synced first
+)
+
+func measureAppendFsync(dir string, r *Report, key, label string, mode appendMode) error {
+	const size = 64 << 20
 	f, err := os.Create(filepath.Join(dir, "fsync-probe-append"))
 	if err != nil {
 		return fmt.Errorf("bench: store: fsync probe: %w", err)
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	if prealloc {
-		if err := preallocate(f, 64<<20); err != nil {
+	sync := f.Sync
+	switch mode {
+	case preallocated:
+		if err := preallocate(f, size); err != nil {
 			return nil // not on this OS or file system: no figure
 		}
+	case prewritten:
+		if err := f.Truncate(size); err != nil {
+			return fmt.Errorf("bench: store: fsync probe: %w", err)
+		}
+		zeros := make([]byte, 1<<20)
+		for off := int64(0); off < size; off += int64(len(zeros)) {
+			if _, err := f.WriteAt(zeros, off); err != nil {
+				return fmt.Errorf("bench: store: fsync probe: %w", err)
+			}
+		}
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("bench: store: fsync probe: %w", err)
+		}
+		sync = func() error { return datasync(f) }
 	}
 	page := make([]byte, 4096)
 	n := 0
 	start := time.Now()
-	for time.Since(start) < 500*time.Millisecond && n < (64<<20)/4096 {
+	for time.Since(start) < 500*time.Millisecond && n < size/4096 {
 		if _, err := f.WriteAt(page, int64(n)*4096); err != nil {
 			return fmt.Errorf("bench: store: fsync probe: %w", err)
 		}
-		if err := f.Sync(); err != nil {
+		if err := sync(); err != nil {
 			return fmt.Errorf("bench: store: fsync probe: %w", err)
 		}
 		n++

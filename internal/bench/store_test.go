@@ -30,7 +30,7 @@ func TestStore(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
 		t.Fatalf("last line is not JSON: %q: %v", lines[len(lines)-1], err)
 	}
-	for _, key := range []string{"append_1w_events_per_s", "append_8w_events_per_s", "load_events_per_s", "replay_events_per_s", "disk_fsyncs_per_s"} {
+	for _, key := range []string{"append_1w_events_per_s", "append_8w_events_per_s", "load_events_per_s", "replay_events_per_s", "disk_fsyncs_per_s", "disk_fsyncs_after_per_s", "disk_prewritten_fdatasyncs_per_s"} {
 		v, ok := got[key].(float64)
 		if !ok || v <= 0 {
 			t.Errorf("%s = %v, want a positive rate", key, got[key])
