@@ -363,6 +363,7 @@ func (s *Store) commitGroup(group []*request) {
 			_ = b.Close()
 			return
 		}
+		s.groups.add(pos - s.seq.next)
 		s.seq.next = pos
 		s.head.Store(pos - 1)
 		ch := make(chan struct{})

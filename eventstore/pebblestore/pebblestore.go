@@ -121,6 +121,8 @@ type Store struct {
 	head   atomic.Uint64
 	notify atomic.Pointer[chan struct{}] // closed and replaced on every commit
 
+	groups groupCounters // what the sequencer committed, for GroupStats
+
 	// failed is set when a commit failed; the store then refuses appends.
 	failed atomic.Pointer[error]
 
