@@ -206,6 +206,7 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}), cfg.Token))
 	a.registerGauges(cfg.Metrics)
 	cfg.Metrics.Pebble(map[string]telemetry.PebbleDB{"events": a.store, "views": a.views, "queue": a.pipe.Broker()})
+	cfg.Metrics.CommitGroups(func() telemetry.GroupHistogram { return groupHistogram(a.store.GroupStats()) })
 	return a, nil
 }
 
@@ -316,3 +317,16 @@ func (b boundRebuilds) Start(context.Context) (projections.RebuildStatus, error)
 // Feed returns the event store's change feed, for observers in the same
 // process (the end-to-end benchmark follows it to see orders finish).
 func (a *App) Feed() eventstore.Feed { return a.store }
+
+// groupHistogram is the event store's commit groups as the metrics count
+// them: cumulative buckets of 1, 2, 4 .. 1,024 events (fixed, so that every
+// scrape has the same series); larger groups count in +Inf only.
+func groupHistogram(st pebblestore.GroupStats) telemetry.GroupHistogram {
+	h := telemetry.GroupHistogram{Count: st.Groups, Sum: st.Events, Buckets: make(map[float64]uint64, 11)}
+	var cum uint64
+	for i, n := range st.Buckets[:11] {
+		cum += n
+		h.Buckets[float64(pebblestore.GroupBuckets[i])] = cum
+	}
+	return h
+}

@@ -84,9 +84,19 @@ func TestMetricsCountOrdersAndFeedLag(t *testing.T) {
 		`ledger_queue_messages{queue="order-processing",state="visible"}`:      0,
 		`ledger_queue_messages{queue="order-dlq",state="visible"}`:             0,
 		`ledger_eventstore_conflicts_total`:                                    0,
+		`ledger_eventstore_commit_group_events_sum`:                            4 * n,
 	} {
 		if got := sample(t, body, series); got != want {
 			t.Errorf("%s = %v, want %v\n%s", series, got, want, body)
 		}
+	}
+	// Every event went through a commit group: at least one group, at most
+	// one per event, and the +Inf bucket is the count.
+	groups := sample(t, body, `ledger_eventstore_commit_group_events_count`)
+	if groups < 1 || groups > 4*n || sample(t, body, `ledger_eventstore_commit_group_events_bucket{le="+Inf"}`) != groups {
+		t.Errorf("commit groups: %v for %d events\n%s", groups, 4*n, body)
+	}
+	if le1 := sample(t, body, `ledger_eventstore_commit_group_events_bucket{le="1"}`); le1 > groups {
+		t.Errorf("groups of one event %v > all groups %v", le1, groups)
 	}
 }

@@ -69,3 +69,33 @@ func (c *pebbleCollector) Collect(ch chan<- prometheus.Metric) {
 		n(d.cacheMis, float64(pm.BlockCache.Misses))
 	}
 }
+
+// GroupHistogram is what an event store has made durable in commit groups
+// since it opened: Count groups holding Sum events, and for each upper bound
+// (in events) the groups of at most that many (cumulative, as Prometheus
+// histograms count).
+type GroupHistogram struct {
+	Count, Sum uint64
+	Buckets    map[float64]uint64
+}
+
+var commitGroupDesc = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "eventstore", "commit_group_events"),
+	"Events per commit group: the appends the embedded event store made durable with one fsync of its log. Their mean is the figure that explains append throughput.",
+	nil, nil)
+
+// CommitGroups registers the event store's commit groups as the histogram
+// ledger_eventstore_commit_group_events, read at scrape time. Only the
+// embedded store groups commits (on DynamoDB each append is its own
+// transaction, and ledger_eventstore_append_events is the whole story).
+func (m *Metrics) CommitGroups(read func() GroupHistogram) {
+	m.reg.MustRegister(groupCollector(read))
+}
+
+type groupCollector func() GroupHistogram
+
+func (c groupCollector) Describe(ch chan<- *prometheus.Desc) { ch <- commitGroupDesc }
+
+func (c groupCollector) Collect(ch chan<- prometheus.Metric) {
+	h := c()
+	ch <- prometheus.MustNewConstHistogram(commitGroupDesc, h.Count, float64(h.Sum), h.Buckets)
+}
