@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -44,7 +45,9 @@ type StoreOptions struct {
 //   - replay_events_per_s: the whole change feed read from position 1 in
 //     pages of 1,000, one reader;
 //
-// and, first, disk_fsyncs_per_s: the disk's own rate of small synced writes,
+// with the events each commit group carried (append_1w_events_per_group,
+// append_8w_events_per_group: one group is one fsync), and, first,
+// disk_fsyncs_per_s: the disk's own rate of small synced writes,
 // for reference, measured again as disk_fsyncs_after_per_s once the appends
 // are done.
 //
@@ -84,15 +87,18 @@ func Store(ctx context.Context, opts StoreOptions) (Report, error) {
 		return r, err
 	}
 	w1 := newOrders(opts.Orders)
+	g := s.GroupStats()
 	if err := appendOrders(ctx, s, w1, 1, NewProgress(opts.Progress, "append, 1 writer", 4*len(w1)), &r,
 		"append_1w_events_per_s", "append, 1 writer"); err != nil {
 		return r, err
 	}
+	g = perGroup(&r, "append_1w_events_per_group", g, s.GroupStats())
 	w8 := newOrders(opts.Orders)
 	if err := appendOrders(ctx, s, w8, opts.Writers, NewProgress(opts.Progress, fmt.Sprintf("append, %d writers", opts.Writers), 4*len(w8)), &r,
 		"append_8w_events_per_s", fmt.Sprintf("append, %d writers", opts.Writers)); err != nil {
 		return r, err
 	}
+	perGroup(&r, "append_8w_events_per_group", g, s.GroupStats())
 	// The disk again, right after the appends: its rate drifts within a
 	// run, and the append rates lie between the two probes.
 	if err := measureOverwriteFsync(dir, &r, "disk_fsyncs_after_per_s", "disk again, after the appends"); err != nil {
@@ -253,6 +259,15 @@ func measureAppendFsync(dir string, r *Report, key, label string, mode appendMod
 	}
 	r.Add(key, label, n, time.Since(start))
 	return nil
+}
+
+// perGroup records, as a parameter of r, the events per commit group (per
+// fsync of the store's log) between two snapshots, and returns the later.
+func perGroup(r *Report, key string, before, after pebblestore.GroupStats) pebblestore.GroupStats {
+	if groups := after.Groups - before.Groups; groups > 0 {
+		r.Params[key] = math.Round(100*float64(after.Events-before.Events)/float64(groups)) / 100
+	}
+	return after
 }
 
 // benchOrder is one order's stream ID and its four events.

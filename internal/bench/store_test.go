@@ -36,6 +36,13 @@ func TestStore(t *testing.T) {
 			t.Errorf("%s = %v, want a positive rate", key, got[key])
 		}
 	}
+	// One writer's appends are one group each; three writers' share some.
+	if g := got["append_1w_events_per_group"]; g != float64(1) {
+		t.Errorf("append_1w_events_per_group = %v, want 1", g)
+	}
+	if g, ok := got["append_8w_events_per_group"].(float64); !ok || g < 1 || g > 3 {
+		t.Errorf("append_8w_events_per_group = %v, want 1..3 (3 writers)", got["append_8w_events_per_group"])
+	}
 	if f, ok := r.Figure("load_events_per_s"); !ok || f.Count != 2*40*4 {
 		t.Errorf("load figure %+v, want %d events", f, 2*40*4)
 	}
