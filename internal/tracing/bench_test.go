@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -59,11 +60,38 @@ const exportBatch = 512
 
 const benchParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
+// discard is an exporter that drops every span: with it the benchmarks
+// measure the SDK alone (Start, End, the batch processor's queue), the
+// floor of any tracing built on it, whatever the exporter.
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
+
+// installDiscarding installs the provider Setup installs with the
+// discarding exporter.
+func installDiscarding(b *testing.B) (flush func()) {
+	b.Helper()
+	before := otel.GetTracerProvider()
+	tp := newProvider(discard{}, resource.Empty(), func(string) string { return "" })
+	otel.SetTracerProvider(tp)
+	b.Cleanup(func() {
+		_ = tp.Shutdown(context.Background())
+		otel.SetTracerProvider(before)
+	})
+	return func() { _ = tp.ForceFlush(context.Background()) }
+}
+
 // BenchmarkSpan is one span of the ledger's kind (a child, with the
 // attributes its call sites give) from Start to End and through the
 // exporter, with tracing on and every trace sampled.
-func BenchmarkSpan(b *testing.B) {
-	flush := installExporting(b)
+func BenchmarkSpan(b *testing.B) { benchmarkSpan(b, installExporting(b)) }
+
+// BenchmarkSpanSDKOnly is BenchmarkSpan with the discarding exporter: what
+// the SDK costs before any encoding.
+func BenchmarkSpanSDKOnly(b *testing.B) { benchmarkSpan(b, installDiscarding(b)) }
+
+func benchmarkSpan(b *testing.B, flush func()) {
 	parent := Continue(context.Background(), benchParent)
 	const id = "01M89DMVT2QB88CQVBCCMPKH9W"
 	for _, bc := range []struct {
