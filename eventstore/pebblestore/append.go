@@ -15,7 +15,6 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/eventstore"
-	"github.com/orderledger/orderledger/internal/pebblelog"
 )
 
 // Group limits: the sequencer stops draining waiting appends into one batch
@@ -265,7 +264,7 @@ func (s *Store) commitGroup(group []*request) {
 	}
 	// A nearly full disk refuses the group (503) rather than let pebble's
 	// log write fail, which would end the process.
-	if err := pebblelog.CheckSpace("eventstore/pebblestore", "append", s.dir); err != nil {
+	if err := s.space.Check("append"); err != nil {
 		for _, r := range group {
 			r.err = err
 		}

@@ -102,9 +102,10 @@ const (
 
 // Store is the embedded event store. It is safe for concurrent use.
 type Store struct {
-	db  *pebble.DB
-	dir string
-	cfg config
+	db    *pebble.DB
+	dir   string
+	space *pebblelog.Space // the check before each group
+	cfg   config
 
 	reqs chan *request // appends waiting for the sequencer (unbuffered)
 	quit chan struct{} // closed by Close
@@ -244,6 +245,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		wfs:   wfs,
 		log:   dl,
 		dir:   dir,
+		space: pebblelog.NewSpace("eventstore/pebblestore", dir),
 		cfg:   cfg,
 		reqs:  make(chan *request),
 		quit:  make(chan struct{}),

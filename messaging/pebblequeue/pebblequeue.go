@@ -71,6 +71,7 @@ type Broker struct {
 	db     *pebble.DB
 	wfs    *walfs.FS
 	dir    string
+	space  *pebblelog.Space // the check before each commit
 	clock  domain.Clock
 	ids    domain.IDSource
 	mu     sync.Mutex   // serialises every read-modify-write
@@ -113,7 +114,7 @@ func open(dir string, opts Options, tune func(*pebble.Options)) (*Broker, error)
 	if clock == nil {
 		clock = domain.SystemClock
 	}
-	return &Broker{db: db, wfs: wfs, dir: dir, clock: clock, ids: domain.NewULIDSource(nil),
+	return &Broker{db: db, wfs: wfs, dir: dir, space: pebblelog.NewSpace("messaging/pebblequeue", dir), clock: clock, ids: domain.NewULIDSource(nil),
 		queues: map[string]*Queue{}, topics: map[string]*Topic{}}, nil
 }
 
@@ -171,7 +172,7 @@ func (b *Broker) do(f func() (wrote bool, err error)) error {
 func (b *Broker) commit(batch *pebble.Batch) error {
 	// A nearly full disk refuses the write (503) rather than let pebble's
 	// log write fail, which would end the process.
-	if err := pebblelog.CheckSpace("messaging/pebblequeue", "commit", b.dir); err != nil {
+	if err := b.space.Check("commit"); err != nil {
 		return err
 	}
 	if err := batch.Commit(pebble.NoSync); err != nil {

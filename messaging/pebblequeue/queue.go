@@ -148,7 +148,7 @@ func (q *Queue) releaseInFlight() error {
 			return err
 		}
 	}
-	if err := pebblelog.CheckSpace("messaging/pebblequeue", "queue "+q.name+": release in-flight", b.dir); err != nil {
+	if err := b.space.Check("queue " + q.name + ": release in-flight"); err != nil {
 		return err
 	}
 	if err := batch.Commit(pebble.Sync); err != nil {

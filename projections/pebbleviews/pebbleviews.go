@@ -86,7 +86,8 @@ const maxGroup = 512
 
 // Store is the embedded read model. It is safe for concurrent use.
 type Store struct {
-	dir string
+	dir   string
+	space *pebblelog.Space // the check before each commit
 
 	reqs chan request // served by the owner goroutine
 	quit chan struct{}
@@ -184,7 +185,7 @@ func Open(dir string) (*Store, error) {
 		_ = g.db.Close()
 		return nil, err
 	}
-	s := &Store{dir: dir, reqs: make(chan request), quit: make(chan struct{}), done: make(chan struct{}), gen: g, cursors: cursors}
+	s := &Store{dir: dir, space: pebblelog.NewSpace("projections/pebbleviews", dir), reqs: make(chan request), quit: make(chan struct{}), done: make(chan struct{}), gen: g, cursors: cursors}
 	go s.own()
 	return s, nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/orderledger/orderledger/domain"
 	"github.com/orderledger/orderledger/domain/order"
-	"github.com/orderledger/orderledger/internal/pebblelog"
 	"github.com/orderledger/orderledger/projections"
 )
 
@@ -234,7 +233,7 @@ func (s *Store) commitCounted(g *generation, b *pebble.Batch, delta map[order.St
 	}
 	// A nearly full disk refuses the batch (503) rather than let pebble's
 	// log write fail, which would end the process.
-	if err := pebblelog.CheckSpace("projections/pebbleviews", "commit", s.dir); err != nil {
+	if err := s.space.Check("commit"); err != nil {
 		return err
 	}
 	if err := commitSync(b); err != nil {
