@@ -3,6 +3,7 @@ package pebblequeue
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/orderledger/orderledger/internal/tracing"
 	"github.com/orderledger/orderledger/messaging"
@@ -21,7 +22,7 @@ type subscription struct {
 	filter messaging.Filter
 }
 
-var _ messaging.Topic = (*Topic)(nil)
+var _ messaging.BatchTopic = (*Topic)(nil)
 
 // Topic declares the topic name (or returns it).
 func (b *Broker) Topic(name string) (*Topic, error) {
@@ -61,27 +62,58 @@ func (t *Topic) Subscribe(q *Queue, filter messaging.Filter) error {
 // matching subscribed queue. With no matching subscription the message is
 // accepted and goes nowhere, as with SNS.
 func (t *Topic) Publish(ctx context.Context, body []byte, attrs map[string]string) (string, error) {
-	if err := ctx.Err(); err != nil {
+	var id string
+	if err := t.publish(ctx, []messaging.Outgoing{{Body: body, Attrs: attrs}}, &id); err != nil {
 		return "", err
 	}
+	return id, nil
+}
+
+// PublishBatch implements messaging.BatchTopic: every message of msgs, each
+// into its matching subscribed queues, in one atomic batch made durable by
+// one sync, so it returns len(msgs) or 0 and the error.
+func (t *Topic) PublishBatch(ctx context.Context, msgs []messaging.Outgoing) (int, error) {
+	if err := t.publish(ctx, msgs, nil); err != nil {
+		return 0, err
+	}
+	return len(msgs), nil
+}
+
+// publish writes msgs as one broker operation; id, when not nil, gets the
+// last message's ID.
+func (t *Topic) publish(ctx context.Context, msgs []messaging.Outgoing, id *string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
 	b := t.b
-	var id string
-	attrs = tracing.WithMessageAttr(ctx, attrs, messaging.AttrTraceParent)
+	attrs := make([]map[string]string, len(msgs))
+	for i, m := range msgs {
+		attrs[i] = tracing.WithMessageAttr(ctx, m.Attrs, messaging.AttrTraceParent)
+	}
 	err := b.do(func() (bool, error) {
 		now := b.clock()
-		id = b.ids(now)
 		batch := b.db.NewBatch()
 		defer batch.Close()
 		var hit []*Queue
-		for _, s := range t.subs {
-			if !s.filter.Match(attrs) {
-				continue
+		for i, m := range msgs {
+			if id != nil {
+				*id = b.ids(now)
 			}
-			rec := &record{ID: b.ids(now), Body: body, Attributes: copyAttrs(attrs), VisibleAt: now.UnixNano(), SentAt: now.UnixNano()}
-			if err := s.q.put(batch, rec); err != nil {
-				return false, err
+			for _, s := range t.subs {
+				if !s.filter.Match(attrs[i]) {
+					continue
+				}
+				rec := &record{ID: b.ids(now), Body: m.Body, Attributes: copyAttrs(attrs[i]), VisibleAt: now.UnixNano(), SentAt: now.UnixNano()}
+				if err := s.q.put(batch, rec); err != nil {
+					return false, err
+				}
+				if !slices.Contains(hit, s.q) {
+					hit = append(hit, s.q)
+				}
 			}
-			hit = append(hit, s.q)
 		}
 		if len(hit) == 0 {
 			return false, nil
@@ -95,7 +127,7 @@ func (t *Topic) Publish(ctx context.Context, body []byte, attrs map[string]strin
 		return true, nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("messaging/pebblequeue: publish to %s: %w", t.name, err)
+		return fmt.Errorf("messaging/pebblequeue: publish to %s: %w", t.name, err)
 	}
-	return id, nil
+	return nil
 }
