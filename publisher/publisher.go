@@ -99,6 +99,10 @@ type Config struct {
 type Publisher struct {
 	cfg    Config
 	follow *follow.Follower // nil without Feed and Checkpoints
+	// batch: both topics are messaging.BatchTopic, so Run publishes each
+	// feed batch with PublishBatch (one broker operation and one sync per
+	// topic embedded, ten messages a request on SNS).
+	batch bool
 }
 
 // New returns a Publisher, or an error naming a missing dependency.
@@ -116,7 +120,9 @@ func New(cfg Config) (*Publisher, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Publisher{cfg: cfg}
+	_, be := cfg.Events.(messaging.BatchTopic)
+	_, bc := cfg.Completed.(messaging.BatchTopic)
+	p := &Publisher{cfg: cfg, batch: be && bc}
 	if cfg.Feed != nil && cfg.Checkpoints != nil {
 		f, err := follow.New(follow.Config{
 			Feed: cfg.Feed, Checkpoints: cfg.Checkpoints, Consumer: cfg.Consumer, Handle: p.publishAll,
@@ -262,11 +268,16 @@ func (p *Publisher) Run(ctx context.Context) error {
 	return p.follow.Run(ctx)
 }
 
-// publishAll publishes evs with up to Parallel publishes at once (message
-// order across orders does not matter, and each order's placed and outcome
-// events go to different topics). Every event is tried; it returns the
-// first error.
+// publishAll publishes evs: with PublishBatch when both topics batch,
+// else with up to Parallel publishes at once (message order across orders
+// does not matter, and each order's placed and outcome events go to
+// different topics), every event tried. It returns the first error; the
+// feed follower then retries the batch (at least once).
 func (p *Publisher) publishAll(ctx context.Context, evs []eventstore.Event) error {
+	if p.batch {
+		_, err := p.PublishBatch(ctx, evs)
+		return err
+	}
 	var g errgroup.Group
 	g.SetLimit(p.cfg.Parallel)
 	for _, ev := range evs {
