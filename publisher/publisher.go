@@ -86,7 +86,9 @@ type Config struct {
 	// Batch is how many feed events Run reads at a time (default
 	// follow.DefaultBatch).
 	Batch int
-	// Parallel is how many publishes Run has in flight at once (default 16).
+	// Parallel is how many publishes Run has in flight at once (default
+	// 16) when a topic cannot batch; with two messaging.BatchTopic topics
+	// Run publishes each feed batch with PublishBatch instead.
 	Parallel int
 	// RetryBackoff is how long Run waits after a first failure, doubled
 	// after each further one up to follow.DefaultMaxBackoff (default
