@@ -36,6 +36,13 @@
 // Forming a group never waits on a timer. When fewer appends are waiting
 // than in the previous group, the sequencer yields the processor a few times
 // (runtime.Gosched) so that writers just answered can join; see yieldMax.
+// GroupStats counts the groups and their events (the metrics export it):
+// events per group near the number of concurrent writers means the store
+// keeps up with the disk. Writers that each wait for their own answer move
+// in lock step, so their rate is writers / (sync + the work between
+// syncs), and on two cores every append's work, the caller's encoding as
+// much as the sequencer's, lies on that path (BENCHMARKS.md, "Applying
+// while the log syncs").
 //
 // Pipelining (writing the next group with pebble's ApplyNoSyncWait while the
 // previous one fsyncs, a completer goroutine answering groups in order) was
@@ -51,7 +58,8 @@
 // policy of internal/pebblelog), so the appends of that group are never
 // answered, and the next start replays the logs. While the disk has less than pebblelog.Reserve bytes free,
 // appends and checkpoints are refused with a domain.Unavailable error
-// instead, so that a full disk is an outage (503), not a crash; they
+// instead (the check reads the free space at most every 10 ms while
+// there is plenty, pebblelog.Space), so that a full disk is an outage (503), not a crash; they
 // succeed again once space is freed. If a commit fails with an error pebble
 // survives, the group's record in the durable log is taken back (so no
 // reopen replays it), the appends of that group fail with a

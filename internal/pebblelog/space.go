@@ -22,7 +22,9 @@ const Reserve = 1 << 20
 // ends the process (see the package doc). A full disk, though, is an
 // outage an operator fixes by freeing space, not a reason to crash-loop, so
 // the adapters call CheckSpace before opening their database and before
-// each write to their log, and refuse it with a domain.Unavailable error (HTTP 503) while the disk is nearly
+// each write to their log (the frequent commits through a Space, which
+// reads the free space less often while there is plenty), and refuse it
+// with a domain.Unavailable error (HTTP 503) while the disk is nearly
 // full; writes resume by themselves once space is freed. The reserve keeps
 // room for the writes already under way and for pebble's own bookkeeping;
 // a disk that fills faster than that (another process, a memtable flush
