@@ -46,7 +46,9 @@ type StoreOptions struct {
 //     pages of 1,000, one reader;
 //
 // with the events each commit group carried (append_1w_events_per_group,
-// append_8w_events_per_group: one group is one fsync), and, first,
+// append_8w_events_per_group: one group is one fsync) and their share of
+// the disk's bound (append_1w_share_of_disk, append_8w_share_of_disk: the
+// rate over writers x disk_fsyncs_per_s), and, first,
 // disk_fsyncs_per_s: the disk's own rate of small synced writes,
 // for reference, measured again as disk_fsyncs_after_per_s once the appends
 // are done.
@@ -99,6 +101,8 @@ func Store(ctx context.Context, opts StoreOptions) (Report, error) {
 		return r, err
 	}
 	perGroup(&r, "append_8w_events_per_group", g, s.GroupStats())
+	shareOfDisk(&r, "append_1w_share_of_disk", "append_1w_events_per_s", 1)
+	shareOfDisk(&r, "append_8w_share_of_disk", "append_8w_events_per_s", opts.Writers)
 	// The disk again, right after the appends: its rate drifts within a
 	// run, and the append rates lie between the two probes.
 	if err := measureOverwriteFsync(dir, &r, "disk_fsyncs_after_per_s", "disk again, after the appends"); err != nil {
@@ -268,6 +272,17 @@ func perGroup(r *Report, key string, before, after pebblestore.GroupStats) pebbl
 		r.Params[key] = math.Round(100*float64(after.Events-before.Events)/float64(groups)) / 100
 	}
 	return after
+}
+
+// shareOfDisk records, as a parameter of r, the append rate of figure
+// over writers times the disk's fsync rate measured first in the same run
+// (each writer waits for its own fsync, so that product is its ceiling).
+func shareOfDisk(r *Report, key, figure string, writers int) {
+	f, ok1 := r.Figure(figure)
+	d, ok2 := r.Figure("disk_fsyncs_per_s")
+	if ok1 && ok2 && d.PerSecond() > 0 {
+		r.Params[key] = math.Round(100*f.PerSecond()/(float64(writers)*d.PerSecond())) / 100
+	}
 }
 
 // benchOrder is one order's stream ID and its four events.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 
@@ -42,6 +43,16 @@ func TestStore(t *testing.T) {
 	}
 	if g, ok := got["append_8w_events_per_group"].(float64); !ok || g < 1 || g > 3 {
 		t.Errorf("append_8w_events_per_group = %v, want 1..3 (3 writers)", got["append_8w_events_per_group"])
+	}
+	for _, key := range []string{"append_1w_share_of_disk", "append_8w_share_of_disk"} {
+		if v, ok := got[key].(float64); !ok || v <= 0 {
+			t.Errorf("%s = %v, want a positive share", key, got[key])
+		}
+	}
+	w1, _ := r.Figure("append_1w_events_per_s")
+	disk, _ := r.Figure("disk_fsyncs_per_s")
+	if want := math.Round(100*w1.PerSecond()/disk.PerSecond()) / 100; got["append_1w_share_of_disk"] != want {
+		t.Errorf("append_1w_share_of_disk = %v, want %v", got["append_1w_share_of_disk"], want)
 	}
 	if f, ok := r.Figure("load_events_per_s"); !ok || f.Count != 2*40*4 {
 		t.Errorf("load figure %+v, want %d events", f, 2*40*4)
