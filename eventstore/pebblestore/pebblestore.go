@@ -56,11 +56,12 @@
 // so has a saved checkpoint. A failed write or sync of the durable log, or
 // of pebble's own log, is fatal: the process logs it and exits (the one
 // policy of internal/pebblelog), so the appends of that group are never
-// answered, and the next start replays the logs. While the disk has less than pebblelog.Reserve bytes free,
-// appends and checkpoints are refused with a domain.Unavailable error
-// instead (the check reads the free space at most every 10 ms while
-// there is plenty, pebblelog.Space), so that a full disk is an outage (503), not a crash; they
-// succeed again once space is freed. If a commit fails with an error pebble
+// answered, and the next start replays the logs. While the disk has less
+// than pebblelog.Reserve bytes free, appends and checkpoints are refused
+// with a domain.Unavailable error instead (the check reads the free space
+// at most every 10 ms while there is plenty, pebblelog.Space), so that a
+// full disk is an outage (503), not a crash; they succeed again once space
+// is freed. If a commit fails with an error pebble
 // survives, the group's record in the durable log is taken back (so no
 // reopen replays it), the appends of that group fail with a
 // domain.Unavailable error, and the store refuses every later append until
